@@ -1,0 +1,77 @@
+/* config.h: every setting of kadr, from one table.
+ *
+ * Precedence: built-in defaults < the file (kadr.conf, "key = value" lines,
+ * '#' comments) < environment KADR_<KEY> (upper case). A secret key may also
+ * be given as <key>_file in the file or KADR_<KEY>_FILE in the environment,
+ * naming a file whose content (trailing newline removed) is the value.
+ * The defaults alone run the local stack. */
+#ifndef KD_CONFIG_H
+#define KD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+struct kd_limits {
+    int64_t body_max_bytes;       /* API request body cap */
+    int64_t upload_max_bytes;     /* largest declared upload */
+    int64_t max_inputs;           /* inputs per job */
+    int64_t max_layers;           /* layers per job */
+    int64_t max_text_bytes;       /* one text layer */
+    int64_t max_width;            /* output and input width/height */
+    int64_t max_height;
+    int64_t max_pixels;           /* per frame */
+    int64_t max_duration_s;       /* of an input or an output */
+    int64_t max_streams;          /* per input file */
+    int64_t max_metadata_bytes;   /* job metadata, serialised */
+};
+
+struct kd_config {
+    /* services */
+    char *database_url;           /* libpq conninfo or URI */
+    char *redis_host;
+    int64_t redis_port;
+    char *redis_socket;           /* unix socket; wins over host/port when set */
+    char *redis_password;         /* secret */
+    char *redis_prefix;           /* key prefix, e.g. "kadr:" */
+    /* storage */
+    char *storage_backend;        /* "local" (S3 in a later issue) */
+    char *storage_root;           /* local backend: the directory */
+    char *public_url;             /* base URL clients reach nginx at */
+    char *url_signing_secret;     /* secret: HMAC key for presigned URLs */
+    int64_t upload_url_ttl_s;
+    int64_t download_url_ttl_s;
+    /* api */
+    int64_t api_db_timeout_ms;
+    /* worker */
+    int64_t worker_slots;
+    char *worker_name;            /* consumer name; default host-pid */
+    char *worker_tmp_dir;
+    int64_t worker_job_timeout_s; /* wall clock per attempt */
+    int64_t worker_mem_limit_mb;  /* address space of a job's child */
+    int64_t worker_cpu_limit_s;   /* CPU seconds of a job's child */
+    int64_t worker_file_limit_mb; /* largest file a child may write */
+    int64_t worker_progress_ms;   /* min interval of progress writes */
+    int64_t worker_threads;       /* encoder threads per job; 0 = auto */
+    int64_t worker_grace_s;       /* SIGTERM: time running jobs may finish */
+    int64_t queue_claim_idle_ms;  /* reclaim entries idle this long */
+    int64_t job_max_attempts;     /* default max_attempts of a job */
+    int64_t retention_days;
+    char *log_level;
+    struct kd_limits limits;
+};
+
+/* Loads the defaults, then path (may be NULL: then $KADR_CONFIG, then none),
+ * then the environment; validates every value. On failure returns KD_EINVAL
+ * and writes one line naming the key, value and allowed range to errbuf. */
+KD_MUST_CHECK enum kd_err kd_config_load(const char *path, struct kd_config **out, char *errbuf,
+                                         size_t errbuf_len);
+void kd_config_free(struct kd_config *cfg);
+/* Prints every key with its value (secrets masked) as "key = value" lines. */
+void kd_config_dump(const struct kd_config *cfg, FILE *f);
+/* Prints every key with its type, range, environment variable and help. */
+void kd_config_help(FILE *f);
+
+#endif

@@ -1,0 +1,16 @@
+# src/: the core library every program links.
+noinst_LIBRARIES += src/libkadr.a
+src_libkadr_a_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(HIREDIS_CFLAGS) $(CURL_CFLAGS) $(XML2_CFLAGS)
+src_libkadr_a_SOURCES = \
+	src/err.c src/err.h \
+	src/util.c src/util.h \
+	src/log.c src/log.h \
+	src/config.c src/config.h \
+	src/json.c src/json.h \
+	src/problem.c src/problem.h \
+	src/db.c src/db.h \
+	src/queue.c src/queue.h \
+	src/storage.c src/storage.h \
+	src/auth.c src/auth.h
+
+dist_pkgdata_DATA += sql/001_init.sql
