@@ -127,41 +127,42 @@ CREATE TABLE job_outputs (
 );
 
 -- The API's JSON views of a row, in one place so that every endpoint (and
--- kadrctl) renders the same objects. Times are RFC 3339 UTC with milliseconds.
+-- kadrctl) renders the same objects. json (not jsonb) keeps the fields in
+-- the order written here. Times are RFC 3339 UTC with milliseconds.
 CREATE FUNCTION kadr_ts(t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE AS
 $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 
-CREATE FUNCTION kadr_media_json(m media) RETURNS jsonb
+CREATE FUNCTION kadr_media_json(m media) RETURNS json
     LANGUAGE sql STABLE AS
-$$ SELECT jsonb_build_object(
+$$ SELECT json_build_object(
        'id', m.id, 'filename', m.filename, 'size', m.size,
        'content_type', m.content_type, 'kind', m.kind, 'status', m.status,
        'error', CASE WHEN m.error_code IS NULL THEN NULL
-                     ELSE jsonb_build_object('code', m.error_code, 'message', m.error_message) END,
+                     ELSE json_build_object('code', m.error_code, 'message', m.error_message) END,
        'probe', m.probe, 'sha256', m.sha256,
        'created_at', kadr_ts(m.created_at), 'expires_at', kadr_ts(m.expires_at)) $$;
 
-CREATE FUNCTION kadr_job_json(j jobs) RETURNS jsonb
+CREATE FUNCTION kadr_job_json(j jobs) RETURNS json
     LANGUAGE sql STABLE AS
-$$ SELECT jsonb_build_object(
+$$ SELECT json_build_object(
        'id', j.id, 'type', j.type, 'status', j.status, 'progress', j.progress,
        'stage', j.stage, 'priority', j.priority, 'attempts', j.attempts,
        'max_attempts', j.max_attempts,
        'error', CASE WHEN j.error_code IS NULL THEN NULL
-                     ELSE jsonb_build_object('code', j.error_code, 'message', j.error_message) END,
+                     ELSE json_build_object('code', j.error_code, 'message', j.error_message) END,
        'created_at', kadr_ts(j.created_at), 'started_at', kadr_ts(j.started_at),
        'finished_at', kadr_ts(j.finished_at), 'run_at', kadr_ts(j.run_at),
        'queue_position', NULL, 'eta_seconds', NULL,
        'spec', j.spec,
        'outputs', COALESCE((
-           SELECT jsonb_agg(jsonb_build_object(
+           SELECT json_agg(json_build_object(
                       'name', o.name, 'media_id', o.media_id,
                       'url', '/api/v1/media/' || o.media_id || '/download',
                       'size', m.size, 'duration', (m.probe ->> 'duration')::double precision,
                       'content_type', m.content_type, 'sha256', m.sha256)
                   ORDER BY o.name = 'main' DESC, o.name)
              FROM job_outputs o JOIN media m ON m.id = o.media_id
-            WHERE o.job_id = j.id AND m.deleted_at IS NULL), '[]'::jsonb),
+            WHERE o.job_id = j.id AND m.deleted_at IS NULL), '[]'::json),
        'cached', false,
        'metadata', j.metadata) $$;
