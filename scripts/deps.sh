@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# deps.sh: the Debian 12 packages kadr needs, in one place.
+#
+#   scripts/deps.sh list       print the package names, one a line
+#   scripts/deps.sh missing    print only those not installed
+#   scripts/deps.sh install    apt-get install the missing ones (root)
+#
+# Used by scripts/quickstart.sh and .ci/run, so the two never drift apart.
+set -euo pipefail
+
+# Building: the toolchain, autotools and every library configure.ac asks for.
+BUILD_PKGS=(
+    build-essential autoconf automake pkg-config
+    libfcgi-dev libpq-dev libhiredis-dev libjansson-dev libssl-dev
+    libcurl4-openssl-dev libxml2-dev
+    libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev
+    libswscale-dev libswresample-dev
+    check
+)
+# Running the local stack (scripts/stack.sh) and its tests.
+RUN_PKGS=(
+    postgresql-15 redis-server nginx spawn-fcgi
+    fonts-dejavu-core openssl ca-certificates
+    util-linux procps curl jq ffmpeg
+)
+# Benchmarks only (scripts/bench-api.sh).
+BENCH_PKGS=(wrk)
+
+all_pkgs() {
+    printf '%s\n' "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${BENCH_PKGS[@]}"
+}
+
+missing_pkgs() {
+    local p status
+    while read -r p; do
+        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+        [[ $status == ii* ]] || printf '%s\n' "$p"
+    done < <(all_pkgs)
+}
+
+cmd=${1:-list}
+case $cmd in
+list)
+    all_pkgs
+    ;;
+missing)
+    missing_pkgs
+    ;;
+install)
+    mapfile -t need < <(missing_pkgs)
+    if [[ ${#need[@]} -eq 0 ]]; then
+        echo "deps: all ${#BUILD_PKGS[@]}+${#RUN_PKGS[@]}+${#BENCH_PKGS[@]} packages present"
+        exit 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "deps: missing packages (run as root to install): ${need[*]}" >&2
+        exit 1
+    fi
+    echo "deps: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # The lists may be stale or absent on a fresh machine.
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}"
+    ;;
+*)
+    echo "usage: $0 list|missing|install" >&2
+    exit 2
+    ;;
+esac
