@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# test.sh: everything CI checks, in one command.
+#
+#   scripts/test.sh [--quick] [--no-e2e] [--no-asan]
+#
+#  1. build in the source tree with -Werror (autoreconf, configure, make)
+#  2. make check: the unit tests
+#  3. a second build with ASan+UBSan from a clean copy of the distributed
+#     sources (make distdir), running the unit tests again
+#  4. make distcheck (--quick skips it)
+#  5. the end-to-end suite against a private stack (tests/e2e/run.sh)
+#
+# Ends with one line "N passed, N failed" summing every check, and exits
+# non-zero when anything failed. Logs of each step go to build/test-logs/.
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+quick=0 e2e=1 asan=1
+for a in "$@"; do
+    case $a in
+    --quick) quick=1 ;;
+    --no-e2e) e2e=0 ;;
+    --no-asan) asan=0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
+    esac
+done
+
+jobs=$(nproc 2>/dev/null || echo 2)
+logs=$top/build/test-logs
+mkdir -p "$logs"
+passed=0 failed=0
+failures=()
+t_start=$SECONDS
+
+step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+pass() { passed=$((passed + 1)); echo "ok - $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "not ok - $1${2:+ (see $2)}"; }
+
+# Runs a command with its output in a log; on failure shows the log's tail.
+logged() {
+    local log=$1; shift
+    if "$@" >"$log" 2>&1; then
+        return 0
+    fi
+    echo "--- last lines of $log"
+    tail -n 40 "$log"
+    return 1
+}
+
+# Counts the results of the test programs run after the stamp file in a
+# build tree. A Check program reports "Checks: N, Failures: F, Errors: E"
+# and counts as N checks; any other test counts as one. A program that
+# failed beyond its checks (a crash, a leak found at exit) adds one failure.
+# Returns non-zero when it counted a failure.
+count_unit() {
+    local builddir=$1 stamp=$2 label=$3 trs log res line n f e name
+    local u_pass=0 u_fail=0 u_skip=0
+    while IFS= read -r trs; do
+        log=${trs%.trs}.log
+        name=${trs#"$builddir"/}
+        name=${name%.trs}
+        res=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
+        line=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" 2>/dev/null | tail -n 1)
+        n=0 f=0 e=0
+        if [[ -n $line ]]; then
+            read -r n f e < <(echo "$line" | sed -E 's/Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+)/\1 \2 \3/')
+        fi
+        case $res in
+        PASS|XFAIL)
+            if [[ -n $line ]]; then u_pass=$((u_pass + n)); else u_pass=$((u_pass + 1)); fi ;;
+        SKIP)
+            u_skip=$((u_skip + 1)) ;;
+        *)
+            u_pass=$((u_pass + n - f - e))
+            u_fail=$((u_fail + f + e))
+            [[ $((f + e)) -gt 0 ]] || u_fail=$((u_fail + 1))
+            failures+=("$label: $name ($res)")
+            echo "--- $name: $res; from $log:"
+            { grep -E ':[EF]:|ERROR: (Address|Leak)Sanitizer|runtime error:' "$log" || tail -n 20 "$log"; } | head -n 15
+            ;;
+        esac
+    done < <(find "$builddir" -name '*.trs' -newer "$stamp" | sort)
+    echo "$label: $u_pass passed, $u_fail failed$( ((u_skip == 0)) || echo ", $u_skip skipped")"
+    passed=$((passed + u_pass))
+    failed=$((failed + u_fail))
+    if [[ $((u_pass + u_fail)) -eq 0 ]]; then
+        fail "$label ran no test"
+        return 1
+    fi
+    [[ $u_fail -eq 0 ]]
+}
+
+cd "$top" || exit 1
+
+# 1. The -Werror build, in the tree.
+step "build with -Werror"
+built=0
+if logged "$logs/autoreconf.log" autoreconf -fi &&
+    logged "$logs/configure.log" ./configure --enable-werror &&
+    logged "$logs/make.log" make -j"$jobs"; then
+    pass "build (-Werror)"
+    built=1
+else
+    fail "build (-Werror)" "$logs/make.log"
+fi
+
+# 2. Unit tests.
+if [[ $built -eq 1 ]]; then
+    step "unit tests"
+    touch "$logs/unit.stamp"
+    make -j"$jobs" check >"$logs/check.log" 2>&1
+    rc=$?
+    if count_unit "$top" "$logs/unit.stamp" "unit" && [[ $rc -ne 0 ]]; then
+        # make check failed outside the tests (building a test program).
+        fail "make check" "$logs/check.log"
+        tail -n 30 "$logs/check.log"
+    fi
+fi
+
+# 3. ASan + UBSan, from the distributed sources.
+if [[ $asan -eq 1 && $built -eq 1 ]]; then
+    step "unit tests under ASan+UBSan"
+    asan_dir=$top/build/asan
+    rm -rf "$asan_dir"
+    mkdir -p "$asan_dir"
+    if logged "$logs/asan-distdir.log" make distdir distdir="$asan_dir/src" &&
+        (cd "$asan_dir/src" && logged "$logs/asan-configure.log" \
+            ./configure --enable-werror --enable-sanitizers) &&
+        logged "$logs/asan-make.log" make -C "$asan_dir/src" -j"$jobs"; then
+        pass "build (ASan+UBSan)"
+        touch "$logs/asan.stamp"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            make -C "$asan_dir/src" -j"$jobs" check >"$logs/asan-check.log" 2>&1
+        rc=$?
+        if count_unit "$asan_dir/src" "$logs/asan.stamp" "unit (ASan+UBSan)" && [[ $rc -ne 0 ]]; then
+            fail "make check (ASan+UBSan)" "$logs/asan-check.log"
+            tail -n 30 "$logs/asan-check.log"
+        fi
+    else
+        fail "build (ASan+UBSan)" "$logs"
+    fi
+fi
+
+# 4. The release tarball builds and passes its tests on its own.
+if [[ $quick -eq 0 && $built -eq 1 ]]; then
+    step "make distcheck"
+    if logged "$logs/distcheck.log" make -j"$jobs" distcheck; then
+        pass "distcheck"
+    else
+        fail "distcheck" "$logs/distcheck.log"
+    fi
+fi
+
+# 5. End to end against a private stack.
+if [[ $e2e -eq 1 ]]; then
+    step "end-to-end tests"
+    if [[ $built -eq 1 ]]; then
+        KADR_BIN_DIR=$top "$top/tests/e2e/run.sh" 2>&1 | tee "$logs/e2e.log"
+        line=$(grep -E '^(e2e: )?[0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -n 1)
+        if [[ -n $line ]]; then
+            read -r p f < <(echo "$line" | sed -E 's/^(e2e: )?([0-9]+) passed, ([0-9]+) failed.*/\2 \3/')
+            passed=$((passed + p))
+            failed=$((failed + f))
+            while IFS= read -r l; do failures+=("e2e: ${l#not ok - }"); done \
+                < <(grep '^not ok - ' "$logs/e2e.log")
+            [[ $((p + f)) -gt 0 ]] || fail "e2e ran no test"
+        else
+            fail "e2e suite did not finish" "$logs/e2e.log"
+        fi
+    else
+        fail "e2e (no build)"
+    fi
+fi
+
+printf '\n== summary (%ss)\n' "$((SECONDS - t_start))"
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

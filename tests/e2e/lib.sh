@@ -1,0 +1,305 @@
+# lib.sh: helpers of the end-to-end cases (sourced by every t_*.sh).
+#
+# run.sh exports the stack's coordinates:
+#   KADR_URL      http://127.0.0.1:<port> (nginx, plain HTTP)
+#   KADR_HTTPS_URL, KADR_TLS_CERT, KADR_CONFIG, KADR_BIN, KADR_STORAGE,
+#   KADR_STACK_DIR, E2E_TMP (scratch), E2E_DATA (tests/e2e/data),
+#   E2E_MEDIA (generated media files)
+#
+# A case:
+#   begin "name"
+#   api POST /api/v1/uploads '{"filename": ...}'
+#   expect_status 201
+#   expect_json .method PUT
+#   end
+# prints "ok - name" or "not ok - name" followed by "#  " lines saying what
+# differed. Checks never stop the script: every case runs and reports.
+
+set -u
+
+E2E_CASE=""
+E2E_FAILS=()
+E2E_CASES_OK=0
+E2E_CASES_FAILED=0
+KEY=${KEY:-}
+
+# ------------------------------------------------------------------ cases
+begin() {
+    [[ -z $E2E_CASE ]] || end
+    E2E_CASE=$1
+    E2E_FAILS=()
+}
+
+# note MESSAGE: records a failure of the current case.
+note() { E2E_FAILS+=("$*"); }
+
+end() {
+    local m
+    [[ -n $E2E_CASE ]] || return 0
+    if [[ ${#E2E_FAILS[@]} -eq 0 ]]; then
+        echo "ok - $E2E_CASE"
+        E2E_CASES_OK=$((E2E_CASES_OK + 1))
+    else
+        echo "not ok - $E2E_CASE"
+        for m in "${E2E_FAILS[@]}"; do echo "#   $m"; done
+        E2E_CASES_FAILED=$((E2E_CASES_FAILED + 1))
+    fi
+    E2E_CASE=""
+    E2E_FAILS=()
+}
+
+# finish: closes the last case; the exit status tells whether all passed.
+finish() {
+    end
+    [[ $E2E_CASES_FAILED -eq 0 ]]
+}
+
+# ------------------------------------------------------------------ HTTP
+E2E_HDRS=$(mktemp "${E2E_TMP:-/tmp}/hdrs.XXXXXX")
+E2E_OUT=$(mktemp "${E2E_TMP:-/tmp}/body.XXXXXX")
+trap 'rm -f "$E2E_HDRS" "$E2E_OUT"' EXIT
+
+# api METHOD PATH [JSON|-] [curl args...]
+# Calls the API (PATH under KADR_URL, or an absolute URL) with the bearer
+# key in $KEY when set. JSON "-" or absent sends no body. Sets STATUS (the
+# HTTP status, 000 when no answer), BODY and the response headers for hdr.
+api() {
+    local method=$1 path=$2 body=${3:--}
+    shift 2
+    [[ $# -gt 0 ]] && shift
+    local url=$path args=()
+    [[ $url == http* ]] || url=$KADR_URL$path
+    args=(-sS -o "$E2E_OUT" -D "$E2E_HDRS" -w '%{http_code}' -X "$method" --max-time 30)
+    [[ -n $KEY ]] && args+=(-H "Authorization: Bearer $KEY")
+    if [[ $body != - ]]; then
+        args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    fi
+    : >"$E2E_OUT"
+    STATUS=$(curl "${args[@]}" "$@" "$url" 2>"$E2E_TMP/curl.err") || true
+    [[ -n $STATUS ]] || STATUS=000
+    BODY=$(cat "$E2E_OUT")
+}
+
+# hdr NAME: a header of the last response (case-insensitive name; the last
+# one when repeated), without the trailing CR.
+hdr() {
+    awk -v n="$(printf '%s' "$1" | tr 'A-Z' 'a-z')" '
+        BEGIN { FS = ":" }
+        /^HTTP\// { v = "" }
+        { k = tolower($1) }
+        k == n { sub(/^[^:]*:[ \t]*/, ""); sub(/\r$/, ""); v = $0 }
+        END { print v }' "$E2E_HDRS"
+}
+
+# jqr FILTER: runs jq -r on the last body ("" when it is not JSON).
+jqr() { jq -r "$1" <<<"$BODY" 2>/dev/null || true; }
+
+# ------------------------------------------------------------------ checks
+expect_status() {
+    local want
+    for want in "$@"; do
+        [[ $STATUS == "$want" ]] && return 0
+    done
+    note "status $STATUS, expected $* — body: $(printf '%.300s' "$BODY")"
+    return 1
+}
+
+# expect_json FILTER VALUE: jq -r FILTER on the body equals VALUE.
+expect_json() {
+    local got
+    got=$(jqr "$1")
+    [[ $got == "$2" ]] && return 0
+    note "$1 = '$(printf '%.200s' "$got")', expected '$2'"
+    return 1
+}
+
+# expect_jq FILTER [MESSAGE]: jq -e FILTER on the body holds.
+expect_jq() {
+    jq -e "$1" >/dev/null 2>&1 <<<"$BODY" && return 0
+    note "${2:-$1 does not hold} — body: $(printf '%.300s' "$BODY")"
+    return 1
+}
+
+expect_header() {
+    local got
+    got=$(hdr "$1")
+    if [[ $# -ge 2 ]]; then
+        [[ $got == $2 ]] && return 0 # a glob pattern
+        note "header $1 = '$got', expected '$2'"
+    else
+        [[ -n $got ]] && return 0
+        note "header $1 missing"
+    fi
+    return 1
+}
+
+# expect_problem STATUS: the status, and an application/problem+json body
+# with that status in it.
+expect_problem() {
+    expect_status "$1" || return 1
+    expect_header Content-Type 'application/problem+json*' || return 1
+    expect_jq ".status == $1 and (.title | type == \"string\")" "not a problem document for $1"
+}
+
+# expect_field_error PATH: a 422 whose errors[] names PATH.
+expect_field_error() {
+    expect_problem 422 || return 1
+    jq -e --arg f "$1" '.errors | type == "array" and any(.[]; .field == $f)' >/dev/null 2>&1 <<<"$BODY" && return 0
+    note "no error for field $1 in: $(printf '%.400s' "$BODY")"
+    return 1
+}
+
+check() { # check DESCRIPTION COMMAND...: records DESCRIPTION when COMMAND fails.
+    local what=$1; shift
+    "$@" && return 0
+    note "$what"
+    return 1
+}
+
+# ------------------------------------------------------------------ waiting
+# wait_until TIMEOUT_S COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+    local timeout_s=$1; shift
+    local deadline=$((SECONDS + timeout_s))
+    until "$@"; do
+        (( SECONDS < deadline )) || return 1
+        sleep 0.2
+    done
+}
+
+_media_settled() {
+    api GET "/api/v1/media/$1"
+    MEDIA_STATUS=$(jqr .status)
+    [[ $STATUS != 200 || $MEDIA_STATUS == ready || $MEDIA_STATUS == rejected ]]
+}
+
+# wait_media ID [TIMEOUT_S]: until the media is ready or rejected; sets
+# MEDIA_STATUS and leaves the Media in BODY.
+wait_media() {
+    MEDIA_STATUS=""
+    if ! wait_until "${2:-60}" _media_settled "$1"; then
+        note "media $1 still '$MEDIA_STATUS' after ${2:-60}s"
+        return 1
+    fi
+    [[ $STATUS == 200 ]] || { note "GET media $1: status $STATUS"; return 1; }
+}
+
+_job_settled() {
+    api GET "/api/v1/jobs/$1"
+    JOB_STATUS=$(jqr .status)
+    [[ $STATUS != 200 || $JOB_STATUS == completed || $JOB_STATUS == failed || $JOB_STATUS == cancelled ]]
+}
+
+# wait_job ID [TIMEOUT_S]: until the job is completed, failed or cancelled;
+# sets JOB_STATUS and leaves the Job in BODY.
+wait_job() {
+    JOB_STATUS=""
+    if ! wait_until "${2:-120}" _job_settled "$1"; then
+        note "job $1 still '$JOB_STATUS' (progress $(jqr .progress)) after ${2:-120}s"
+        return 1
+    fi
+    [[ $STATUS == 200 ]] || { note "GET job $1: status $STATUS"; return 1; }
+}
+
+# ------------------------------------------------------------------ users
+# new_user NAME: creates a user with an API key; prints the key.
+new_user() {
+    local email="$1-$RANDOM$RANDOM@e2e.test" out key
+    out=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user create --email "$email" --api-key 2>&1) || {
+        echo "new_user: kadrctl failed: $out" >&2
+        return 1
+    }
+    key=$(sed -n 's/^api_key: *//p' <<<"$out" | head -n 1)
+    [[ $key == kadr_* ]] || { echo "new_user: no api_key line in: $out" >&2; return 1; }
+    printf '%s\n' "$key"
+}
+
+# ------------------------------------------------------------------ uploads
+# upload_file PATH [CONTENT_TYPE] [FILENAME]: POST /uploads, PUT the bytes
+# to the presigned URL, POST complete. Sets UPLOAD_ID, MEDIA_ID, UPLOAD_URL
+# and returns non-zero (after a note) when a step fails.
+upload_file() {
+    local path=$1 ctype=${2:-video/mp4} name=${3:-$(basename "$1")} size put_status req
+    local hargs=()
+    size=$(stat -c %s "$path")
+    req=$(jq -cn --arg f "$name" --argjson s "$size" --arg c "$ctype" \
+        '{filename: $f, size: $s, content_type: $c}')
+    api POST /api/v1/uploads "$req"
+    expect_status 201 || return 1
+    UPLOAD_ID=$(jqr .upload_id)
+    MEDIA_ID=$(jqr .media_id)
+    UPLOAD_URL=$(jqr .url)
+    mapfile -t hargs < <(jq -r '.headers // {} | to_entries[] | "-H", "\(.key): \(.value)"' <<<"$BODY")
+    put_status=$(curl -sS -o "$E2E_TMP/put.out" -w '%{http_code}' -T "$path" "${hargs[@]}" \
+        --max-time 120 "$UPLOAD_URL" 2>"$E2E_TMP/curl.err") || true
+    if [[ $put_status != 200 && $put_status != 201 && $put_status != 204 ]]; then
+        note "PUT to the presigned URL: status $put_status $(cat "$E2E_TMP/curl.err")"
+        return 1
+    fi
+    api POST "/api/v1/uploads/$UPLOAD_ID/complete" '{}'
+    expect_status 200 || return 1
+    expect_json .media.id "$MEDIA_ID" || return 1
+}
+
+# put_raw URL FILE [curl args...]: PUTs FILE to URL; prints the status.
+put_raw() {
+    local url=$1 file=$2
+    shift 2
+    curl -sS -o /dev/null -w '%{http_code}' -T "$file" --max-time 60 "$@" "$url" 2>/dev/null || true
+}
+
+# object_path KEY_OR_URL: where an object lives on disk.
+object_path() {
+    local k=$1
+    k=${k#*/upload/}
+    k=${k#*/download/}
+    k=${k%%\?*}
+    printf '%s/objects/%s\n' "$KADR_STORAGE" "$k"
+}
+
+# sign METHOD KEY EXPIRES CONSTRAINT: the signature storage.c makes
+# (HMAC-SHA256 over "kadr-v1\nMETHOD\nKEY\nEXPIRES\nCONSTRAINT" with the
+# url_signing_secret); lets a case build a genuine URL that has expired.
+sign() {
+    local secret
+    secret=$(cat "$KADR_STACK_DIR/secrets/url_signing_secret")
+    printf 'kadr-v1\n%s\n%s\n%s\n%s' "$1" "$2" "$3" "$4" |
+        openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1
+}
+
+# ------------------------------------------------------------------ media
+# probe FILE FILTER: ffprobe's JSON of FILE through jq -r FILTER.
+probe() {
+    ffprobe -v error -print_format json -show_format -show_streams "$1" 2>/dev/null | jq -r "$2"
+}
+
+# near A B TOLERANCE: |A - B| <= TOLERANCE.
+near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
+
+# Submits a job body; sets JOB_ID on 202.
+submit_job() {
+    api POST /api/v1/jobs "$1" "${@:2}"
+    JOB_ID=$(jqr .id)
+    [[ $STATUS == 202 ]]
+}
+
+# A ready sample media for KEY's user (uploaded once per calling script).
+sample_media() {
+    upload_file "$E2E_MEDIA/sample.mp4" video/mp4 sample.mp4 || return 1
+    wait_media "$MEDIA_ID" 60 || return 1
+    [[ $MEDIA_STATUS == ready ]] || { note "sample media is $MEDIA_STATUS: $(printf '%.300s' "$BODY")"; return 1; }
+}
+
+# band_psnr A TA B TB Y H: PSNR (dB) between the horizontal bands y..y+H of
+# file A's frame at TA seconds and file B's at TB (640-pixel-wide frames).
+# Tells "drawn over" (low) from "the same picture re-encoded" (over 35).
+band_psnr() {
+    ffmpeg -nostdin -hide_banner -v info -ss "$2" -i "$1" -ss "$4" -i "$3" -filter_complex \
+        "[0:v]crop=640:$6:0:$5[a];[1:v]crop=640:$6:0:$5[b];[a][b]psnr" -frames:v 1 -f null - 2>&1 |
+        sed -n 's/.*average:\([0-9.inf]*\).*/\1/p' | tail -n 1
+}
+
+# above A B: A > B as numbers ("inf" is above everything).
+above() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "inf") exit 0; exit !(a + 0 > b + 0) }'; }
+# below A B: A < B as numbers (an empty or "inf" A is not).
+below() { [[ -n $1 && $1 != inf ]] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }

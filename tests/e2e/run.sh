@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# run.sh: the end-to-end suite against a private stack.
+#
+#   tests/e2e/run.sh [NAME...]      (NAME: t_upload, upload, ... ; default all)
+#
+# Starts a stack with scripts/stack.sh in a fresh temporary directory on a
+# free port base of its own (so it never meets a running quickstart), makes
+# the sample media with ffmpeg, runs every tests/e2e/t_*.sh, stops the stack
+# and prints "e2e: N passed, N failed". E2E_KEEP=1 keeps the stack running
+# and the directory for a look afterwards. The kadr programs come from the
+# build tree or KADR_BIN_DIR, as for stack.sh.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+stack=$top/scripts/stack.sh
+
+E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kadr-e2e.XXXXXX")
+# The stack's run user must reach the stack directory inside.
+chmod 0755 "$E2E_TMP"
+stack_dir=$E2E_TMP/stack
+started=0
+
+cleanup() {
+    if [[ $started -eq 1 && ${E2E_KEEP:-0} != 1 ]]; then
+        "$stack" stop --dir "$stack_dir" >"$E2E_TMP/stop.log" 2>&1 ||
+            { echo "e2e: stopping the stack failed:"; cat "$E2E_TMP/stop.log"; }
+    fi
+    if [[ ${E2E_KEEP:-0} == 1 ]]; then
+        echo "e2e: kept $E2E_TMP (stop with: $stack stop --dir $stack_dir)"
+    else
+        rm -rf "$E2E_TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A port base whose http and https ports are free.
+pick_port_base() {
+    local i base
+    for ((i = 0; i < 50; i++)); do
+        base=$((20000 + (RANDOM % 9000) * 4))
+        port_free "$base" && port_free $((base + 1)) && { echo "$base"; return 0; }
+    done
+    return 1
+}
+
+bail() {
+    echo "not ok - $1"
+    [[ -f ${2:-} ]] && sed 's/^/#   /' "$2" | tail -n 40
+    echo "e2e: 0 passed, 1 failed"
+    exit 1
+}
+
+port_base=$(pick_port_base) || bail "no free port base"
+echo "e2e: stack in $stack_dir on port base $port_base"
+if ! "$stack" start --dir "$stack_dir" --port-base "$port_base" --api-procs 2 --workers 1 \
+    >"$E2E_TMP/start.log" 2>&1; then
+    started=1
+    for f in "$stack_dir"/logs/{api,worker,migrate}.log; do
+        [[ -f $f ]] && { echo "--- $f"; tail -n 20 "$f"; } >>"$E2E_TMP/start.log"
+    done
+    bail "the stack starts" "$E2E_TMP/start.log"
+fi
+started=1
+while IFS='=' read -r k v; do
+    export "$k=$v"
+done < <("$stack" env --dir "$stack_dir")
+export E2E_TMP E2E_DATA=$here/data E2E_MEDIA=$E2E_TMP/media
+
+# The sample media, made here rather than shipped.
+mkdir -p "$E2E_MEDIA"
+if ! ffmpeg -nostdin -hide_banner -loglevel error \
+    -f lavfi -i testsrc2=size=640x360:rate=25:duration=5 \
+    -f lavfi -i sine=frequency=440:sample_rate=48000:duration=5 \
+    -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 25 -c:a aac -b:a 96k -shortest \
+    -movflags +faststart "$E2E_MEDIA/sample.mp4" 2>"$E2E_TMP/ffmpeg.log"; then
+    bail "ffmpeg makes the sample media" "$E2E_TMP/ffmpeg.log"
+fi
+# Looks like an MP4 (a real header) and is garbage after it.
+{ head -c 4096 "$E2E_MEDIA/sample.mp4"; head -c 300000 /dev/urandom; } >"$E2E_MEDIA/corrupt.mp4"
+head -c 65536 /dev/urandom >"$E2E_MEDIA/noise.bin"
+# A sound header (the index is at the front: faststart) over damaged frames.
+cp "$E2E_MEDIA/sample.mp4" "$E2E_MEDIA/damaged.mp4"
+size=$(stat -c %s "$E2E_MEDIA/sample.mp4")
+head -c $((size / 2)) /dev/urandom |
+    dd of="$E2E_MEDIA/damaged.mp4" bs=1 seek=$((size / 3)) conv=notrunc status=none
+
+# Which cases.
+cases=()
+if [[ $# -gt 0 ]]; then
+    for n in "$@"; do
+        n=${n%.sh}
+        n=t_${n#t_}
+        [[ -f $here/$n.sh ]] || bail "no case file $n.sh"
+        cases+=("$here/$n.sh")
+    done
+else
+    for f in "$here"/t_*.sh; do cases+=("$f"); done
+fi
+
+ok=0 notok=0
+t0=$SECONDS
+for f in "${cases[@]}"; do
+    name=$(basename "$f" .sh)
+    echo "# $name"
+    out=$E2E_TMP/$name.out
+    t1=$SECONDS
+    (cd "$here" && timeout 900 bash "$f") >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    o=$(grep -c '^ok - ' "$out")
+    n=$(grep -c '^not ok - ' "$out")
+    if [[ $rc -ne 0 && $n -eq 0 ]]; then
+        echo "not ok - $name finished with status $rc"
+        n=$((n + 1))
+    fi
+    if [[ $((o + n)) -eq 0 ]]; then
+        echo "not ok - $name ran no case"
+        n=1
+    fi
+    ok=$((ok + o))
+    notok=$((notok + n))
+    echo "# $name: $o ok, $n not ok, $((SECONDS - t1))s"
+done
+
+# Every process of the stack outlived the suite: spawn-fcgi restarts
+# nothing, so a crashed API process would show here.
+if "$stack" status --dir "$stack_dir" >"$E2E_TMP/status.log" 2>&1; then
+    echo "ok - every stack process is still running"
+    ok=$((ok + 1))
+else
+    echo "not ok - every stack process is still running"
+    sed 's/^/#   /' "$E2E_TMP/status.log"
+    notok=$((notok + 1))
+fi
+# Memory errors of the programs land in their logs.
+if grep -lE 'ERROR: AddressSanitizer|runtime error:|Segmentation fault' \
+    "$stack_dir"/logs/{api,worker}.log >"$E2E_TMP/san.log" 2>/dev/null; then
+    echo "not ok - no sanitizer or crash reports in the logs"
+    sed 's/^/#   /' "$E2E_TMP/san.log"
+    notok=$((notok + 1))
+fi
+
+if [[ $notok -gt 0 ]]; then
+    echo "# logs: $stack_dir/logs (E2E_KEEP=1 keeps them); last API and worker lines:"
+    tail -n 15 "$stack_dir/logs/api.log" 2>/dev/null | sed 's/^/#   api: /'
+    tail -n 15 "$stack_dir/logs/worker.log" 2>/dev/null | sed 's/^/#   worker: /'
+fi
+echo "# e2e took $((SECONDS - t0))s"
+echo "e2e: $ok passed, $notok failed"
+[[ $notok -eq 0 ]]
