@@ -1,0 +1,97 @@
+/* Unit tests of workers/policy.c: final or retry, backoff, exit wording. */
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "policy.h"
+
+START_TEST(input_errors_are_final)
+{
+    ck_assert(kd_policy_code_final("invalid_input"));
+    ck_assert(kd_policy_code_final("invalid_media"));
+    ck_assert(kd_policy_code_final("unsupported"));
+    ck_assert(kd_policy_code_final("forbidden_input"));
+    ck_assert(kd_policy_code_final("cancelled"));
+    ck_assert(!kd_policy_code_final("internal"));
+    ck_assert(!kd_policy_code_final("timeout"));
+    ck_assert(!kd_policy_code_final(NULL));
+}
+END_TEST
+
+START_TEST(decide)
+{
+    struct kd_decision d;
+
+    /* Retries off (today's setting): everything fails at once. */
+    d = kd_policy_decide("internal", 1, 3, false);
+    ck_assert_int_eq(d.fate, KD_FATE_FAIL);
+    ck_assert_int_eq(KD_POLICY_RETRIES_ENABLED, false);
+
+    d = kd_policy_decide("internal", 1, 3, true);
+    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
+    ck_assert_int_eq(d.delay_ms, 30000);
+    d = kd_policy_decide("timeout", 2, 3, true);
+    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
+    ck_assert_int_eq(d.delay_ms, 120000);
+    d = kd_policy_decide("timeout", 3, 3, true);
+    ck_assert_int_eq(d.fate, KD_FATE_FAIL);
+    d = kd_policy_decide("invalid_media", 1, 3, true);
+    ck_assert_int_eq(d.fate, KD_FATE_FAIL);
+    d = kd_policy_decide("internal", 9, 10, true);
+    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
+    ck_assert_int_eq(d.delay_ms, 3600000);
+}
+END_TEST
+
+START_TEST(backoff_doubles_up_to_its_cap)
+{
+    ck_assert_int_eq(kd_policy_backoff_ms(1, 100, 5000), 100);
+    ck_assert_int_eq(kd_policy_backoff_ms(2, 100, 5000), 200);
+    ck_assert_int_eq(kd_policy_backoff_ms(6, 100, 5000), 3200);
+    ck_assert_int_eq(kd_policy_backoff_ms(7, 100, 5000), 5000);
+    ck_assert_int_eq(kd_policy_backoff_ms(1000000, 100, 5000), 5000);
+    ck_assert_int_eq(kd_policy_backoff_ms(0, 100, 5000), 100);
+}
+END_TEST
+
+START_TEST(describes_how_a_child_ended)
+{
+    char m[200];
+
+    kd_policy_describe_exit(W_EXITCODE(3, 0), m, sizeof(m));
+    ck_assert(strstr(m, "status 3") != NULL);
+    kd_policy_describe_exit(W_EXITCODE(0, SIGSEGV), m, sizeof(m));
+    ck_assert(strstr(m, "SIGSEGV") != NULL);
+    ck_assert(strstr(m, "resource limit") == NULL);
+    kd_policy_describe_exit(W_EXITCODE(0, SIGXCPU), m, sizeof(m));
+    ck_assert(strstr(m, "SIGXCPU") != NULL);
+    ck_assert(strstr(m, "resource limit") != NULL);
+    kd_policy_describe_exit(W_EXITCODE(0, SIGKILL), m, sizeof(m));
+    ck_assert(strstr(m, "SIGKILL") != NULL);
+    ck_assert(strstr(m, "resource limit") != NULL);
+    kd_policy_describe_exit(W_EXITCODE(0, SIGXFSZ), m, sizeof(m));
+    ck_assert(strstr(m, "file size") != NULL);
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("worker_policy");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, input_errors_are_final);
+    tcase_add_test(tc, decide);
+    tcase_add_test(tc, backoff_doubles_up_to_its_cap);
+    tcase_add_test(tc, describes_how_a_child_ended);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,219 @@
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+
+/* The result pipe's number in the child. */
+#define CHILD_OUT_FD 3
+
+/* AddressSanitizer reserves terabytes of address space for its shadow
+ * memory, so a sanitizer build cannot run under RLIMIT_AS. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KD_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KD_HAVE_ASAN 1
+#endif
+#endif
+
+/* Reports a setup failure as the child's result, so the job's error says
+ * what went wrong instead of "exited without a result". */
+static _Noreturn void
+setup_failed(int out_fd, const char *what, int err)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg), "job sandbox: %s: %s", what, strerror(err));
+    kd_log(KD_LOG_ERROR, "%s", msg);
+    if (out_fd >= 0 && kd_proto_send_error(out_fd, "internal", msg) != KD_OK) {
+        /* the parent learns from the exit status instead */
+    }
+    _exit(1);
+}
+
+static bool
+set_limit(int resource, rlim_t soft, rlim_t hard)
+{
+    struct rlimit rl = {.rlim_cur = soft, .rlim_max = hard};
+
+    return setrlimit(resource, &rl) == 0;
+}
+
+static rlim_t
+mb(int64_t v)
+{
+    return (rlim_t)v * 1024 * 1024;
+}
+
+static _Noreturn void
+child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn *fn, void *ud,
+           int wfd, pid_t parent)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
+    sigset_t none;
+    int out, devnull;
+
+    /* Signals: default actions (the parent's handlers only set its flags),
+     * except SIGPIPE, so that a vanished parent shows up as EPIPE. */
+    sigaction(SIGTERM, &dfl, NULL);
+    sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGHUP, &dfl, NULL);
+    sigaction(SIGCHLD, &dfl, NULL);
+    sigaction(SIGPIPE, &ign, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (setpgid(0, 0) != 0 && errno != EPERM)
+        setup_failed(wfd, "setpgid", errno);
+    /* The parent may have died between fork and prctl: check after. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        setup_failed(wfd, "PR_SET_PDEATHSIG", errno);
+    if (getppid() != parent)
+        _exit(1);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        setup_failed(wfd, "PR_SET_NO_NEW_PRIVS", errno);
+
+    /* Descriptors: /dev/null on 0 and 1, the pipe on 3, stderr kept for
+     * logs, everything else (database and Redis sockets, other jobs' pipes)
+     * closed. The parent's connections stay open on its side. */
+    if ((out = fcntl(wfd, F_DUPFD, CHILD_OUT_FD)) < 0)
+        setup_failed(wfd, "dup", errno);
+    if ((devnull = open("/dev/null", O_RDWR)) < 0)
+        setup_failed(wfd, "open /dev/null", errno);
+    if (dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0)
+        setup_failed(wfd, "dup2", errno);
+    if (out != CHILD_OUT_FD) {
+        if (dup2(out, CHILD_OUT_FD) < 0)
+            setup_failed(wfd, "dup2", errno);
+        out = CHILD_OUT_FD;
+    }
+    if (close_range(CHILD_OUT_FD + 1, ~0U, 0) != 0) {
+        struct rlimit rl;
+        int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
+                                                                              : 65536;
+
+        for (int fd = CHILD_OUT_FD + 1; fd < max; fd++)
+            close(fd);
+    }
+
+    if (chdir(work_dir) != 0)
+        setup_failed(out, "chdir to the work directory", errno);
+    umask(077);
+
+    /* Limits last: the work above needs descriptors the limit may forbid. */
+    if (!set_limit(RLIMIT_CORE, 0, 0))
+        setup_failed(out, "RLIMIT_CORE", errno);
+    if (!set_limit(RLIMIT_NOFILE, (rlim_t)lim->nofile, (rlim_t)lim->nofile))
+        setup_failed(out, "RLIMIT_NOFILE", errno);
+    if (!set_limit(RLIMIT_FSIZE, mb(lim->file_mb), mb(lim->file_mb)))
+        setup_failed(out, "RLIMIT_FSIZE", errno);
+    if (!set_limit(RLIMIT_CPU, (rlim_t)lim->cpu_s, (rlim_t)lim->cpu_s + 5))
+        setup_failed(out, "RLIMIT_CPU", errno);
+#ifndef KD_HAVE_ASAN
+    if (lim->mem_mb > 0 && !set_limit(RLIMIT_AS, mb(lim->mem_mb), mb(lim->mem_mb)))
+        setup_failed(out, "RLIMIT_AS", errno);
+#endif
+    _exit(fn(ud, out));
+}
+
+enum kd_err
+kd_child_spawn(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn *fn, void *ud,
+               pid_t *pid, int *fd)
+{
+    int p[2] = {-1, -1};
+    pid_t parent = getpid(), child;
+    enum kd_err rc;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "worker: pipe");
+        rc = KD_EIO;
+        goto out;
+    }
+    if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "worker: pipe O_NONBLOCK");
+        rc = KD_EIO;
+        goto out;
+    }
+    if ((child = fork()) < 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "worker: fork");
+        rc = KD_EIO;
+        goto out;
+    }
+    if (child == 0) {
+        close(p[0]);
+        child_main(lim, work_dir, fn, ud, p[1], parent);
+    }
+    /* Also from this side, so that a kill of the group right after fork
+     * cannot miss it; EACCES/ESRCH mean the child did it or is gone. */
+    if (setpgid(child, child) != 0 && errno != EACCES && errno != ESRCH)
+        kd_log_errno(KD_LOG_WARN, errno, "worker: setpgid %d", (int)child);
+    *pid = child;
+    *fd = p[0];
+    p[0] = -1;
+    rc = KD_OK;
+out:
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    return rc;
+}
+
+void
+kd_child_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    if (kill(-pid, SIGKILL) != 0)
+        kill(pid, SIGKILL);
+}
+
+static int remove_failures;
+
+static int
+remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    if (remove(path) != 0 && errno != ENOENT) {
+        if (remove_failures++ < 3)
+            kd_log_errno(KD_LOG_WARN, errno, "worker: cannot remove %s", path);
+    }
+    return 0;
+}
+
+void
+kd_workdir_remove(const char *work_dir)
+{
+    struct stat st;
+
+    if (lstat(work_dir, &st) != 0)
+        return;
+    remove_failures = 0;
+    /* FTW_PHYS: a symbolic link planted by a task is removed, not followed;
+     * FTW_MOUNT: never wander into another file system. */
+    if (nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+        kd_log_errno(KD_LOG_WARN, errno, "worker: cannot walk %s", work_dir);
+}
+
+enum kd_err
+kd_workdir_make(const char *work_dir)
+{
+    kd_workdir_remove(work_dir);
+    if (mkdir(work_dir, 0700) != 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "worker: mkdir %s", work_dir);
+        return KD_EIO;
+    }
+    return KD_OK;
+}

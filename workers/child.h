@@ -1,0 +1,46 @@
+/* child.h: running one task in a sandboxed child process.
+ *
+ * The worker's parent process never touches media bytes: each task runs in a
+ * child forked for it, limited by rlimits, with no new privileges, no
+ * inherited descriptors but its result pipe and stderr, and its private work
+ * directory as current directory. The child dies with the parent
+ * (PR_SET_PDEATHSIG) and sits in its own process group, so that a terminal's
+ * Ctrl-C reaches only the parent, which decides what happens to jobs. */
+#ifndef KD_WORKER_CHILD_H
+#define KD_WORKER_CHILD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct kd_child_limits {
+    int64_t mem_mb;   /* RLIMIT_AS; 0: none (sanitizer builds cannot have one) */
+    int64_t cpu_s;    /* RLIMIT_CPU soft limit (SIGXCPU); SIGKILL 5 s later */
+    int64_t file_mb;  /* RLIMIT_FSIZE */
+    int64_t nofile;   /* RLIMIT_NOFILE */
+};
+
+/* The body of a child: runs with out_fd open for the result lines and
+ * returns its exit status. It must never use the parent's database or
+ * Redis connections (their sockets are closed in the child). */
+typedef int kd_child_fn(void *ud, int out_fd);
+
+/* Forks a child that sets itself up as described above, changes into
+ * work_dir and runs fn(ud, out_fd), then leaves with _exit. On KD_OK *pid is
+ * the child and *fd the read end of its pipe (non-blocking, close-on-exec),
+ * the caller's to close. KD_EIO when pipe or fork fail. */
+KD_MUST_CHECK enum kd_err kd_child_spawn(const struct kd_child_limits *lim, const char *work_dir,
+                                         kd_child_fn *fn, void *ud, pid_t *pid, int *fd);
+
+/* SIGKILLs the child and its process group. */
+void kd_child_kill(pid_t pid);
+
+/* Creates work_dir (mode 0700), first removing a leftover of the same name
+ * (a crashed worker's). The parent of work_dir must exist. */
+KD_MUST_CHECK enum kd_err kd_workdir_make(const char *work_dir);
+/* Removes work_dir and everything below it without following symbolic
+ * links; logs what it could not remove. */
+void kd_workdir_remove(const char *work_dir);
+
+#endif
