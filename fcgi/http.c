@@ -527,8 +527,8 @@ problem(struct kd_resp *rs, int status, const char *slug, const char *detail,
 
     if ((rc = kd_snprintf(type, sizeof(type), "urn:kadr:problem:%s", slug)) != KD_OK)
         goto out;
-    o = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", kd_http_reason(status),
-                  "status", status, "detail", detail);
+    o = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", kd_http_reason(status), "status",
+                  status, "detail", detail);
     if (o == NULL) {
         rc = KD_ENOMEM;
         goto out;
@@ -604,35 +604,44 @@ kd_resp_unavailable(struct kd_resp *rs, const char *what)
     kd_resp_reset(rs);
     if ((rc = kd_resp_header(rs, "Retry-After", "5")) != KD_OK)
         goto out;
-    rc = kd_resp_problem(rs, 503, "unavailable",
-                         "the %s is unavailable; retry in a few seconds", what);
+    rc = kd_resp_problem(rs, 503, "unavailable", "the %s is unavailable; retry in a few seconds",
+                         what);
 out:
     return rc;
 }
 
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {302, "Found"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Content Too Large"}, /* RFC 9110 section 15.5.14 */
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
+};
+
 const char *
 kd_http_reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
+    size_t i;
+
+    for (i = 0; i < KD_ARRAY_LEN(reasons); i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Unknown";
 }
 
 enum kd_err
@@ -676,8 +685,7 @@ out:
 
 /* --- lists -------------------------------------------------------------- */
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 enum kd_err
 kd_cursor_encode(const char *text, char *out, size_t out_len)
@@ -772,8 +780,8 @@ kd_page_parse(const struct kd_req *rq, struct kd_page *pg, struct kd_problem *pb
             pg->limit = (int)v;
         } else {
             rc = KD_EINVAL;
-            if (kd_problem_add(pb, "limit", "must be an integer from 1 to %d",
-                               KD_LIST_LIMIT_MAX) != KD_OK)
+            if (kd_problem_add(pb, "limit", "must be an integer from 1 to %d", KD_LIST_LIMIT_MAX) !=
+                KD_OK)
                 rc = KD_ENOMEM;
         }
     }

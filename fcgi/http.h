@@ -30,7 +30,7 @@
 /* No route of ours is longer; a longer request path is refused (400). */
 #define KD_PATH_MAX 2048
 /* Query strings of the API are a few short parameters; more is abuse (400). */
-#define KD_QUERY_MAX 4096
+#define KD_QUERY_MAX        4096
 #define KD_QUERY_PARAMS_MAX 32
 /* Headers the API reads are capped before use. */
 #define KD_HEADER_MAX 8192
@@ -38,8 +38,8 @@
  * KD_LIST_SOFT_MAX and hands out a cursor for the rest, so the hard cap is
  * only reached by a single object, which the schema keeps far smaller. */
 #define KD_RESP_HEADERS_MAX (16 * 1024)
-#define KD_RESP_BODY_MAX (64 * 1024 * 1024)
-#define KD_LIST_SOFT_MAX (8 * 1024 * 1024)
+#define KD_RESP_BODY_MAX    (64 * 1024 * 1024)
+#define KD_LIST_SOFT_MAX    (8 * 1024 * 1024)
 
 /* The per-process state the handlers share: the configuration and the
  * connections, each opened on first use (a process that only answers
@@ -64,29 +64,29 @@ struct kd_query_param {
 };
 
 struct kd_req {
-    char **envp;                      /* FastCGI parameters (borrowed) */
-    FCGX_Stream *in;                  /* the body; NULL in tests */
+    char **envp;     /* FastCGI parameters (borrowed) */
+    FCGX_Stream *in; /* the body; NULL in tests */
     struct kd_app *app;
     const struct kd_config *cfg;
-    int64_t start_ms;                 /* monotonic, for the access log */
+    int64_t start_ms; /* monotonic, for the access log */
     char request_id[KD_REQUEST_ID_MAX + 1];
-    char method[16];                  /* "GET"; "" when absent or too long */
-    char *path;                       /* decoded, starts with '/' */
-    char *raw_query;                  /* the QUERY_STRING as given (never logged) */
+    char method[16]; /* "GET"; "" when absent or too long */
+    char *path;      /* decoded, starts with '/' */
+    char *raw_query; /* the QUERY_STRING as given (never logged) */
     struct kd_query_param query[KD_QUERY_PARAMS_MAX];
     size_t n_query;
-    char id[KD_UUID_STRLEN + 1];      /* the route's {id}, lowercase; "" when none */
+    char id[KD_UUID_STRLEN + 1]; /* the route's {id}, lowercase; "" when none */
     bool is_authenticated;
-    struct kd_principal principal;    /* valid when is_authenticated */
-    char *body;                       /* NUL-terminated; NULL when none was read */
+    struct kd_principal principal; /* valid when is_authenticated */
+    char *body;                    /* NUL-terminated; NULL when none was read */
     size_t body_len;
-    json_t *json;                     /* the parsed body for JSON routes, else NULL */
+    json_t *json; /* the parsed body for JSON routes, else NULL */
 };
 
 struct kd_resp {
-    int status;                       /* 0 until a handler set a response */
-    const char *content_type;         /* static string; NULL: no body */
-    struct kd_buf headers;            /* extra "Name: value\r\n" lines */
+    int status;               /* 0 until a handler set a response */
+    const char *content_type; /* static string; NULL: no body */
+    struct kd_buf headers;    /* extra "Name: value\r\n" lines */
     struct kd_buf body;
 };
 
@@ -161,8 +161,8 @@ const char *kd_http_reason(int status);
 
 /* Lists: ?limit (1..100, default 50) and an opaque ?cursor. */
 #define KD_LIST_LIMIT_DEFAULT 50
-#define KD_LIST_LIMIT_MAX 100
-#define KD_CURSOR_MAX 128
+#define KD_LIST_LIMIT_MAX     100
+#define KD_CURSOR_MAX         128
 
 struct kd_page {
     int limit;

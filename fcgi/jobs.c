@@ -39,8 +39,8 @@ idempotency_key_valid(const char *s)
 /* Answers with the user's live job rendered by kadr_job_json, and when
  * location is true a Location header naming it. KD_ENOTFOUND when none. */
 static enum kd_err
-respond_job(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, const char *job_id,
-            int status, bool location)
+respond_job(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, const char *job_id, int status,
+            bool location)
 {
     static const char sel[] = "SELECT kadr_job_json(j)::text FROM jobs j "
                               " WHERE j.id = $1 AND j.user_id = $2 AND j.deleted_at IS NULL";
@@ -152,8 +152,8 @@ check_media(struct kd_db *db, const char *user_id, const struct kd_media_ref *re
         /* The parser checked the form; a UUID has nothing to quote. */
         if (!kd_uuid_valid(refs[i].media_id))
             continue;
-        if ((rc = kd_buf_printf(literal, "%s%s", literal->len > 1 ? "," : "",
-                                refs[i].media_id)) != KD_OK)
+        if ((rc = kd_buf_printf(literal, "%s%s", literal->len > 1 ? "," : "", refs[i].media_id)) !=
+            KD_OK)
             goto out;
     }
     if ((rc = kd_buf_puts(literal, "}")) != KD_OK)
@@ -179,8 +179,7 @@ check_media(struct kd_db *db, const char *user_id, const struct kd_media_ref *re
         else if (strcmp(status, "rejected") == 0)
             rc = kd_problem_add(pb, refs[i].field, "names media that was rejected");
         else if (strcmp(status, "uploading") == 0)
-            rc = kd_problem_add(pb, refs[i].field,
-                                "names media whose upload is not completed yet");
+            rc = kd_problem_add(pb, refs[i].field, "names media whose upload is not completed yet");
         if (rc != KD_OK)
             goto out;
     }
@@ -259,13 +258,13 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = check_media(db, rq->principal.user_id, refs, n_refs, &pb, &literal)) != KD_OK)
         goto out;
     if (pb.n > 0 || pb.dropped > 0) {
-        rc = kd_resp_problem_fields(rs, 422, "validation", "the job names media it cannot use",
-                                    &pb);
+        rc =
+            kd_resp_problem_fields(rs, 422, "validation", "the job names media it cannot use", &pb);
         goto out;
     }
     if ((rc = kd_snprintf(prio, sizeof(prio), "%d", spec->priority)) != KD_OK ||
-        (rc = kd_snprintf(attempts, sizeof(attempts), "%" PRId64,
-                          rq->cfg->job_max_attempts)) != KD_OK ||
+        (rc = kd_snprintf(attempts, sizeof(attempts), "%" PRId64, rq->cfg->job_max_attempts)) !=
+            KD_OK ||
         (rc = kd_snprintf(run_at, sizeof(run_at), "%" PRId64, spec->run_at_ms)) != KD_OK)
         goto out;
     {
@@ -318,7 +317,8 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     }
     kd_log(KD_LOG_INFO, "job %s created, priority %d", job_id, spec->priority);
-    if (kd_app_queue(rq->app, &q) != KD_OK || kd_queue_push(q, "edit", job_id, spec->priority) != KD_OK)
+    if (kd_app_queue(rq->app, &q) != KD_OK ||
+        kd_queue_push(q, "edit", job_id, spec->priority) != KD_OK)
         kd_log(KD_LOG_WARN,
                "job %s: enqueueing failed; the job stays pending and is found again by the "
                "sweep of waiting jobs",
@@ -413,12 +413,11 @@ kd_jobs_events(struct kd_req *rq, struct kd_resp *rs)
 {
     static const char owner[] = "SELECT 1 FROM jobs "
                                 " WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL";
-    static const char sel[] =
-        "SELECT jsonb_build_object('at', kadr_ts(e.at), 'event', e.event, "
-        "                          'detail', e.detail)::text, e.id::text "
-        "  FROM job_events e "
-        " WHERE e.job_id = $1 AND ($2::bigint IS NULL OR e.id > $2::bigint) "
-        " ORDER BY e.id LIMIT $3::integer + 1";
+    static const char sel[] = "SELECT jsonb_build_object('at', kadr_ts(e.at), 'event', e.event, "
+                              "                          'detail', e.detail)::text, e.id::text "
+                              "  FROM job_events e "
+                              " WHERE e.job_id = $1 AND ($2::bigint IS NULL OR e.id > $2::bigint) "
+                              " ORDER BY e.id LIMIT $3::integer + 1";
     const char *po[2] = {rq->id, rq->principal.user_id};
     struct kd_problem pb = KD_PROBLEM_INIT;
     struct kd_page pg;
@@ -429,8 +428,7 @@ kd_jobs_events(struct kd_req *rq, struct kd_resp *rs)
     enum kd_err rc;
 
     rc = kd_page_parse(rq, &pg, &pb);
-    if (rc == KD_OK && pg.has_cursor &&
-        kd_parse_i64(pg.cursor, 0, INT64_MAX, &after) != KD_OK)
+    if (rc == KD_OK && pg.has_cursor && kd_parse_i64(pg.cursor, 0, INT64_MAX, &after) != KD_OK)
         rc = kd_problem_add(&pb, "cursor", "is not a cursor of this list");
     if (rc == KD_ENOMEM)
         goto out;
@@ -490,9 +488,8 @@ cancel_in_tx(struct kd_db *db, const char *job_id, const char *user_id, const ch
         "   AND NOT cancel_requested";
     static const char sel[] = "SELECT status FROM jobs "
                               " WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL";
-    static const char ins_event[] =
-        "INSERT INTO job_events (job_id, event, detail) "
-        "VALUES ($1, $2, jsonb_build_object('request_id', $3::text))";
+    static const char ins_event[] = "INSERT INTO job_events (job_id, event, detail) "
+                                    "VALUES ($1, $2, jsonb_build_object('request_id', $3::text))";
     const char *params[2] = {job_id, user_id};
     struct kd_dbres *res = NULL;
     const char *event = NULL;

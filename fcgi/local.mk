@@ -11,3 +11,13 @@ fcgi_kadr_api_SOURCES = \
 	fcgi/internal.c
 fcgi_kadr_api_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS)
 fcgi_kadr_api_LDADD = $(KADR_CORE_LIBS) $(FCGI_LIBS)
+
+# Unit tests of the request and response code (Check), run by make check.
+if HAVE_CHECK
+check_PROGRAMS += fcgi/tests/http_test
+TESTS += fcgi/tests/http_test
+fcgi_tests_http_test_SOURCES = fcgi/tests/http_test.c fcgi/http.c fcgi/http.h
+fcgi_tests_http_test_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/fcgi
+fcgi_tests_http_test_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS) $(CHECK_CFLAGS)
+fcgi_tests_http_test_LDADD = $(KADR_CORE_LIBS) $(FCGI_LIBS) $(CHECK_LIBS)
+endif

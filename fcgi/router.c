@@ -183,7 +183,12 @@ read_json(struct kd_req *rq, struct kd_resp *rs, const struct kd_route *r)
             rc = KD_EAGAIN;
         goto out;
     }
-    if (r->body == KD_BODY_JSON_OPTIONAL && (length == 0 || (length < 0 && ctype == NULL)))
+    /* CGI (RFC 3875 section 4.1.2): no CONTENT_LENGTH means no body. */
+    if (length < 0)
+        length = 0;
+    if (ctype != NULL && ctype[0] == '\0')
+        ctype = NULL;
+    if (r->body == KD_BODY_JSON_OPTIONAL && length == 0)
         goto out;
     if (!kd_content_type_is_json(ctype)) {
         if ((rc = kd_resp_problem(rs, 415, "unsupported-media-type",
@@ -317,8 +322,7 @@ kd_router_serve(struct kd_app *app, FCGX_Request *fcgx)
     rc = kd_req_init(&rq, app, fcgx->envp, fcgx->in);
     kd_log_set_request(rq.request_id[0] != '\0' ? rq.request_id : NULL);
     if (rc == KD_EINVAL) {
-        if (kd_resp_problem(&rs, 400, "bad-request", "the request line cannot be parsed") !=
-            KD_OK)
+        if (kd_resp_problem(&rs, 400, "bad-request", "the request line cannot be parsed") != KD_OK)
             kd_resp_reset(&rs);
     } else if (rc != KD_OK) {
         answer_error(&rq, &rs, rc);

@@ -28,12 +28,12 @@ enum kd_route_body {
 typedef enum kd_err (*kd_handler_fn)(struct kd_req *rq, struct kd_resp *rs);
 
 struct kd_route {
-    const char *method;   /* "GET", ...; "*" any method */
-    const char *pattern;  /* "/api/v1/jobs/{id}": {id} matches a UUID only */
+    const char *method;  /* "GET", ...; "*" any method */
+    const char *pattern; /* "/api/v1/jobs/{id}": {id} matches a UUID only */
     kd_handler_fn handler;
     enum kd_route_auth auth;
     enum kd_route_body body;
-    int64_t body_cap;     /* bytes; 0: limits.body_max_bytes */
+    int64_t body_cap; /* bytes; 0: limits.body_max_bytes */
 };
 
 /* Serves one accepted request from start to end: parses it, routes it,

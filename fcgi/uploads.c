@@ -13,12 +13,12 @@
 #include "log.h"
 #include "router.h"
 
-#define FILENAME_MAX_BYTES 255
-#define CONTENT_TYPE_MAX 255
+#define FILENAME_MAX_BYTES   255
+#define CONTENT_TYPE_MAX     255
 #define DEFAULT_CONTENT_TYPE "application/octet-stream"
 
 struct upload_body {
-    const char *filename;     /* borrowed from the request JSON */
+    const char *filename; /* borrowed from the request JSON */
     int64_t size;
     char content_type[CONTENT_TYPE_MAX + 1]; /* lowercased */
 };
@@ -38,11 +38,9 @@ has_invisible(const char *s, size_t len)
             return true;
         if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
             return true;
-        if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 && p[i + 2] >= 0xa8 &&
-            p[i + 2] <= 0xae)
+        if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 && p[i + 2] >= 0xa8 && p[i + 2] <= 0xae)
             return true; /* U+2028..U+202E */
-        if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x81 && p[i + 2] >= 0xa6 &&
-            p[i + 2] <= 0xa9)
+        if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x81 && p[i + 2] >= 0xa6 && p[i + 2] <= 0xa9)
             return true; /* U+2066..U+2069 */
     }
     return false;
@@ -74,6 +72,27 @@ content_type_valid(const char *s, size_t len)
     return n_slash == 1 && slash > 0 && slash + 1 < len;
 }
 
+/* An unknown key is the user's text: it names the field of its error, cut
+ * to UNKNOWN_KEY_MAX bytes on a UTF-8 boundary (the parser checked the
+ * encoding; the response's JSON escaping handles the rest). */
+#define UNKNOWN_KEY_MAX 40
+
+static void
+shown_key(const char *key, char out[UNKNOWN_KEY_MAX + 4])
+{
+    size_t len = strlen(key);
+
+    if (len <= UNKNOWN_KEY_MAX) {
+        memcpy(out, key, len + 1);
+        return;
+    }
+    len = UNKNOWN_KEY_MAX;
+    while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
+        len--;
+    memcpy(out, key, len);
+    memcpy(out + len, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+}
+
 static enum kd_err
 parse_body(const json_t *body, struct upload_body *ub, struct kd_problem *pb)
 {
@@ -84,10 +103,15 @@ parse_body(const json_t *body, struct upload_body *ub, struct kd_problem *pb)
 
     memset(ub, 0, sizeof(*ub));
     memcpy(ub->content_type, DEFAULT_CONTENT_TYPE, sizeof(DEFAULT_CONTENT_TYPE));
-    json_object_foreach((json_t *)body, key, v) {
-        if (strcmp(key, "filename") != 0 && strcmp(key, "size") != 0 &&
-            strcmp(key, "content_type") != 0 &&
-            (rc = kd_problem_add(pb, key, "is not a field of an upload")) != KD_OK)
+    json_object_foreach((json_t *)body, key, v)
+    {
+        char shown[UNKNOWN_KEY_MAX + 4];
+
+        if (strcmp(key, "filename") == 0 || strcmp(key, "size") == 0 ||
+            strcmp(key, "content_type") == 0)
+            continue;
+        shown_key(key, shown);
+        if ((rc = kd_problem_add(pb, shown, "is not a field of an upload")) != KD_OK)
             goto out;
     }
 
@@ -117,7 +141,8 @@ parse_body(const json_t *body, struct upload_body *ub, struct kd_problem *pb)
 
     v = json_object_get(body, "content_type");
     if (v != NULL && !json_is_null(v)) {
-        if (!json_is_string(v) || !content_type_valid(json_string_value(v), json_string_length(v))) {
+        if (!json_is_string(v) ||
+            !content_type_valid(json_string_value(v), json_string_length(v))) {
             rc = kd_problem_add(pb, "content_type",
                                 "must be a media type such as \"video/mp4\" (no parameters)");
         } else {
@@ -196,8 +221,8 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = kd_db_begin(db)) != KD_OK)
         goto out;
     {
-        const char *pm[] = {media_id, rq->principal.user_id, ub.filename, size_txt,
-                            ub.content_type, key};
+        const char *pm[] = {media_id, rq->principal.user_id, ub.filename,
+                            size_txt, ub.content_type,       key};
         const char *pu[] = {upload_id, rq->principal.user_id, media_id, key, size_txt, exp_txt};
 
         if ((rc = kd_db_query(db, ins_media, 6, pm, NULL)) != KD_OK ||
@@ -239,8 +264,12 @@ check_complete_body(const json_t *body, struct kd_problem *pb)
 
     if (body == NULL)
         goto out;
-    json_object_foreach((json_t *)body, key, v) {
-        if ((rc = kd_problem_add(pb, key, "is not expected: this upload was a single PUT")) !=
+    json_object_foreach((json_t *)body, key, v)
+    {
+        char shown[UNKNOWN_KEY_MAX + 4];
+
+        shown_key(key, shown);
+        if ((rc = kd_problem_add(pb, shown, "is not expected: this upload was a single PUT")) !=
             KD_OK)
             goto out;
     }
