@@ -70,6 +70,7 @@ struct ctx {
     const struct kd_limits *lim;
     struct kd_problem *pb;
     size_t n_bad;        /* field errors found so far */
+    size_t pb_first;     /* pb->errors from here on are this parse's */
     enum kd_err rc;      /* KD_OK, or the first hard failure (KD_ENOMEM) */
     struct given out;    /* output fields set by the body */
     bool container_ok;   /* output.container usable by the cross-checks */
@@ -161,6 +162,11 @@ fail(struct ctx *c, const char *base, const char *key, const char *fmt, ...)
     if (c->rc != KD_OK)
         return;
     make_path(path, base, key);
+    /* One error per field: a value that is wrong by itself is not reported
+     * again by a rule that ties it to another field. */
+    for (size_t i = c->pb_first; i < c->pb->n; i++)
+        if (strcmp(c->pb->errors[i].field, path) == 0)
+            return;
     va_start(ap, fmt);
     n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -349,6 +355,10 @@ get_enum(struct ctx *c, const json_t *obj, const char *base, const char *key,
             *out = (int)i;
             return GOT_OK;
         }
+    }
+    if (n == 1) {
+        fail(c, base, key, "must be \"%s\"", names[0]);
+        return GOT_BAD;
     }
     join_names(names, n, list, sizeof(list));
     fail(c, base, key, "must be one of %s", list);
@@ -1354,7 +1364,7 @@ kd_jobspec_parse(const json_t *body, const struct kd_limits *lim, struct kd_jobs
     static const char *const keys[] = {"type",   "inputs",      "transition", "layers",
                                        "audio",  "output",      "thumbnails", "priority",
                                        "run_at", "webhook_url", "metadata",   NULL};
-    struct ctx c = {.lim = lim, .pb = pb, .rc = KD_OK};
+    struct ctx c = {.lim = lim, .pb = pb, .pb_first = pb->n, .rc = KD_OK};
     struct kd_jobspec *spec = NULL;
     enum kd_err rc;
     int e;

@@ -979,6 +979,9 @@ static const struct bad_case bad_cases[] = {
     {"{" IN1 ",'output':{'container':'mp3','audio_codec':'copy'}}", "output.audio_codec"},
     {"{" IN1 ",'output':{'container':'mp3','width':640}}", "output.width"},
     {"{" IN1 ",'output':{'container':'mp3','video_codec':'h264'}}", "output.video_codec"},
+    /* Wrong by itself and also out of place: reported once. */
+    {"{" IN1 ",'output':{'container':'mp3','video_bitrate':'1k'}}", "output.video_bitrate"},
+    {"{" IN1 ",'output':{'video_codec':'copy','fps':500}}", "output.fps"},
     {"{" IN1 ",'output':{'container':'wav','fps':25}}", "output.fps"},
     {"{" IN1 ",'output':{'container':'m4a','crf':20}}", "output.crf"},
     {"{" IN1 ",'output':{'container':'mp3'},'layers':[" TEXT0 "]}", "layers"},
