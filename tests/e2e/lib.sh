@@ -64,9 +64,12 @@ trap 'rm -f "$E2E_HDRS" "$E2E_OUT"' EXIT
 # key in $KEY when set. JSON "-" or absent sends no body. Sets STATUS (the
 # HTTP status, 000 when no answer), BODY and the response headers for hdr.
 api() {
-    local method=$1 path=$2 body=${3:--}
+    local method=$1 path=$2 body=-
     shift 2
-    [[ $# -gt 0 ]] && shift
+    if [[ $# -gt 0 ]]; then
+        body=$1
+        shift
+    fi
     local url=$path args=()
     [[ $url == http* ]] || url=$KADR_URL$path
     args=(-sS -o "$E2E_OUT" -D "$E2E_HDRS" -w '%{http_code}' -X "$method" --max-time 30)

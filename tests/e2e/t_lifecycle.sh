@@ -63,9 +63,9 @@ if wait_job "$done_job" 120; then
 fi
 
 begin "cancel a processing job: cancelled within 2 s"
-# Long enough to be caught running: the sample 12 times, re-encoded slowly.
-inputs=$(jq -cn --arg m "$media" '[range(12) | {media_id: $m}]')
-submit_job "{\"inputs\":$inputs,\"output\":{\"video_codec\":\"hevc\",\"preset\":\"slow\",\"width\":1280,\"height\":720},\"layers\":[{\"type\":\"text\",\"text\":\"slow\"}]}" ||
+# Long enough to be caught running: the sample scaled to 4K and encoded
+# with the slowest HEVC preset takes minutes on a small machine.
+submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"video_codec\":\"hevc\",\"preset\":\"veryslow\",\"width\":3840,\"height\":2160},\"layers\":[{\"type\":\"text\",\"text\":\"slow\"}]}" ||
     note "POST /jobs: $STATUS $(printf '%.200s' "$BODY")"
 slow=$JOB_ID
 _processing() { api GET "/api/v1/jobs/$slow"; [[ $(jqr .status) != pending ]]; }
