@@ -607,8 +607,8 @@ parse_transition(struct ctx *c, const json_t *body, struct kd_jobspec *spec)
     if (gd != GOT_OK)
         return;
     /* A fade overlaps the end of one input with the start of the next; an
-     * input trimmed shorter than the fade cannot take part in one. Untrimmed
-     * inputs are checked by the worker once their durations are known. */
+     * input cut shorter than the fade cannot take part in one. Without an end
+     * the length is known only once the input is probed. */
     for (size_t i = 0; i < spec->n_inputs && c->inputs_given > 1; i++) {
         const struct kd_input *in = &spec->inputs[i];
 
@@ -1025,6 +1025,7 @@ parse_output(struct ctx *c, const json_t *body, struct kd_jobspec *spec)
     o->audio_codec = KD_ACODEC_AUTO;
     o->fit = KD_FIT_CONTAIN;
     o->crf = -1;
+    o->audio_bitrate = AUDIO_BITRATE_DEFAULT;
     c->container_ok = c->vcodec_ok = c->acodec_ok = true;
     if (get_object(c, body, "", "output", &obj) == GOT_OK) {
         check_keys(c, obj, "output", keys);
@@ -1074,13 +1075,10 @@ parse_output(struct ctx *c, const json_t *body, struct kd_jobspec *spec)
         gv->preset = g != GOT_NONE;
         gv->video_bitrate = get_bitrate(c, obj, "video_bitrate", VIDEO_BITRATE_MIN,
                                         VIDEO_BITRATE_MAX, &o->video_bitrate) != GOT_NONE;
-        o->audio_bitrate = AUDIO_BITRATE_DEFAULT;
         gv->audio_bitrate = get_bitrate(c, obj, "audio_bitrate", AUDIO_BITRATE_MIN,
                                         AUDIO_BITRATE_MAX, &o->audio_bitrate) != GOT_NONE;
         gv->faststart = get_bool(c, obj, "output", "faststart", &o->faststart) != GOT_NONE;
         check_output(c, o, size_ok, crf_ok);
-    } else {
-        o->audio_bitrate = AUDIO_BITRATE_DEFAULT;
     }
     /* Defaults that depend on the container. */
     if (!gv->faststart)
