@@ -93,8 +93,8 @@ struct kd_output {
     int crf;                     /* -1: codec default; else 0..51 (0..63 vp9) */
     char preset[16];             /* "" : default; ultrafast..veryslow */
     int64_t video_bitrate;       /* bits/s, 0 = none (crf rules) */
-    int64_t audio_bitrate;       /* bits/s, default 128000 */
-    bool faststart;              /* mp4/mov; default true */
+    int64_t audio_bitrate;       /* bits/s, default 128000; 0 for wav and copy (nothing encoded) */
+    bool faststart;              /* mp4/mov/m4a only; default true there, false elsewhere */
 };
 
 struct kd_thumbnails {
