@@ -320,8 +320,8 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     if (kd_app_queue(rq->app, &q) != KD_OK ||
         kd_queue_push(q, "edit", job_id, spec->priority) != KD_OK)
         kd_log(KD_LOG_WARN,
-               "job %s: enqueueing failed; the job stays pending and is found again by the "
-               "sweep of waiting jobs",
+               "job %s: enqueueing failed; the job stays pending in PostgreSQL and runs "
+               "once it is enqueued again",
                job_id);
 out:
     kd_dbres_free(res);
@@ -639,8 +639,8 @@ kd_jobs_retry(struct kd_req *rq, struct kd_resp *rs)
     kd_log(KD_LOG_INFO, "job %s retried", rq->id);
     if (kd_app_queue(rq->app, &q) != KD_OK || kd_queue_push(q, "edit", rq->id, priority) != KD_OK)
         kd_log(KD_LOG_WARN,
-               "job %s: enqueueing the retry failed; the job stays pending and is found again "
-               "by the sweep of waiting jobs",
+               "job %s: enqueueing the retry failed; the job stays pending in PostgreSQL "
+               "and runs once it is enqueued again",
                rq->id);
 out:
     kd_dbres_free(res);

@@ -178,8 +178,9 @@ kd_media_delete(struct kd_req *rq, struct kd_resp *rs)
         rc = kd_resp_problem(rs, 404, "not-found", "there is no such media");
         goto out;
     }
-    /* The row goes first: bytes without a live row are garbage that a sweep
-     * can remove, a live row without bytes would be a broken promise. */
+    /* The row goes first: bytes without a live row are garbage an operator
+     * can remove (the warning names the key); a live row without bytes
+     * would be a broken promise. */
     if (kd_storage_delete(st, kd_dbres_get(res, 0, 0)) != KD_OK)
         kd_log(KD_LOG_WARN, "media %s deleted; removing its object %s failed", rq->id,
                kd_dbres_get(res, 0, 0));

@@ -392,12 +392,12 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
     }
     kd_log(KD_LOG_INFO, "upload %s completed: media %s is processing", rq->id, media_id);
     /* After the commit, so a worker never sees a message before the row.
-     * A lost message is not a lost media: the row stays "processing" and the
-     * worker's sweep of stale media enqueues it again. */
+     * A lost message is not a lost media: the row stays "processing" in
+     * PostgreSQL, which is the truth, and can be enqueued again. */
     if (kd_app_queue(rq->app, &q) != KD_OK || kd_queue_push(q, "probe", media_id, 1) != KD_OK)
         kd_log(KD_LOG_WARN,
-               "media %s: enqueueing the probe failed; it stays processing until the sweep "
-               "finds it",
+               "media %s: enqueueing the probe failed; it stays processing in PostgreSQL "
+               "until its probe is enqueued again",
                media_id);
 out:
     kd_dbres_free(res);
