@@ -441,6 +441,7 @@ kd_resp_init(struct kd_resp *rs)
 {
     rs->status = 0;
     rs->content_type = NULL;
+    rs->omit_body = false;
     kd_buf_init(&rs->headers, KD_RESP_HEADERS_MAX);
     kd_buf_init(&rs->body, KD_RESP_BODY_MAX);
 }
@@ -671,7 +672,7 @@ kd_resp_send(const struct kd_resp *rs, const char *request_id, FCGX_Stream *out)
         rc = KD_EIO;
         goto out;
     }
-    if (rs->status != 204 && rs->body.len > 0 &&
+    if (rs->status != 204 && !rs->omit_body && rs->body.len > 0 &&
         FCGX_PutStr(rs->body.data, (int)rs->body.len, out) != (int)rs->body.len) {
         rc = KD_EIO;
         goto out;

@@ -88,6 +88,7 @@ struct kd_resp {
     const char *content_type; /* static string; NULL: no body */
     struct kd_buf headers;    /* extra "Name: value\r\n" lines */
     struct kd_buf body;
+    bool omit_body; /* HEAD: the headers (Content-Length too) only */
 };
 
 /* The request id a client may set: [A-Za-z0-9._-]{1,128}. */

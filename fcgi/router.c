@@ -81,6 +81,8 @@ find_route(struct kd_req *rq, struct kd_resp *rs, const struct kd_route **out)
     char allow[128] = "";
     size_t i, allow_len = 0;
     bool path_known = false;
+    /* RFC 9110 section 9.3.2: HEAD is GET without the body. */
+    const char *method = strcmp(rq->method, "HEAD") == 0 ? "GET" : rq->method;
     enum kd_err rc = KD_OK;
 
     *out = NULL;
@@ -94,13 +96,14 @@ find_route(struct kd_req *rq, struct kd_resp *rs, const struct kd_route **out)
         if (!match(r->pattern, rq->path, id))
             continue;
         path_known = true;
-        if (strcmp(r->method, "*") == 0 || strcmp(r->method, rq->method) == 0) {
+        if (strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0) {
             memcpy(rq->id, id, sizeof(rq->id));
             *out = r;
             goto out;
         }
-        if (kd_snprintf(allow + allow_len, sizeof(allow) - allow_len, "%s%s",
-                        allow_len > 0 ? ", " : "", r->method) == KD_OK)
+        if (kd_snprintf(allow + allow_len, sizeof(allow) - allow_len, "%s%s%s",
+                        allow_len > 0 ? ", " : "", r->method,
+                        strcmp(r->method, "GET") == 0 ? ", HEAD" : "") == KD_OK)
             allow_len = strlen(allow);
     }
     if (!path_known) {
@@ -335,6 +338,7 @@ kd_router_serve(struct kd_app *app, FCGX_Request *fcgx)
         status = 500;
     } else {
         status = rs.status;
+        rs.omit_body = strcmp(rq.method, "HEAD") == 0;
         if (kd_resp_send(&rs, rq.request_id, fcgx->out) != KD_OK)
             kd_log(KD_LOG_DEBUG, "the client went away before the response was written");
     }
