@@ -192,7 +192,8 @@ ours() {
 pids_in() {
     [[ -f $1 ]] || return 0
     local p
-    while read -r p; do
+    # spawn-fcgi ends its pidfile without a newline: read the last line too.
+    while read -r p || [[ -n $p ]]; do
         is_uint "$p" && printf '%s\n' "$p"
     done <"$1"
 }
@@ -664,10 +665,17 @@ do_stop() {
     say "stopped ($run_dir)"
 }
 
+# status_line NAME PIDS [WANT]: one line; fewer than WANT live processes
+# (default 1) makes the stack not up.
 status_line() {
-    local name=$1 pids=$2
-    if [[ -n $pids ]]; then
-        printf '%-12s running  pid %s\n' "$name" "$(echo $pids)"
+    local name=$1 pids n want=${3:-1}
+    pids=$(echo $2)
+    n=$(wc -w <<<"$pids")
+    if [[ $n -ge $want ]]; then
+        printf '%-12s running  pid %s\n' "$name" "$pids"
+    elif [[ $n -gt 0 ]]; then
+        printf '%-12s degraded %s of %s running: pid %s\n' "$name" "$n" "$want" "$pids"
+        all_up=0
     else
         printf '%-12s stopped\n' "$name"
         all_up=0
@@ -688,12 +696,12 @@ do_status() {
     echo "stack in $run_dir: http://127.0.0.1:$http_port https://127.0.0.1:$https_port"
     status_line postgresql "$pg_pid"
     status_line redis "$(live_pids "$redis_pid")"
-    status_line api "$(live_pids "$api_pid")"
+    status_line api "$(live_pids "$api_pid")" "$api_procs"
     pids=""
     for f in "$run_dir"/worker-*.pid; do
         [[ -f $f ]] && pids="$pids $(live_pids "$f")"
     done
-    status_line worker "$(echo $pids)"
+    status_line worker "$pids" "$workers"
     status_line nginx "$(live_pids "$nginx_pid")"
     if [[ $all_up -eq 1 ]] && api_healthy; then
         echo "health       ok"
