@@ -344,7 +344,8 @@ kd_jobs_list(struct kd_req *rq, struct kd_resp *rs)
         " WHERE j.user_id = $1 AND j.deleted_at IS NULL "
         "   AND ($2::text IS NULL OR j.status = $2::text) "
         "   AND ($3::bigint IS NULL OR (j.created_at, j.id) < "
-        "        (timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::uuid)) "
+        "        (timestamptz 'epoch' + $3::bigint / 1000000 * interval '1 second' "
+        "         + $3::bigint % 1000000 * interval '1 microsecond', $4::uuid)) "
         " ORDER BY j.created_at DESC, j.id DESC "
         " LIMIT $5::integer + 1";
     struct kd_problem pb = KD_PROBLEM_INIT;

@@ -46,14 +46,16 @@ kd_media_list(struct kd_req *rq, struct kd_resp *rs)
 {
     /* (created_at, id) descending, resumed strictly after the cursor's pair;
      * the index media_user_list serves both the order and the seek. The
-     * cursor's microseconds go back through an interval, which is exact. */
+     * cursor's microseconds go back as whole seconds plus microseconds, each
+     * small enough to stay exact in interval arithmetic (done in doubles). */
     static const char sel[] =
         "SELECT kadr_media_json(m)::text, "
         "       (extract(epoch FROM m.created_at) * 1000000)::bigint || ':' || m.id "
         "  FROM media m "
         " WHERE m.user_id = $1 AND m.deleted_at IS NULL "
         "   AND ($2::bigint IS NULL OR (m.created_at, m.id) < "
-        "        (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
+        "        (timestamptz 'epoch' + $2::bigint / 1000000 * interval '1 second' "
+        "         + $2::bigint % 1000000 * interval '1 microsecond', $3::uuid)) "
         " ORDER BY m.created_at DESC, m.id DESC "
         " LIMIT $4::integer + 1";
     struct kd_problem pb = KD_PROBLEM_INIT;
