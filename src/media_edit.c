@@ -26,6 +26,8 @@
 #define CANCEL_EVERY_N 16     /* frames or packets between polls ... */
 #define CANCEL_EVERY_MS 100   /* ... or this much time, whichever first */
 #define MAX_DECODE_ERRORS 100 /* damaged packets skipped before giving up */
+#define SEEK_CHECK_PACKETS 1000 /* read after a seek to see where it landed */
+#define SEEK_ATTEMPTS 6       /* targets moved back 1+2+...+32 s, then the start */
 
 /* One stream of the input on its way through the graph to the encoder. */
 struct side {
@@ -548,19 +550,105 @@ build_graph(struct run *r)
     return kd_media_graph_config(&r->gr, r->e->err);
 }
 
+/* Seconds on the input's timeline of a packet of side s. */
+static double
+packet_s(const struct side *s, const AVPacket *pkt)
+{
+    int64_t t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+
+    if (t == AV_NOPTS_VALUE)
+        return NAN;
+    return (double)(t - s->offset) * av_q2d(s->st->time_base);
+}
+
+/* Whether reading from the current position reaches every active stream
+ * no later than start_s: the first video keyframe and the first audio
+ * packet must be at or before it. Reads a bounded number of packets. */
+static enum kd_err
+lands_before(struct run *r, bool *ok)
+{
+    bool need_v = r->v.is_active, need_a = r->a.is_active;
+    double slack = 0.001;
+    enum kd_err rc = KD_OK;
+    int ret;
+
+    *ok = true;
+    for (int n = 0; (need_v || need_a) && n < SEEK_CHECK_PACKETS; n++) {
+        if (poll_cancel(r)) {
+            rc = cancelled(r);
+            goto out;
+        }
+        if ((ret = av_read_frame(r->in->fmt, r->pkt)) < 0)
+            break;
+        if (need_v && r->pkt->stream_index == r->v.idx && (r->pkt->flags & AV_PKT_FLAG_KEY)) {
+            double t = packet_s(&r->v, r->pkt);
+            need_v = false;
+            if (!isnan(t) && t > r->span.start_s + slack)
+                *ok = false;
+        } else if (need_a && r->pkt->stream_index == r->a.idx) {
+            double t = packet_s(&r->a, r->pkt);
+            need_a = false;
+            if (!isnan(t) && t > r->span.start_s + slack)
+                *ok = false;
+        }
+        av_packet_unref(r->pkt);
+    }
+    /* A stream not met at all: the landing is past its last keyframe (or
+     * it ends before the span; then the start of the file settles it). */
+    if (need_v || need_a)
+        *ok = false;
+out:
+    av_packet_unref(r->pkt);
+    return rc;
+}
+
 /* Starts reading at the keyframe before the span; the trims drop the rest.
- * A file that cannot seek is read from its start instead. */
-static void
+ * Demuxers without an index (MPEG-TS, some AVI) may land after the
+ * keyframe they were asked for, which would lose the start of the span:
+ * each landing is checked and the target moved back (1 s, 2 s, 4 s, ...)
+ * until it holds, ending at the file's start. */
+static enum kd_err
 seek_to_span(struct run *r)
 {
-    int64_t ts;
+    double back = 0, target;
+    bool ok = false;
+    enum kd_err rc;
     int ret;
 
     if (r->span.start_s <= 0)
-        return;
-    ts = r->in->start_time + (int64_t)(r->span.start_s * AV_TIME_BASE);
-    if ((ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0)
-        kd_log(KD_LOG_INFO, "media: the input cannot seek; reading from its start");
+        return KD_OK;
+    for (int attempt = 0; !ok; attempt++) {
+        int64_t ts;
+
+        target = r->span.start_s - back;
+        if (target <= 0 || attempt >= SEEK_ATTEMPTS) {
+            ts = r->in->start_time;
+            if ((ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
+                kd_media_seterr(r->e->err, "the input could not seek back to its start");
+                return KD_EMEDIA;
+            }
+            return KD_OK; /* read from the start: slow but exact */
+        }
+        ts = r->in->start_time + (int64_t)(target * AV_TIME_BASE);
+        if ((ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
+            if (attempt > 0) {
+                kd_media_seterr(r->e->err, "the input could not seek back");
+                return KD_EMEDIA;
+            }
+            kd_log(KD_LOG_INFO, "media: the input cannot seek; reading from its start");
+            return KD_OK; /* still at the start: nothing was read yet */
+        }
+        if ((rc = lands_before(r, &ok)) != KD_OK)
+            return rc;
+        /* Seeking is deterministic: the same target lands in the same
+         * place again, now to be read for real. */
+        if (ok && (ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
+            kd_media_seterr(r->e->err, "the input could not be read again after seeking");
+            return KD_EMEDIA;
+        }
+        back = back > 0 ? back * 2 : 1.0;
+    }
+    return KD_OK;
 }
 
 static bool
@@ -674,7 +762,8 @@ kd_media_edit(struct kd_edit *e)
         goto out;
     if ((rc = kd_media_output_start(r.out, &e->spec->output, e->err)) != KD_OK)
         goto out;
-    seek_to_span(&r);
+    if ((rc = seek_to_span(&r)) != KD_OK)
+        goto out;
     if ((rc = transcode(&r)) != KD_OK)
         goto out;
     if ((rc = kd_media_output_finish(r.out, e->err)) != KD_OK)

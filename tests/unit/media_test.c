@@ -174,6 +174,11 @@ make_media(void)
     path_of(p, sizeof(p), "pic.jpg");
     run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p,
                        NULL });
+    /* MPEG-TS has no index: seeking may land past the keyframe asked for. */
+    path_of(p, sizeof(p), "gop.ts");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi",
+                       "-i", "sine=sample_rate=48000", "-t", "8", "-c:v", "libx264", "-preset",
+                       "ultrafast", "-g", "50", "-c:a", "aac", p, NULL });
     path_of(p, sizeof(p), "anim.gif");
     run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", p,
                        NULL });
@@ -393,6 +398,21 @@ grab_gray(const char *path, double t, int w, int h, unsigned char *buf)
 
     (void)snprintf(ts, sizeof(ts), "%.3f", t);
     char *argv[] = { "ffmpeg", "-nostdin", "-v", "error", "-i", (char *)path, "-ss", ts,
+                     "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-", NULL };
+    n = run_capture(argv, buf, (size_t)w * h);
+    ck_assert_int_eq(n, (ssize_t)w * h);
+}
+
+/* The first frame of path at or after t seconds (decoded from the start,
+ * as the trim filter picks it) as grey bytes (w*h). */
+static void
+grab_first_after(const char *path, double t, int w, int h, unsigned char *buf)
+{
+    char vf[64];
+    ssize_t n;
+
+    (void)snprintf(vf, sizeof(vf), "trim=start=%.3f", t);
+    char *argv[] = { "ffmpeg", "-nostdin", "-v", "error", "-i", (char *)path, "-vf", vf,
                      "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-", NULL };
     n = run_capture(argv, buf, (size_t)w * h);
     ck_assert_int_eq(n, (ssize_t)w * h);
@@ -623,6 +643,35 @@ START_TEST(edit_trim_starts_at_the_cut)
     free(a);
     free(b);
     free(j);
+}
+END_TEST
+
+START_TEST(edit_trims_mpegts)
+{
+    static const double starts[] = { 3.0, 5.5, 6.3 };
+    struct job *whole = job_new("gop.ts", "ts_whole.mp4");
+    unsigned char *a = malloc(W * H), *b = malloc(W * H);
+
+    /* The reference: the same input read from its start, no seeking (the
+     * command line's own timeline for MPEG-TS is one frame off ours). */
+    whole->spec.output.crf = 0;
+    edit_ok(whole);
+    for (size_t i = 0; i < KD_ARRAY_LEN(starts); i++) {
+        struct job *j = job_new("gop.ts", "cut_ts.mp4");
+
+        j->spec.output.crf = 0;
+        j->input.start_s = starts[i];
+        edit_ok(j);
+        ck_assert_double_eq_tol(j->e.duration_s, 8.0 - starts[i], 0.1);
+        grab_first_after(whole->out_path, starts[i], W, H, a);
+        grab_gray(j->out_path, 0.0, W, H, b);
+        ck_assert_msg(region_diff(a, b, W, 0, 0, W, H) <= 1.0, "start %.1f: wrong first frame",
+                      starts[i]);
+        free(j);
+    }
+    free(a);
+    free(b);
+    free(whole);
 }
 END_TEST
 
@@ -1007,6 +1056,7 @@ media_suite(void)
     tcase_add_test(probe_tc, probe_applies_limits);
     tcase_add_test(edit_tc, edit_trims_frame_accurately);
     tcase_add_test(edit_tc, edit_trim_starts_at_the_cut);
+    tcase_add_test(edit_tc, edit_trims_mpegts);
     tcase_add_test(edit_tc, edit_containers_and_codecs);
     tcase_add_test(edit_tc, edit_refuses_impossible_outputs);
     tcase_add_test(edit_tc, edit_without_sound_has_no_audio_stream);
