@@ -8,7 +8,8 @@
 #  3. a second build with ASan+UBSan from a clean copy of the distributed
 #     sources (make distdir), running the unit tests again
 #  4. make distcheck (--quick skips it)
-#  5. the end-to-end suite against a private stack (tests/e2e/run.sh)
+#  5. the end-to-end suite against a private stack (tests/e2e/run.sh), on
+#     the -Werror build and again on the sanitizer build
 #
 # Ends with one line "N passed, N failed" summing every check, and exits
 # non-zero when anything failed. Logs of each step go to build/test-logs/.
@@ -52,7 +53,7 @@ logged() {
 # build tree. A Check program reports "Checks: N, Failures: F, Errors: E"
 # and counts as N checks; any other test counts as one. A program that
 # failed beyond its checks (a crash, a leak found at exit) adds one failure.
-# Returns non-zero when it counted a failure.
+# Sets U_PASS and U_FAIL.
 count_unit() {
     local builddir=$1 stamp=$2 label=$3 trs log res line n f e name
     local u_pass=0 u_fail=0 u_skip=0
@@ -84,11 +85,21 @@ count_unit() {
     echo "$label: $u_pass passed, $u_fail failed$( ((u_skip == 0)) || echo ", $u_skip skipped")"
     passed=$((passed + u_pass))
     failed=$((failed + u_fail))
-    if [[ $((u_pass + u_fail)) -eq 0 ]]; then
-        fail "$label ran no test"
-        return 1
+    U_PASS=$u_pass U_FAIL=$u_fail
+}
+
+# unit_step LABEL BUILDDIR STAMP RC LOG: counts a make check run and adds a
+# failure when make failed outside the tests (a test program that does not
+# build) or when no test ran at all.
+unit_step() {
+    local label=$1 builddir=$2 stamp=$3 rc=$4 log=$5
+    count_unit "$builddir" "$stamp" "$label"
+    if [[ $rc -ne 0 && $U_FAIL -eq 0 ]]; then
+        fail "$label: make check failed outside the tests" "$log"
+        { grep -E 'error:|Error [0-9]+' "$log" || tail -n 20 "$log"; } | head -n 15
+    elif [[ $((U_PASS + U_FAIL)) -eq 0 ]]; then
+        fail "$label ran no test" "$log"
     fi
-    [[ $u_fail -eq 0 ]]
 }
 
 cd "$top" || exit 1
@@ -111,11 +122,7 @@ if [[ $built -eq 1 ]]; then
     touch "$logs/unit.stamp"
     make -j"$jobs" check >"$logs/check.log" 2>&1
     rc=$?
-    if count_unit "$top" "$logs/unit.stamp" "unit" && [[ $rc -ne 0 ]]; then
-        # make check failed outside the tests (building a test program).
-        fail "make check" "$logs/check.log"
-        tail -n 30 "$logs/check.log"
-    fi
+    unit_step "unit" "$top" "$logs/unit.stamp" "$rc" "$logs/check.log"
 fi
 
 # 3. ASan + UBSan, from the distributed sources.
@@ -134,10 +141,7 @@ if [[ $asan -eq 1 && $built -eq 1 ]]; then
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             make -C "$asan_dir/src" -j"$jobs" check >"$logs/asan-check.log" 2>&1
         rc=$?
-        if count_unit "$asan_dir/src" "$logs/asan.stamp" "unit (ASan+UBSan)" && [[ $rc -ne 0 ]]; then
-            fail "make check (ASan+UBSan)" "$logs/asan-check.log"
-            tail -n 30 "$logs/asan-check.log"
-        fi
+        unit_step "unit (ASan+UBSan)" "$asan_dir/src" "$logs/asan.stamp" "$rc" "$logs/asan-check.log"
     else
         fail "build (ASan+UBSan)" "$logs"
     fi
@@ -153,24 +157,36 @@ if [[ $quick -eq 0 && $built -eq 1 ]]; then
     fi
 fi
 
-# 5. End to end against a private stack.
+# 5. End to end against a private stack: the -Werror build, then the
+# sanitizer build (memory errors on real request and job paths show in the
+# programs' logs, which run.sh checks).
+run_e2e() {
+    local label=$1 bindir=$2 log=$3 line p f l
+    KADR_BIN_DIR=$bindir E2E_LOG_DIR=$logs/$label-stack-logs \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        "$top/tests/e2e/run.sh" 2>&1 | tee "$log"
+    line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [[ -z $line ]]; then
+        fail "$label suite did not finish" "$log"
+        return
+    fi
+    read -r p f < <(echo "$line" | sed -E 's/^e2e: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')
+    passed=$((passed + p))
+    failed=$((failed + f))
+    while IFS= read -r l; do failures+=("$label: ${l#not ok - }"); done < <(grep '^not ok - ' "$log")
+    [[ $((p + f)) -gt 0 ]] || fail "$label ran no test"
+}
+
 if [[ $e2e -eq 1 ]]; then
     step "end-to-end tests"
     if [[ $built -eq 1 ]]; then
-        KADR_BIN_DIR=$top "$top/tests/e2e/run.sh" 2>&1 | tee "$logs/e2e.log"
-        line=$(grep -E '^(e2e: )?[0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -n 1)
-        if [[ -n $line ]]; then
-            read -r p f < <(echo "$line" | sed -E 's/^(e2e: )?([0-9]+) passed, ([0-9]+) failed.*/\2 \3/')
-            passed=$((passed + p))
-            failed=$((failed + f))
-            while IFS= read -r l; do failures+=("e2e: ${l#not ok - }"); done \
-                < <(grep '^not ok - ' "$logs/e2e.log")
-            [[ $((p + f)) -gt 0 ]] || fail "e2e ran no test"
-        else
-            fail "e2e suite did not finish" "$logs/e2e.log"
-        fi
+        run_e2e e2e "$top" "$logs/e2e.log"
     else
         fail "e2e (no build)"
+    fi
+    if [[ $asan -eq 1 && -x ${asan_dir:-/nonexistent}/src/fcgi/kadr-api ]]; then
+        step "end-to-end tests on the ASan+UBSan build"
+        run_e2e e2e-asan "$asan_dir/src" "$logs/e2e-asan.log"
     fi
 fi
 

@@ -7,8 +7,9 @@
 # free port base of its own (so it never meets a running quickstart), makes
 # the sample media with ffmpeg, runs every tests/e2e/t_*.sh, stops the stack
 # and prints "e2e: N passed, N failed". E2E_KEEP=1 keeps the stack running
-# and the directory for a look afterwards. The kadr programs come from the
-# build tree or KADR_BIN_DIR, as for stack.sh.
+# and the directory for a look afterwards; E2E_LOG_DIR=DIR copies the
+# stack's logs there. The kadr programs come from the build tree or
+# KADR_BIN_DIR, as for stack.sh.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -136,18 +137,37 @@ else
     sed 's/^/#   /' "$E2E_TMP/status.log"
     notok=$((notok + 1))
 fi
-# Memory errors of the programs land in their logs.
-if grep -lE 'ERROR: AddressSanitizer|runtime error:|Segmentation fault' \
+# Stop now (E2E_KEEP aside): leaks are reported when a program exits.
+if [[ ${E2E_KEEP:-0} != 1 ]]; then
+    if "$stack" stop --dir "$stack_dir" >"$E2E_TMP/stop.log" 2>&1; then
+        started=0
+        echo "ok - the stack stops cleanly"
+        ok=$((ok + 1))
+    else
+        echo "not ok - the stack stops cleanly"
+        sed 's/^/#   /' "$E2E_TMP/stop.log"
+        notok=$((notok + 1))
+    fi
+fi
+# Memory errors, leaks and crashes of the programs land in their logs.
+if grep -HE 'ERROR: (Address|Leak)Sanitizer|runtime error:|Segmentation fault|stack-buffer|heap-use-after' \
     "$stack_dir"/logs/{api,worker}.log >"$E2E_TMP/san.log" 2>/dev/null; then
     echo "not ok - no sanitizer or crash reports in the logs"
-    sed 's/^/#   /' "$E2E_TMP/san.log"
+    head -n 20 "$E2E_TMP/san.log" | cut -c1-300 | sed 's/^/#   /'
     notok=$((notok + 1))
+else
+    echo "ok - no sanitizer or crash reports in the logs"
+    ok=$((ok + 1))
 fi
 
 if [[ $notok -gt 0 ]]; then
-    echo "# logs: $stack_dir/logs (E2E_KEEP=1 keeps them); last API and worker lines:"
+    echo "# logs: $stack_dir/logs (E2E_KEEP=1 keeps them and the stack); last API and worker lines:"
     tail -n 15 "$stack_dir/logs/api.log" 2>/dev/null | sed 's/^/#   api: /'
     tail -n 15 "$stack_dir/logs/worker.log" 2>/dev/null | sed 's/^/#   worker: /'
+fi
+if [[ -n ${E2E_LOG_DIR:-} ]]; then
+    mkdir -p "$E2E_LOG_DIR" && cp -r "$stack_dir/logs/." "$E2E_LOG_DIR/" 2>/dev/null &&
+        echo "# the stack's logs are in $E2E_LOG_DIR"
 fi
 echo "# e2e took $((SECONDS - t0))s"
 echo "e2e: $ok passed, $notok failed"
