@@ -184,10 +184,6 @@ parse_query(struct kd_req *rq, const char *qs)
         rc = KD_EINVAL;
         goto out;
     }
-    if ((rq->raw_query = strdup(qs)) == NULL) {
-        rc = KD_ENOMEM;
-        goto out;
-    }
     while (*p != '\0') {
         const char *end = strchr(p, '&');
         const char *eq;
@@ -282,11 +278,8 @@ kd_req_init(struct kd_req *rq, struct kd_app *app, char **envp, FCGX_Stream *in)
     /* Without a path the access log still needs something to print. */
     if ((rc = parse_path(rq)) != KD_OK) {
         free(rq->path);
-        if ((rq->path = strdup("-")) == NULL) {
+        if ((rq->path = strdup("-")) == NULL)
             rc = KD_ENOMEM;
-            goto out;
-        }
-        rc = KD_EINVAL;
         goto out;
     }
     method = kd_req_param(rq, "REQUEST_METHOD");
@@ -313,7 +306,6 @@ kd_req_clear(struct kd_req *rq)
         free(rq->query[i].value);
     }
     free(rq->path);
-    free(rq->raw_query);
     free(rq->body);
     json_decref(rq->json);
     memset(rq, 0, sizeof(*rq));

@@ -72,12 +72,10 @@ struct kd_req {
     char request_id[KD_REQUEST_ID_MAX + 1];
     char method[16]; /* "GET"; "" when absent or too long */
     char *path;      /* decoded, starts with '/' */
-    char *raw_query; /* the QUERY_STRING as given (never logged) */
     struct kd_query_param query[KD_QUERY_PARAMS_MAX];
     size_t n_query;
-    char id[KD_UUID_STRLEN + 1]; /* the route's {id}, lowercase; "" when none */
-    bool is_authenticated;
-    struct kd_principal principal; /* valid when is_authenticated */
+    char id[KD_UUID_STRLEN + 1];   /* the route's {id}, lowercase; "" when none */
+    struct kd_principal principal; /* set for user and admin routes */
     char *body;                    /* NUL-terminated; NULL when none was read */
     size_t body_len;
     json_t *json; /* the parsed body for JSON routes, else NULL */

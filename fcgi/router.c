@@ -156,7 +156,6 @@ authenticate(struct kd_req *rq, struct kd_resp *rs, const struct kd_route *r)
         rc = arc;
         goto out;
     }
-    rq->is_authenticated = true;
     if (r->auth == KD_ROUTE_ADMIN && !rq->principal.is_admin) {
         if ((rc = kd_resp_problem(rs, 403, "forbidden", "this resource is for administrators")) ==
             KD_OK)
