@@ -17,8 +17,8 @@
 
 #define IDEMPOTENCY_KEY_MAX 255
 
-/* Items of a job list are at most this many references long (inputs,
- * layers, audio); the array literal for them is capped accordingly. */
+/* The array literal of the media a job names (inputs, layers, audio: a few
+ * hundred UUIDs at the configured maxima) is capped well above that. */
 #define REFS_LITERAL_MAX (64 * 1024)
 
 static const char *const job_statuses[] = {"pending", "processing", "completed", "failed",
