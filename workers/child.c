@@ -64,11 +64,13 @@ child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn 
     sigset_t none;
     int out, devnull;
 
-    /* Signals: default actions (the parent's handlers only set its flags),
-     * except SIGPIPE, so that a vanished parent shows up as EPIPE. */
-    sigaction(SIGTERM, &dfl, NULL);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGHUP, &dfl, NULL);
+    /* Signals: the parent alone decides when a task stops (it kills with
+     * SIGKILL), so a SIGTERM sent to the whole service (systemd's default
+     * KillMode, a terminal's group) does not cut the grace period short.
+     * SIGPIPE is ignored so that a vanished parent shows up as EPIPE. */
+    sigaction(SIGTERM, &ign, NULL);
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGHUP, &ign, NULL);
     sigaction(SIGCHLD, &dfl, NULL);
     sigaction(SIGPIPE, &ign, NULL);
     sigemptyset(&none);
@@ -113,8 +115,15 @@ child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn 
     /* Limits last: the work above needs descriptors the limit may forbid. */
     if (!set_limit(RLIMIT_CORE, 0, 0))
         setup_failed(out, "RLIMIT_CORE", errno);
-    if (!set_limit(RLIMIT_NOFILE, (rlim_t)lim->nofile, (rlim_t)lim->nofile))
-        setup_failed(out, "RLIMIT_NOFILE", errno);
+    if (!set_limit(RLIMIT_NOFILE, (rlim_t)lim->nofile, (rlim_t)lim->nofile)) {
+        struct rlimit cur;
+
+        /* Valgrind refuses any change of the hard limit; the soft one is
+         * still what a job runs into. */
+        if (errno != EPERM || getrlimit(RLIMIT_NOFILE, &cur) != 0 ||
+            !set_limit(RLIMIT_NOFILE, (rlim_t)lim->nofile, cur.rlim_max))
+            setup_failed(out, "RLIMIT_NOFILE", errno);
+    }
     if (!set_limit(RLIMIT_FSIZE, mb(lim->file_mb), mb(lim->file_mb)))
         setup_failed(out, "RLIMIT_FSIZE", errno);
     if (!set_limit(RLIMIT_CPU, (rlim_t)lim->cpu_s, (rlim_t)lim->cpu_s + 5))

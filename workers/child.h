@@ -4,8 +4,8 @@
  * child forked for it, limited by rlimits, with no new privileges, no
  * inherited descriptors but its result pipe and stderr, and its private work
  * directory as current directory. The child dies with the parent
- * (PR_SET_PDEATHSIG) and sits in its own process group, so that a terminal's
- * Ctrl-C reaches only the parent, which decides what happens to jobs. */
+ * (PR_SET_PDEATHSIG), sits in its own process group and ignores SIGTERM and
+ * SIGINT: only the parent decides when a task stops, by SIGKILL. */
 #ifndef KD_WORKER_CHILD_H
 #define KD_WORKER_CHILD_H
 

@@ -476,6 +476,13 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
         goto out;
     }
     s->container = spec->output.container;
+    /* Earlier attempts' directories on this host were left by a worker
+     * that died (a live one removes its own). */
+    for (int k = 1; k < s->attempt; k++) {
+        if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->cfg->worker_tmp_dir,
+                        s->ref, k) == KD_OK)
+            kd_workdir_remove(s->work_dir);
+    }
     if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->cfg->worker_tmp_dir, s->ref,
                     s->attempt) != KD_OK ||
         kd_workdir_make(s->work_dir) != KD_OK) {
