@@ -72,9 +72,15 @@ child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn 
     sigaction(SIGINT, &ign, NULL);
     sigaction(SIGHUP, &ign, NULL);
     sigaction(SIGCHLD, &dfl, NULL);
+    /* The limits must end the child even if whoever started the worker
+     * ignored these (Python does SIGXFSZ). */
+    sigaction(SIGXCPU, &dfl, NULL);
+    sigaction(SIGXFSZ, &dfl, NULL);
     sigaction(SIGPIPE, &ign, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* "ps -o comm" tells jobs from their parent. */
+    prctl(PR_SET_NAME, "kadr-job", 0, 0, 0);
     if (setpgid(0, 0) != 0 && errno != EPERM)
         setup_failed(wfd, "setpgid", errno);
     /* The parent may have died between fork and prctl: check after. */

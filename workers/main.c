@@ -368,6 +368,18 @@ main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* Dispositions and the mask survive exec: a SIGCHLD ignored by whoever
+     * started us would reap our children before waitpid could see how
+     * they ended. */
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
     kd_log(KD_LOG_INFO, "worker: %s started with %zu slot(s), lease %lld ms", w.consumer,
            w.n_slots, (long long)w.lease_ms);
