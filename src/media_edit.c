@@ -39,6 +39,7 @@ struct side {
     AVFilterContext *src, *sink;
     int64_t offset;               /* the input's start time, in st's time base */
     int64_t next_pts;             /* for frames without a timestamp */
+    int64_t last_pts;             /* out of the sink: video's last, sound's next */
     bool is_src_closed;           /* nothing more goes into the graph */
     bool is_sink_eof;             /* the graph gave its last frame */
     int64_t n_frames_out;
@@ -185,6 +186,44 @@ report(struct run *r)
     r->e->progress(r->e->ud, f);
 }
 
+/* Encoders and muxers need timestamps that only grow; a damaged input can
+ * make them step back. A video frame that does is dropped (as players do);
+ * sound is moved to follow on from the previous frame. Also records where
+ * the output's timeline has reached. Returns false to drop f. */
+static bool
+keep_monotonic(struct run *r, struct side *s, AVFrame *f)
+{
+    AVRational tb = av_buffersink_get_time_base(s->sink);
+    double t, dur = 0;
+
+    if (s->is_video) {
+        AVRational fr = av_buffersink_get_frame_rate(s->sink);
+
+        if (f->pts == AV_NOPTS_VALUE || (s->last_pts != AV_NOPTS_VALUE && f->pts <= s->last_pts))
+            return false;
+        s->last_pts = f->pts;
+        if (fr.num > 0 && fr.den > 0)
+            dur = av_q2d(av_inv_q(fr));
+        else if (f->pkt_duration > 0)
+            dur = (double)f->pkt_duration * av_q2d(s->st->time_base);
+    } else {
+        /* Into the encoder's time base (1/sample rate), where the next
+         * frame's start is known exactly. */
+        AVRational etb = r->out->aenc->time_base;
+
+        f->pts = f->pts != AV_NOPTS_VALUE ? av_rescale_q(f->pts, tb, etb) : s->last_pts;
+        if (f->pts == AV_NOPTS_VALUE || (s->last_pts != AV_NOPTS_VALUE && f->pts < s->last_pts))
+            f->pts = s->last_pts != AV_NOPTS_VALUE ? s->last_pts : 0;
+        s->last_pts = f->pts + f->nb_samples;
+        tb = etb;
+        dur = (double)f->nb_samples / f->sample_rate;
+    }
+    t = (double)f->pts * av_q2d(tb);
+    if (t + dur > s->end_s)
+        s->end_s = t + dur;
+    return true;
+}
+
 /* Moves every frame the sink has ready into the encoder; at the sink's end
  * flushes the encoder. */
 static enum kd_err
@@ -207,22 +246,9 @@ drain_sink(struct run *r, struct side *s)
         }
         if (ret < 0)
             return kd_media_averr(NULL, ret, KD_EINTERNAL, r->e->err, "filtering failed");
-        if (f->pts != AV_NOPTS_VALUE) {
-            AVRational tb = av_buffersink_get_time_base(s->sink);
-            double t = (double)f->pts * av_q2d(tb), dur = 0;
-
-            if (s->is_video) {
-                AVRational fr = av_buffersink_get_frame_rate(s->sink);
-                if (fr.num > 0 && fr.den > 0)
-                    dur = av_q2d(av_inv_q(fr));
-                else if (f->pkt_duration > 0)
-                    dur = (double)f->pkt_duration * av_q2d(s->st->time_base);
-            } else {
-                dur = (double)f->nb_samples / f->sample_rate;
-                f->pts = av_rescale_q(f->pts, tb, r->out->aenc->time_base);
-            }
-            if (t + dur > s->end_s)
-                s->end_s = t + dur;
+        if (!keep_monotonic(r, s, f)) {
+            av_frame_unref(f);
+            continue;
         }
         s->n_frames_out++;
         rc = kd_media_output_encode(r->out, s->is_video, f, r->e->err);
@@ -454,6 +480,7 @@ setup_side(struct run *r, struct side *s, int idx, bool is_video)
     s->idx = idx;
     s->st = r->in->fmt->streams[idx];
     s->next_pts = AV_NOPTS_VALUE;
+    s->last_pts = AV_NOPTS_VALUE;
     s->offset = av_rescale_q(r->in->start_time, AV_TIME_BASE_Q, s->st->time_base);
     if ((rc = kd_media_decoder_open(r->in, idx, r->e->lim, r->e->threads, &s->dec, r->e->err)) !=
         KD_OK)

@@ -571,7 +571,12 @@ kd_media_output_encode(struct kd_media_output *o, bool is_video, AVFrame *frame,
         o->pkt->stream_index = st->index;
         av_packet_rescale_ts(o->pkt, enc->time_base, st->time_base);
         /* The muxer takes the packet's reference, even on failure. */
-        if ((ret = av_interleaved_write_frame(o->fmt, o->pkt)) < 0)
+        if ((ret = av_interleaved_write_frame(o->fmt, o->pkt)) == AVERROR(EINVAL)) {
+            /* The muxer refuses timestamps: they came from the input. */
+            kd_media_seterr(err, "the input's timing is too damaged to write");
+            return KD_EMEDIA;
+        }
+        if (ret < 0)
             return write_err(o, ret, err);
     }
 }
