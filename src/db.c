@@ -20,7 +20,8 @@ struct stmt {
 struct kd_db {
     char *conninfo;
     PGconn *conn;
-    bool in_tx;
+    bool in_tx;   /* the caller began a transaction and has not ended it */
+    bool tx_lost; /* ...and its connection died: it can only be rolled back */
     struct stmt stmts[STMT_CACHE];
     size_t n_stmts;
     unsigned next_name;
@@ -38,14 +39,42 @@ forget_statements(struct kd_db *db)
     db->n_stmts = 0;
 }
 
+/* Drops a statement the server no longer runs as prepared (its plan went
+ * stale after a schema change, or the server forgot it), so that the next
+ * use prepares it afresh. The old name is never reused. */
+static void
+forget_statement(struct kd_db *db, const char *sql)
+{
+    for (size_t i = 0; i < db->n_stmts; i++) {
+        if (strcmp(db->stmts[i].sql, sql) == 0) {
+            free(db->stmts[i].sql);
+            db->stmts[i] = db->stmts[--db->n_stmts];
+            return;
+        }
+    }
+}
+
+/* The open transaction, if any, dies with the connection; in_tx stays set so
+ * that the caller's later statements fail instead of running on a new
+ * connection one by one, outside the transaction they were written for. */
 static void
 disconnect(struct kd_db *db)
 {
     if (db->conn != NULL)
         PQfinish(db->conn);
     db->conn = NULL;
-    db->in_tx = false;
+    if (db->in_tx)
+        db->tx_lost = true;
     forget_statements(db);
+}
+
+/* True when the caller's transaction cannot go on (its connection is gone). */
+static bool
+tx_broken(struct kd_db *db)
+{
+    if (db->in_tx && (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK))
+        db->tx_lost = true;
+    return db->tx_lost;
 }
 
 static void
@@ -83,9 +112,13 @@ kd_db_close(struct kd_db *db)
 enum kd_err
 kd_db_connect(struct kd_db *db)
 {
-    /* connect_timeout first, so a value in the user's conninfo wins. */
-    const char *keys[] = {"connect_timeout", "dbname", NULL};
-    const char *vals[] = {"5", db->conninfo, NULL};
+    /* Our defaults first, so values in the user's conninfo win. Keepalives
+     * notice a server that vanished without closing the connection (host
+     * down, network cut) in about a minute instead of the kernel's hours. */
+    const char *keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "dbname",
+                          NULL};
+    const char *vals[] = {"5", "1", "30", "10", "3", db->conninfo, NULL};
 
     if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
         return KD_OK;
@@ -155,13 +188,28 @@ prepared_name(struct kd_db *db, const char *sql, int nparams, enum kd_err *rc)
     return st->name;
 }
 
+/* A prepared statement the server refuses to run as prepared: its result
+ * type changed under it (0A000, "cached plan must not change result type",
+ * after a migration) or the server does not know its name (26000). Either
+ * is raised before the statement runs. */
+static bool
+plan_is_stale(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    return state != NULL && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0);
+}
+
+/* *stale tells that a cached statement failed as stale and was forgotten. */
 static enum kd_err
-run_once(struct kd_db *db, const char *sql, int nparams, const char *const *params, PGresult **out)
+run_once(struct kd_db *db, const char *sql, int nparams, const char *const *params, PGresult **out,
+         bool *stale)
 {
     const char *name;
     PGresult *res;
     enum kd_err rc;
 
+    *stale = false;
     if ((rc = kd_db_connect(db)) != KD_OK)
         return rc;
     name = prepared_name(db, sql, nparams, &rc);
@@ -177,7 +225,15 @@ run_once(struct kd_db *db, const char *sql, int nparams, const char *const *para
         *out = res;
         return KD_OK;
     default:
-        rc = map_error(db, res);
+        if (name != NULL && PQstatus(db->conn) == CONNECTION_OK && plan_is_stale(res)) {
+            kd_log(KD_LOG_WARN, "postgresql: prepared statement %s is stale: %.300s", name,
+                   PQresultErrorMessage(res));
+            forget_statement(db, sql);
+            *stale = true;
+            rc = KD_EINTERNAL;
+        } else {
+            rc = map_error(db, res);
+        }
         PQclear(res);
         return rc;
     }
@@ -189,18 +245,27 @@ kd_db_query(struct kd_db *db, const char *sql, int nparams, const char *const *p
 {
     struct kd_dbres *r = NULL;
     PGresult *res = NULL;
-    bool was_in_tx = db->in_tx;
+    bool had_conn = db->conn != NULL, stale;
     enum kd_err rc;
 
-    rc = run_once(db, sql, nparams, params, &res);
+    if (tx_broken(db)) {
+        rc = KD_EUNAVAIL;
+        goto out;
+    }
+    rc = run_once(db, sql, nparams, params, &res, &stale);
     if (rc == KD_EUNAVAIL) {
         /* The connection is gone; so is any open transaction. Outside one,
          * the statement had no effect we can observe, so one retry on a
          * fresh connection is safe for the idempotent-or-conditional SQL
-         * kadr writes. */
+         * kadr writes. Only a connection that existed before is worth it:
+         * when this call made the connection and it failed, so would a
+         * second try at once. */
         disconnect(db);
-        if (!was_in_tx)
-            rc = run_once(db, sql, nparams, params, &res);
+        if (had_conn && !db->in_tx)
+            rc = run_once(db, sql, nparams, params, &res, &stale);
+    } else if (stale && !db->in_tx) {
+        /* Never ran; inside a transaction the error has aborted it. */
+        rc = run_once(db, sql, nparams, params, &res, &stale);
     }
     if (rc != KD_OK)
         goto out;
@@ -224,6 +289,8 @@ kd_db_script(struct kd_db *db, const char *sql)
     PGresult *res;
     enum kd_err rc;
 
+    if (tx_broken(db))
+        return KD_EUNAVAIL;
     if ((rc = kd_db_connect(db)) != KD_OK)
         return rc;
     res = PQexec(db->conn, sql);
@@ -251,12 +318,23 @@ kd_db_begin(struct kd_db *db)
 enum kd_err
 kd_db_commit(struct kd_db *db)
 {
+    struct kd_dbres *r = NULL;
     enum kd_err rc;
 
     if (!db->in_tx)
         return KD_EINTERNAL;
-    rc = kd_db_query(db, "COMMIT", 0, NULL, NULL);
+    if ((rc = kd_db_query(db, "COMMIT", 0, NULL, &r)) != KD_OK)
+        goto out;
+    /* PostgreSQL answers COMMIT of a transaction that an earlier error
+     * aborted with success and the tag "ROLLBACK": nothing was committed. */
+    if (strcmp(PQcmdStatus(r->res), "COMMIT") != 0) {
+        kd_log(KD_LOG_ERROR, "postgresql: COMMIT of a failed transaction rolled it back");
+        rc = KD_EINTERNAL;
+    }
+out:
+    kd_dbres_free(r);
     db->in_tx = false;
+    db->tx_lost = false;
     return rc;
 }
 
@@ -265,12 +343,13 @@ kd_db_rollback(struct kd_db *db)
 {
     if (!db->in_tx)
         return;
-    db->in_tx = false;
-    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+    if (!db->tx_lost && db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
         PGresult *res = PQexec(db->conn, "ROLLBACK");
 
         PQclear(res);
     }
+    db->in_tx = false;
+    db->tx_lost = false;
 }
 
 bool

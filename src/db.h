@@ -4,7 +4,9 @@
  * Every statement goes through kd_db_query with text parameters (NULL is SQL
  * NULL); it is prepared once per connection (cached by its text) and executed
  * with PQexecPrepared. Outside a transaction, a statement that meets a lost
- * connection is retried once on a new one. */
+ * connection is retried once on a new one. Inside one, a lost connection
+ * fails that statement and every later one (and the commit) with KD_EUNAVAIL
+ * until the transaction ends; kd_db_in_tx stays true until then. */
 #ifndef KD_DB_H
 #define KD_DB_H
 
@@ -33,6 +35,8 @@ KD_MUST_CHECK enum kd_err kd_db_query(struct kd_db *db, const char *sql, int npa
 KD_MUST_CHECK enum kd_err kd_db_script(struct kd_db *db, const char *sql);
 
 KD_MUST_CHECK enum kd_err kd_db_begin(struct kd_db *db);
+/* KD_EINTERNAL when an earlier error had aborted the transaction (PostgreSQL
+ * then rolls it back). The transaction is over whatever it returns. */
 KD_MUST_CHECK enum kd_err kd_db_commit(struct kd_db *db);
 void kd_db_rollback(struct kd_db *db); /* safe to call when no transaction is open */
 bool kd_db_in_tx(const struct kd_db *db);

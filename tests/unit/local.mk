@@ -4,9 +4,9 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 UNIT_LIBS = $(KADR_CORE_LIBS) $(CHECK_LIBS)
 
 check_PROGRAMS += tests/unit/util_test tests/unit/config_test tests/unit/json_test \
-	tests/unit/storage_test tests/unit/queue_test
+	tests/unit/storage_test tests/unit/queue_test tests/unit/db_test
 TESTS += tests/unit/util_test tests/unit/config_test tests/unit/json_test \
-	tests/unit/storage_test tests/unit/queue_test
+	tests/unit/storage_test tests/unit/queue_test tests/unit/db_test
 
 tests_unit_util_test_SOURCES = tests/unit/util_test.c
 tests_unit_util_test_CFLAGS = $(UNIT_CFLAGS)
@@ -23,4 +23,7 @@ tests_unit_storage_test_LDADD = $(UNIT_LIBS)
 tests_unit_queue_test_SOURCES = tests/unit/queue_test.c
 tests_unit_queue_test_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_queue_test_LDADD = $(UNIT_LIBS)
+tests_unit_db_test_SOURCES = tests/unit/db_test.c
+tests_unit_db_test_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_db_test_LDADD = $(UNIT_LIBS)
 endif
