@@ -77,7 +77,7 @@ api_rss_loaded=$(rss_kb "$api_pid")
 # (it reads each, sees the run_at and acknowledges) before timing pickups.
 for _ in $(seq 1 600); do
     stats=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" queue stats --json 2>/dev/null || echo '{}')
-    [[ $(jq '[.. | objects | (.lag? // 0), (.pending? // 0) | numbers] | add // 0' <<<"$stats" 2>/dev/null) == 0 ]] && break
+    [[ $(jq '[.queues[]? | .lag + .pending] | add // 0' <<<"$stats" 2>/dev/null) == 0 ]] && break
     sleep 0.5
 done
 

@@ -17,7 +17,11 @@ cd "$top"
 run=$top/run
 port_base=${KADR_PORT_BASE:-8080}
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+    say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+    say() { printf '==> %s\n' "$*"; }
+fi
 die() { echo "quickstart: $*" >&2; exit 1; }
 
 # 1. Packages.
@@ -30,11 +34,11 @@ fi
 
 # 2. Build (in the tree; incremental on a second run).
 say "building kadr"
-if [[ ! -f Makefile ]]; then
-    autoreconf -fi
-    ./configure
-fi
-make -j"$(nproc)" >"$top/build.log" 2>&1 || { tail -n 30 "$top/build.log" >&2; die "the build failed (see build.log)"; }
+{
+    if [[ ! -f Makefile ]]; then
+        autoreconf -fi && ./configure
+    fi && make -j"$(nproc)"
+} >"$top/build.log" 2>&1 || { tail -n 30 "$top/build.log" >&2; die "the build failed (see build.log)"; }
 
 # 3. The stack.
 say "starting the stack in $run"

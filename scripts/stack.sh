@@ -22,7 +22,8 @@
 # The kadr binaries come from the build tree (in-tree build at the top of the
 # repository, or KADR_BIN_DIR: a build directory or a directory holding the
 # three programs) and are copied into DIR/bin, so the run user never needs
-# access to the source tree.
+# access to the source tree; start restarts the API or the workers when
+# their program changed since it was copied (a rebuild).
 #
 # KADR_* variables in the environment of `start` reach the daemons and
 # override kadr.conf (see `kadrctl config help`).
@@ -266,6 +267,7 @@ find_program() {
 
 # Copies a program into DIR/bin when it changed; a rename, so a running
 # process keeps its old file.
+# Names each program that changed in $changed_programs.
 install_program() {
     local src=$1 dst=$bin_dir/$(basename "$1")
     if [[ -x $dst ]] && cmp -s "$src" "$dst"; then
@@ -274,7 +276,10 @@ install_program() {
     cp "$src" "$dst.new"
     chmod 0755 "$dst.new"
     mv -f "$dst.new" "$dst"
+    changed_programs="$changed_programs $(basename "$1")"
 }
+changed_programs=""
+program_changed() { [[ " $changed_programs " == *" $1 "* ]]; }
 
 kadrctl() { "$bin_dir/kadrctl" --config "$conf" "$@"; }
 
@@ -444,10 +449,11 @@ start_api() {
     local pids n
     pids=$(live_pids "$api_pid")
     n=$(printf '%s' "$pids" | grep -c . || true)
-    if [[ $n -ge $api_procs ]]; then
+    if [[ $n -ge $api_procs ]] && ! program_changed kadr-api; then
         say "the API is running ($n processes)"
         return 0
     fi
+    program_changed kadr-api && [[ $n -gt 0 ]] && say "kadr-api was rebuilt; restarting the API"
     # Fewer than asked: one died. spawn-fcgi starts a full set, so replace
     # the survivors rather than mixing two generations.
     # shellcheck disable=SC2086
@@ -476,8 +482,13 @@ start_workers() {
     for ((i = 1; i <= workers; i++)); do
         pidf=$run_dir/worker-$i.pid
         if [[ -n $(live_pids "$pidf") ]]; then
-            say "worker $i is running"
-            continue
+            if ! program_changed kadr-worker; then
+                say "worker $i is running"
+                continue
+            fi
+            say "kadr-worker was rebuilt; restarting worker $i"
+            # shellcheck disable=SC2046
+            stop_pids "worker $i" TERM $((${KADR_WORKER_GRACE_S:-30} + 10)) $(live_pids "$pidf")
         fi
         rm -f "$pidf"
         say "starting worker $i"
