@@ -62,7 +62,8 @@ reserve(struct kd_buf *b, size_t extra)
         }
         want *= 2;
     }
-    if (want > b->cap + 1)
+    /* cap + 1 would wrap for an unbounded buffer (cap == SIZE_MAX). */
+    if (b->cap < SIZE_MAX && want > b->cap + 1)
         want = b->cap + 1;
     if ((p = realloc(b->data, want)) == NULL)
         return KD_ENOMEM;

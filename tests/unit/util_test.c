@@ -27,6 +27,21 @@ START_TEST(buf_caps_and_grows)
 }
 END_TEST
 
+/* cap == SIZE_MAX means "no cap of ours": cap + 1 must not wrap to a
+ * zero-byte allocation that the append then overruns. */
+START_TEST(buf_without_cap)
+{
+    struct kd_buf b;
+
+    kd_buf_init(&b, SIZE_MAX);
+    ck_assert_int_eq(kd_buf_puts(&b, "hello"), KD_OK);
+    ck_assert_uint_ge(b.alloc, 6);
+    ck_assert_int_eq(kd_buf_printf(&b, " %s", "world"), KD_OK);
+    ck_assert_str_eq(b.data, "hello world");
+    kd_buf_clear(&b);
+}
+END_TEST
+
 START_TEST(parse_i64_strict)
 {
     int64_t v = 7;
@@ -181,6 +196,7 @@ main(void)
     int failed;
 
     tcase_add_test(tc, buf_caps_and_grows);
+    tcase_add_test(tc, buf_without_cap);
     tcase_add_test(tc, parse_i64_strict);
     tcase_add_test(tc, parse_size_suffixes);
     tcase_add_test(tc, parse_double_finite);
