@@ -90,6 +90,8 @@ kd_vlog(enum kd_log_level level, const char *fmt, va_list ap)
     size_t pos = 0;
     int saved = errno;
 
+    if ((unsigned)level >= KD_ARRAY_LEN(level_names))
+        level = KD_LOG_ERROR; /* a caller's bug must not index past the names */
     if (level < min_lvl)
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -103,9 +105,12 @@ kd_vlog(enum kd_log_level level, const char *fmt, va_list ap)
         put_escaped(line, sizeof(line), &pos, ctx_request);
         line[pos++] = '"';
     }
-    if (ctx_job[0] != '\0')
-        pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
-                                ",\"job_id\":\"%s\",\"attempt\":%d", ctx_job, ctx_attempt);
+    if (ctx_job[0] != '\0') {
+        /* The id comes from a queue message: escaped like any other text. */
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"job_id\":\"");
+        put_escaped(line, sizeof(line), &pos, ctx_job);
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",\"attempt\":%d", ctx_attempt);
+    }
     pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"msg\":\"");
     put_escaped(line, sizeof(line) - 3, &pos, msg);
     line[pos++] = '"';
