@@ -113,6 +113,9 @@ set_value(struct kd_config *cfg, const struct setting *s, const char *value, con
 
         if (copy == NULL)
             return KD_ENOMEM;
+        /* A secret overridden (file, then environment) is wiped, not just freed. */
+        if (s->secret && *str_field(cfg, s) != NULL)
+            explicit_bzero(*str_field(cfg, s), strlen(*str_field(cfg, s)));
         free(*str_field(cfg, s));
         *str_field(cfg, s) = copy;
         return KD_OK;
@@ -143,7 +146,14 @@ set_from_file(struct kd_config *cfg, const struct setting *s, const char *path,
     }
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
         text[--len] = '\0';
-    rc = set_value(cfg, s, text, origin, errbuf, errbuf_len);
+    /* A NUL would cut the secret short without a word (random bytes often hold one). */
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(errbuf, errbuf_len, "%s: %s_file: %.200s contains a NUL byte", origin, s->key,
+                 path);
+        rc = KD_EINVAL;
+    } else {
+        rc = set_value(cfg, s, text, origin, errbuf, errbuf_len);
+    }
     explicit_bzero(text, len);
     free(text);
     return rc;
@@ -187,21 +197,30 @@ find_key(const char *key, bool *is_file)
 static enum kd_err
 load_file(struct kd_config *cfg, const char *path, char *errbuf, size_t errbuf_len)
 {
-    char *text = NULL, *line, *save = NULL;
+    char *text = NULL, *line, *next;
     char origin[300];
+    size_t len = 0;
     int lineno = 0;
     enum kd_err rc;
 
-    if ((rc = kd_read_file(path, 1024 * 1024, &text, NULL)) != KD_OK) {
+    if ((rc = kd_read_file(path, 1024 * 1024, &text, &len)) != KD_OK) {
         snprintf(errbuf, errbuf_len, "cannot read the configuration file %.200s", path);
         return rc == KD_ENOMEM ? rc : KD_EINVAL;
     }
-    /* strtok_r is reentrant, unlike the strtok the style guide bans. */
-    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    /* A NUL would silently end the text early: every later line ignored. */
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(errbuf, errbuf_len, "%.200s: contains a NUL byte", path);
+        rc = KD_EINVAL;
+        goto out;
+    }
+    /* Split by hand: strtok_r would merge blank lines and miscount lines. */
+    for (line = text; line != NULL; line = next) {
         const struct setting *s;
         char *eq, *key, *value;
         bool is_file;
 
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
         lineno++;
         line = trim(line);
         if (*line == '\0' || *line == '#')
@@ -350,6 +369,61 @@ kd_config_free(struct kd_config *cfg)
     free(cfg);
 }
 
+/* database_url is no secret as a whole, but may carry one: a URI's
+ * "user:password@" or a "password=" keyword (also in a URI's query). The dump
+ * keeps the rest, which is what an operator checks, and masks those. */
+static void
+dump_conninfo(FILE *f, const char *v)
+{
+    const char *p = v, *scheme_end = strstr(v, "://");
+
+    if (scheme_end != NULL) {
+        const char *auth = scheme_end + 3, *at = NULL, *colon;
+        size_t alen = strcspn(auth, "/?");
+
+        for (const char *c = auth; c < auth + alen; c++)
+            if (*c == '@')
+                at = c;
+        if (at != NULL && (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL) {
+            fwrite(v, 1, (size_t)(colon + 1 - v), f);
+            fputs("***", f);
+            p = at;
+        }
+    }
+    while (*p != '\0') {
+        const char *m = strstr(p, "password"), *c;
+
+        if (m == NULL) {
+            fputs(p, f);
+            break;
+        }
+        c = m + strlen("password");
+        while (*c == ' ' || *c == '\t')
+            c++;
+        if (*c != '=') {
+            fwrite(p, 1, (size_t)(c - p), f);
+            p = c;
+            continue;
+        }
+        c++;
+        while (*c == ' ' || *c == '\t')
+            c++;
+        fwrite(p, 1, (size_t)(c - p), f);
+        fputs("***", f);
+        if (*c == '\'') { /* libpq quoting: '...' with backslash escapes */
+            for (c++; *c != '\0' && *c != '\''; c++)
+                if (*c == '\\' && c[1] != '\0')
+                    c++;
+            if (*c == '\'')
+                c++;
+        } else {
+            while (*c != '\0' && !isspace((unsigned char)*c) && *c != '&')
+                c++;
+        }
+        p = c;
+    }
+}
+
 void
 kd_config_dump(const struct kd_config *cfg, FILE *f)
 {
@@ -362,6 +436,11 @@ kd_config_dump(const struct kd_config *cfg, FILE *f)
             fprintf(f, "%s = %lld\n", s->key, (long long)*int_field(c, s));
         else if (s->secret)
             fprintf(f, "%s = %s\n", s->key, (*str_field(c, s))[0] != '\0' ? "(set)" : "(empty)");
+        else if (s->offset == offsetof(struct kd_config, database_url)) {
+            fprintf(f, "%s = ", s->key);
+            dump_conninfo(f, *str_field(c, s));
+            fputc('\n', f);
+        }
         else
             fprintf(f, "%s = %s\n", s->key, *str_field(c, s));
     }
