@@ -15,9 +15,9 @@ workers_kadr_worker_LDADD = $(KADR_MEDIA_LIBS) $(KADR_CORE_LIBS)
 
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/worker_proto_test tests/unit/worker_policy_test \
-	tests/unit/worker_child_test
+	tests/unit/worker_child_test tests/unit/worker_slot_test
 TESTS += tests/unit/worker_proto_test tests/unit/worker_policy_test \
-	tests/unit/worker_child_test
+	tests/unit/worker_child_test tests/unit/worker_slot_test
 tests_unit_worker_proto_test_SOURCES = tests/unit/worker_proto_test.c workers/proto.c
 tests_unit_worker_proto_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/workers
 tests_unit_worker_proto_test_LDADD = $(KADR_CORE_LIBS) $(CHECK_LIBS)
@@ -28,4 +28,8 @@ tests_unit_worker_child_test_SOURCES = tests/unit/worker_child_test.c workers/ch
 	workers/proto.c
 tests_unit_worker_child_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/workers
 tests_unit_worker_child_test_LDADD = $(KADR_CORE_LIBS) $(CHECK_LIBS)
+tests_unit_worker_slot_test_SOURCES = tests/unit/worker_slot_test.c workers/slot.c \
+	workers/child.c workers/proto.c workers/policy.c
+tests_unit_worker_slot_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/workers
+tests_unit_worker_slot_test_LDADD = $(KADR_CORE_LIBS) $(CHECK_LIBS)
 endif
