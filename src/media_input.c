@@ -512,7 +512,11 @@ kd_media_input_open(const char *path, const struct kd_limits *lim, int64_t timeo
     in->fmt->interrupt_callback.opaque = &in->guard;
     in->fmt->opaque = in;
     in->fmt->io_open = refuse_nested_open; /* rule 3 */
-    (void)snprintf(num, sizeof(num), "%lld", (long long)lim->max_streams + 1);
+    /* One more than allowed, so that the check below (not the demuxer)
+     * names the problem; the option is an int. */
+    (void)snprintf(num, sizeof(num), "%lld",
+                   lim->max_streams < INT_MAX - 1 ? (long long)lim->max_streams + 1
+                                                  : (long long)INT_MAX);
     /* The whitelists again on the context itself: defence in depth should
      * the detection above ever be bypassed. */
     if ((rc = set_dict(&opts, "format_whitelist", FORMAT_WHITELIST)) != KD_OK ||

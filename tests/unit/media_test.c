@@ -289,6 +289,7 @@ struct job {
     int n_fractions;
     bool is_decreasing;
     int cancel_after_progress; /* 0: never cancel */
+    bool is_cancel_now;
     int n_cancel_polls;
 };
 
@@ -309,7 +310,8 @@ on_cancelled(void *ud)
     struct job *j = ud;
 
     j->n_cancel_polls++;
-    return j->cancel_after_progress > 0 && j->n_fractions >= j->cancel_after_progress;
+    return j->is_cancel_now ||
+           (j->cancel_after_progress > 0 && j->n_fractions >= j->cancel_after_progress);
 }
 
 static void
@@ -954,6 +956,13 @@ START_TEST(edit_cancels)
     ck_assert_str_eq(j->e.err, "cancelled");
     ck_assert_int_ge(j->n_fractions, 1);
     ck_assert_double_lt(j->fractions[j->n_fractions - 1], 0.5);
+    free(j);
+    /* Already cancelled: the first read of the input stops. */
+    j = job_new("av.mp4", "cancel2.mp4");
+    j->is_cancel_now = true;
+    ck_assert_int_eq(run_job(j), KD_ECANCELED);
+    ck_assert_str_eq(j->e.err, "cancelled");
+    ck_assert_int_eq(j->n_fractions, 0);
     free(j);
 }
 END_TEST
