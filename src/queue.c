@@ -1,6 +1,8 @@
 #include "queue.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -83,18 +85,38 @@ command(struct kd_queue *q, int argc, const char **argv, redisReply **out)
 {
     redisReply *r;
     enum kd_err rc;
+    bool reused;
+    int err;
 
     *out = NULL;
+    reused = q->rc != NULL && q->rc->err == 0;
     if ((rc = connect_redis(q)) != KD_OK)
         return rc;
     r = redisCommandArgv(q->rc, argc, argv, NULL);
+    err = errno;
+    if (r == NULL && reused &&
+        (q->rc->err == REDIS_ERR_EOF ||
+         (q->rc->err == REDIS_ERR_IO && (err == EPIPE || err == ECONNRESET)))) {
+        /* A connection that had worked was closed under us (Redis
+         * restarted): once more on a new one, or the first push after a
+         * restart would be lost. A repeat is harmless: messages are hints
+         * and PostgreSQL holds the truth. A timeout is not retried. */
+        kd_log(KD_LOG_INFO, "redis: %s: %s; reconnecting", argv[0], q->rc->errstr);
+        drop(q);
+        if ((rc = connect_redis(q)) != KD_OK)
+            return rc;
+        r = redisCommandArgv(q->rc, argc, argv, NULL);
+    }
     if (r == NULL) {
         kd_log(KD_LOG_WARN, "redis: %s: %s", argv[0], q->rc->errstr);
         drop(q);
         return KD_EUNAVAIL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) == 0) {
+        /* The stream or its group is gone: Redis lost its data (a restart
+         * without persistence, FLUSHALL) or a key was deleted; a blocked
+         * read learns it as UNBLOCKED. The next call creates them again. */
+        if (strncmp(r->str, "NOGROUP", 7) == 0 || strncmp(r->str, "UNBLOCKED", 9) == 0) {
             q->groups_ready = false;
             freeReplyObject(r);
             return KD_EAGAIN;
@@ -159,6 +181,10 @@ kd_queue_push(struct kd_queue *q, const char *kind, const char *ref, int priorit
     redisReply *r;
     enum kd_err rc;
 
+    /* What the reader could not hold whole it would drop as malformed. */
+    if (strlen(kind) >= sizeof(((struct kd_queue_msg *)0)->kind) ||
+        strlen(ref) >= sizeof(((struct kd_queue_msg *)0)->ref))
+        return KD_EINVAL;
     if (priority < 1)
         priority = 1;
     if (priority > KD_QUEUE_PRIORITIES)
@@ -191,6 +217,10 @@ ensure_groups(struct kd_queue *q)
             return KD_EUNAVAIL;
         }
         /* BUSYGROUP: it exists already, which is what we want. */
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0) {
+            freeReplyObject(r);
+            return KD_EUNAVAIL; /* still reading its data after a restart */
+        }
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
             kd_log(KD_LOG_ERROR, "redis: XGROUP CREATE %s: %.200s", q->streams[i], r->str);
             freeReplyObject(r);
@@ -232,13 +262,35 @@ parse_entry(const struct kd_queue *q, const char *stream, const redisReply *e,
 
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        if (strcmp(k->str, "kind") == 0)
-            snprintf(msg->kind, sizeof(msg->kind), "%s", v->str);
-        else if (strcmp(k->str, "ref") == 0)
-            snprintf(msg->ref, sizeof(msg->ref), "%s", v->str);
+        /* A value too long for its field is malformed, not cut: a cut ref
+         * could name another object. */
+        if (strcmp(k->str, "kind") == 0 &&
+            kd_snprintf(msg->kind, sizeof(msg->kind), "%s", v->str) != KD_OK)
+            return false;
+        if (strcmp(k->str, "ref") == 0 &&
+            kd_snprintf(msg->ref, sizeof(msg->ref), "%s", v->str) != KD_OK)
+            return false;
     }
     msg->priority = priority_of(q, stream);
     return msg->kind[0] != '\0' && msg->ref[0] != '\0';
+}
+
+/* Acknowledges away an entry parse_entry refused, so that it cannot come
+ * back forever. */
+static void
+drop_malformed(struct kd_queue *q, const char *stream, const redisReply *er)
+{
+    struct kd_queue_msg bad = {0};
+
+    if (er == NULL || er->type != REDIS_REPLY_ARRAY || er->elements < 1 ||
+        er->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (kd_snprintf(bad.stream, sizeof(bad.stream), "%s", stream) != KD_OK ||
+        kd_snprintf(bad.id, sizeof(bad.id), "%s", er->element[0]->str) != KD_OK)
+        return;
+    kd_log(KD_LOG_WARN, "queue: dropping malformed entry %s", bad.id);
+    if (kd_queue_ack(q, &bad) != KD_OK)
+        kd_log(KD_LOG_WARN, "queue: could not drop entry %s", bad.id);
 }
 
 /* Collects the entries of an XREADGROUP reply [[stream, [entry...]]...]:
@@ -262,16 +314,7 @@ collect(struct kd_queue *q, const redisReply *r, struct kd_queue_msg *msg)
             const redisReply *er = sr->element[1]->element[e];
 
             if (!parse_entry(q, sr->element[0]->str, er, &m)) {
-                if (er->type == REDIS_REPLY_ARRAY && er->elements >= 1 &&
-                    er->element[0]->type == REDIS_REPLY_STRING) {
-                    struct kd_queue_msg bad = {0};
-
-                    snprintf(bad.stream, sizeof(bad.stream), "%s", sr->element[0]->str);
-                    snprintf(bad.id, sizeof(bad.id), "%s", er->element[0]->str);
-                    kd_log(KD_LOG_WARN, "queue: dropping malformed entry %s", bad.id);
-                    if (kd_queue_ack(q, &bad) != KD_OK)
-                        kd_log(KD_LOG_WARN, "queue: could not drop entry %s", bad.id);
-                }
+                drop_malformed(q, sr->element[0]->str, er);
                 continue;
             }
             if (!have) {
@@ -327,6 +370,9 @@ kd_queue_next(struct kd_queue *q, const char *consumer, int wait_ms, struct kd_q
     }
     if (wait_ms <= 0)
         return KD_EAGAIN;
+    /* The socket timeout adds a margin to the wait: keep the sum an int. */
+    if (wait_ms > INT_MAX - 3000)
+        wait_ms = INT_MAX - 3000;
     /* Nothing waiting: block on all streams until something arrives. */
     snprintf(block, sizeof(block), "%d", wait_ms);
     argc = 0;
@@ -361,6 +407,7 @@ kd_queue_claim_stale(struct kd_queue *q, const char *consumer, int64_t idle_ms,
 {
     char idle[24];
     redisReply *r = NULL, *c = NULL;
+    struct kd_queue_msg m;
     enum kd_err rc = KD_EAGAIN;
 
     snprintf(idle, sizeof(idle), "%lld", (long long)idle_ms);
@@ -384,12 +431,15 @@ kd_queue_claim_stale(struct kd_queue *q, const char *consumer, int64_t idle_ms,
 
         if ((rc = command(q, (int)KD_ARRAY_LEN(ca), ca, &c)) != KD_OK)
             goto out;
-        if (c->type == REDIS_REPLY_ARRAY && c->elements > 0 &&
-            parse_entry(q, q->streams[i], c->element[0], msg)) {
-            kd_log(KD_LOG_INFO, "queue: claimed stale entry %s (%s %s)", msg->id, msg->kind,
-                   msg->ref);
-            rc = KD_OK;
-            goto out;
+        if (c->type == REDIS_REPLY_ARRAY && c->elements > 0) {
+            if (parse_entry(q, q->streams[i], c->element[0], &m)) {
+                kd_log(KD_LOG_INFO, "queue: claimed stale entry %s (%s %s)", m.id, m.kind, m.ref);
+                *msg = m;
+                rc = KD_OK;
+                goto out;
+            }
+            /* Ours now, and never valid: or it would be claimed forever. */
+            drop_malformed(q, q->streams[i], c->element[0]);
         }
         freeReplyObject(r);
         freeReplyObject(c);

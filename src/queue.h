@@ -37,7 +37,8 @@ KD_MUST_CHECK enum kd_err kd_queue_open(const struct kd_config *cfg, struct kd_q
 void kd_queue_close(struct kd_queue *q); /* NULL is a no-op */
 /* KD_OK when Redis answers PING; KD_EUNAVAIL otherwise. */
 KD_MUST_CHECK enum kd_err kd_queue_ping(struct kd_queue *q);
-/* Appends a message to the stream of priority (clamped to 1..10). */
+/* Appends a message to the stream of priority (clamped to 1..10). KD_EINVAL
+ * when kind or ref is too long for struct kd_queue_msg. */
 KD_MUST_CHECK enum kd_err kd_queue_push(struct kd_queue *q, const char *kind, const char *ref,
                                         int priority);
 /* Delivers the next message to consumer, the most urgent stream first,

@@ -1,10 +1,12 @@
 /* Unit tests of src/queue.c against a real redis-server started on a private
  * unix socket (skipped, and counted as passed, when redis-server is absent). */
 #include <check.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +73,43 @@ teardown(void)
     kd_config_free(cfg);
     unlink(sock);
     rmdir(dir);
+}
+
+/* Runs redis-cli on our socket with up to 9 arguments; returns its status. */
+static int
+cli(const char *const *args, size_t n)
+{
+    const char *argv[13] = {"redis-cli", "-s", sock};
+    pid_t pid;
+    int st;
+
+    ck_assert_uint_le(n, 9);
+    memcpy(argv + 3, args, n * sizeof(*args));
+    argv[3 + n] = NULL;
+    if ((pid = fork()) == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+
+        dup2(devnull, STDOUT_FILENO);
+        execvp("redis-cli", (char *const *)argv);
+        _exit(127);
+    }
+    ck_assert_int_gt(pid, 0);
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs redis-cli after delay_ms in a child; returns its pid. */
+static pid_t
+cli_later(int delay_ms, const char *const *args, size_t n)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        usleep((useconds_t)delay_ms * 1000);
+        _exit(cli(args, n));
+    }
+    return pid;
 }
 
 START_TEST(most_urgent_first_then_fifo)
@@ -169,6 +208,117 @@ START_TEST(redis_down_is_unavailable_then_recovers)
 }
 END_TEST
 
+START_TEST(redis_losing_its_data_is_not_an_error)
+{
+    static const char *const flush[] = {"FLUSHALL"};
+    struct kd_queue *q = NULL;
+    struct kd_queue_msg m;
+    pid_t child;
+    int64_t t0;
+
+    ck_assert_int_eq(kd_queue_open(cfg, &q), KD_OK);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 10, &m), KD_EAGAIN); /* creates the groups */
+    /* Blocked in XREADGROUP when the streams vanish: Redis 7 answers
+     * UNBLOCKED; that is nothing to deliver, not an internal error. */
+    child = cli_later(200, flush, 1);
+    t0 = kd_mono_ms();
+    ck_assert_int_eq(kd_queue_next(q, "c1", 3000, &m), KD_EAGAIN);
+    ck_assert_int_lt(kd_mono_ms() - t0, 2500);
+    waitpid(child, NULL, 0);
+    ck_assert_int_eq(kd_queue_push(q, "edit", "after-flush", 2), KD_OK);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 100, &m), KD_OK);
+    ck_assert_str_eq(m.ref, "after-flush");
+    ck_assert_int_eq(kd_queue_ack(q, &m), KD_OK);
+    /* Not blocked: the group is missing (NOGROUP) until the next call. */
+    ck_assert_int_eq(cli(flush, 1), 0);
+    ck_assert_int_eq(kd_queue_push(q, "edit", "after-second-flush", 2), KD_OK);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 100, &m), KD_EAGAIN);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 100, &m), KD_OK);
+    ck_assert_str_eq(m.ref, "after-second-flush");
+    /* Acknowledging what the lost group had delivered is harmless. */
+    ck_assert_int_eq(cli(flush, 1), 0);
+    ck_assert_int_eq(kd_queue_ack(q, &m), KD_OK);
+    kd_queue_close(q);
+}
+END_TEST
+
+START_TEST(a_restart_between_calls_loses_nothing)
+{
+    struct kd_queue *q = NULL;
+    struct kd_queue_msg m;
+
+    ck_assert_int_eq(kd_queue_open(cfg, &q), KD_OK);
+    ck_assert_int_eq(kd_queue_ping(q), KD_OK);
+    stop_redis();
+    unlink(sock);
+    start_redis();
+    /* The connection is stale; the push goes through on a new one. */
+    ck_assert_int_eq(kd_queue_push(q, "edit", "after-restart", 5), KD_OK);
+    stop_redis();
+    unlink(sock);
+    start_redis();
+    ck_assert_int_eq(kd_queue_ping(q), KD_OK);
+    kd_queue_close(q);
+    ck_assert_int_eq(kd_queue_open(cfg, &q), KD_OK);
+    ck_assert_int_eq(kd_queue_push(q, "edit", "x", 5), KD_OK);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 100, &m), KD_OK);
+    kd_queue_close(q);
+}
+END_TEST
+
+START_TEST(oversized_or_malformed_entries_are_dropped)
+{
+    char long_ref[80];
+    struct kd_queue *q = NULL;
+    struct kd_queue_msg m;
+    struct kd_queue_stats st;
+
+    memset(long_ref, 'a', sizeof(long_ref) - 1);
+    long_ref[sizeof(long_ref) - 1] = '\0';
+    const char *const xadd_long[] = {"XADD", "kadr:q:3", "*", "kind", "edit", "ref", long_ref};
+    const char *const xadd_nokind[] = {"XADD", "kadr:q:4", "*", "ref", "r1"};
+    const char *const read_dead[] = {"XREADGROUP", "GROUP", "workers", "dead", "COUNT", "1",
+                                     "STREAMS", "kadr:q:4", ">"};
+
+    ck_assert_int_eq(kd_queue_open(cfg, &q), KD_OK);
+    ck_assert_int_eq(kd_queue_push(q, "edit", long_ref, 3), KD_EINVAL);
+    ck_assert_int_eq(kd_queue_push(q, "a-kind-far-too-long", "r", 3), KD_EINVAL);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 10, &m), KD_EAGAIN); /* creates the groups */
+    /* Written by someone else: a ref cut to 47 bytes is not delivered. */
+    ck_assert_int_eq(cli(xadd_long, 7), 0);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 10, &m), KD_EAGAIN);
+    /* An entry without a kind, delivered to a consumer that died: the
+     * claimer drops it instead of taking it over again and again. */
+    ck_assert_int_eq(cli(xadd_nokind, 5), 0);
+    ck_assert_int_eq(cli(read_dead, 9), 0);
+    usleep(150000);
+    ck_assert_int_eq(kd_queue_claim_stale(q, "c2", 100, &m), KD_EAGAIN);
+    ck_assert_int_eq(kd_queue_stats(q, &st), KD_OK);
+    ck_assert_int_eq(st.pending[2], 0);
+    ck_assert_int_eq(st.pending[3], 0);
+    ck_assert_int_eq(st.length[2], 0);
+    ck_assert_int_eq(st.length[3], 0);
+    kd_queue_close(q);
+}
+END_TEST
+
+START_TEST(a_very_long_wait_is_fine)
+{
+    static const char *const push[] = {"XADD", "kadr:q:1", "*", "kind", "edit", "ref", "late"};
+    struct kd_queue *q = NULL;
+    struct kd_queue_msg m;
+    pid_t child;
+
+    ck_assert_int_eq(kd_queue_open(cfg, &q), KD_OK);
+    ck_assert_int_eq(kd_queue_next(q, "c1", 10, &m), KD_EAGAIN);
+    child = cli_later(200, push, 7);
+    ck_assert_int_eq(kd_queue_next(q, "c1", INT_MAX, &m), KD_OK);
+    ck_assert_str_eq(m.ref, "late");
+    waitpid(child, NULL, 0);
+    kd_queue_close(q);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -190,6 +340,10 @@ main(void)
     tcase_add_test(tc, blocking_read_wakes_on_push);
     tcase_add_test(tc, unacknowledged_entries_are_claimed);
     tcase_add_test(tc, redis_down_is_unavailable_then_recovers);
+    tcase_add_test(tc, redis_losing_its_data_is_not_an_error);
+    tcase_add_test(tc, a_restart_between_calls_loses_nothing);
+    tcase_add_test(tc, oversized_or_malformed_entries_are_dropped);
+    tcase_add_test(tc, a_very_long_wait_is_fine);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
