@@ -665,6 +665,10 @@ adopt_owner() {
 }
 
 do_stop() {
+    if [[ ! -e $dir ]]; then
+        say "no stack in $dir; nothing to stop"
+        return 0
+    fi
     resolve_dir "$dir" 0
     set_paths
     adopt_owner
