@@ -196,12 +196,17 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
      * round trip through doubles would not guarantee. */
     static const char ins_job[] =
         "INSERT INTO jobs (user_id, type, priority, max_attempts, spec, metadata, webhook_url, "
-        "                  idempotency_key, request_hash, run_at) "
+        "                  idempotency_key, request_hash, run_at, enqueued_at) "
         "VALUES ($1, $2, $3::integer, $4::integer, $5::jsonb, "
         "        CASE WHEN jsonb_typeof($5::jsonb -> 'metadata') = 'object' "
         "             THEN $5::jsonb -> 'metadata' ELSE '{}'::jsonb END, "
         "        $6, $7, $8, "
-        "        timestamptz 'epoch' + $9::bigint * interval '1 millisecond') "
+        "        timestamptz 'epoch' + $9::bigint * interval '1 millisecond', "
+        /* A job due now is pushed right after commit; one with a later
+         * run_at has no message until the workers' sweep finds it due. */
+        "        CASE WHEN $9::bigint IS NULL "
+        "               OR timestamptz 'epoch' + $9::bigint * interval '1 millisecond' <= now() "
+        "             THEN now() END) "
         "RETURNING id::text";
     static const char ins_inputs[] =
         "INSERT INTO job_inputs (job_id, media_id) "
@@ -590,7 +595,8 @@ kd_jobs_retry(struct kd_req *rq, struct kd_resp *rs)
      * columns of the last worker are cleared. run_at stays: a job cancelled
      * while waiting for its time keeps waiting for it. */
     static const char retry[] =
-        "UPDATE jobs SET status = 'pending', progress = 0, stage = NULL, error_code = NULL, "
+        "UPDATE jobs SET status = 'pending', enqueued_at = now(), progress = 0, stage = NULL, "
+        "       error_code = NULL, "
         "       error_message = NULL, attempts = 0, cancel_requested = false, "
         "       started_at = NULL, finished_at = NULL, worker = NULL, lease_expires_at = NULL, "
         "       updated_at = now() "

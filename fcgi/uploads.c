@@ -290,7 +290,8 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
         "UPDATE media SET status = 'rejected', error_code = 'invalid_input', error_message = $2 "
         " WHERE id = $1 AND status = 'uploading'";
     static const char to_processing[] =
-        "UPDATE media SET status = 'processing' WHERE id = $1 AND status = 'uploading'";
+        "UPDATE media SET status = 'processing', enqueued_at = now() "
+        " WHERE id = $1 AND status = 'uploading'";
     static const char mark_done[] = "UPDATE uploads SET completed_at = now() WHERE id = $1";
     const char *params[2] = {rq->id, rq->principal.user_id};
     struct kd_problem pb = KD_PROBLEM_INIT;

@@ -13,4 +13,4 @@ src_libkadr_a_SOURCES = \
 	src/storage.c src/storage.h \
 	src/auth.c src/auth.h
 
-dist_pkgdata_DATA += sql/001_init.sql
+dist_pkgdata_DATA += sql/001_init.sql sql/002_enqueue.sql

@@ -23,7 +23,7 @@
  * "video", "audio", "image", "subtitle", "other", and sha256 holds the hex
  * SHA-256 of the file's bytes. KD_EMEDIA (not media, broken, or over a
  * limit) and KD_EFORBIDDEN (a format that is not allowed) put a message
- * for the user in err. */
+ * for the user in err; KD_EIO when the file cannot be opened. */
 KD_MUST_CHECK enum kd_err kd_media_probe(const char *path, const struct kd_limits *lim,
                                          json_t **probe, char kind[16], char sha256[65],
                                          char err[KD_MEDIA_ERRLEN]);
@@ -55,8 +55,12 @@ struct kd_edit {
 
 /* Runs the edit in one decode -> filter -> encode pass (or a remux when
  * nothing needs decoding). KD_EUNSUPPORTED names the operation not yet
- * supported; KD_EMEDIA / KD_EFORBIDDEN for bad inputs; KD_ECANCELED when
- * cancelled() said so; KD_EINTERNAL. Always fills err on failure. */
+ * supported; KD_EMEDIA / KD_EFORBIDDEN for bad inputs; KD_EINVAL for a spec
+ * the inputs cannot satisfy (a trim past the input's end, a codec the
+ * container cannot hold); KD_ELIMIT when the output would pass the file
+ * size limit; KD_ECANCELED when cancelled() said so; KD_EIO; KD_EINTERNAL.
+ * Always fills err on failure. The output may be left partly written: the
+ * caller discards the work directory. */
 KD_MUST_CHECK enum kd_err kd_media_edit(struct kd_edit *e);
 /* Frees what kd_media_edit allocated in e (thumb_paths). */
 void kd_edit_clear(struct kd_edit *e);

@@ -32,6 +32,12 @@
  * and heartbeats written, longer when idle. Both keep signals prompt. */
 #define WAIT_BUSY_MS 200
 #define WAIT_IDLE_MS 1000
+/* How often to look for due work without a delivery (scheduled jobs, lost
+ * or failed pushes), and how old a push must be to be made again. The
+ * interval bounds how late a job with run_at starts. */
+#define SWEEP_EVERY_MS 1000
+#define SWEEP_STALE_S 30
+
 /* Poll interval of the pipes when no queue read follows. */
 #define POLL_MS 100
 /* An outcome that cannot be written for this long is given up on: by then
@@ -209,7 +215,7 @@ stop_all(struct kd_worker *w)
 static void
 run(struct kd_worker *w)
 {
-    int64_t next_take = 0, next_claim = 0, shutdown_at = 0;
+    int64_t next_take = 0, next_claim = 0, next_sweep = 0, shutdown_at = 0;
     int failures = 0;
 
     for (;;) {
@@ -232,6 +238,14 @@ run(struct kd_worker *w)
                 stop_all(w);
                 return;
             }
+        }
+
+        if (!w->stopping && now >= next_sweep) {
+            /* Failures here are the same outages the queue read reports
+             * and backs off from; the sweep just tries again later. */
+            if (kd_task_sweep(w, SWEEP_STALE_S) != KD_OK)
+                kd_log(KD_LOG_DEBUG, "worker: sweep deferred");
+            next_sweep = now + SWEEP_EVERY_MS;
         }
 
         struct kd_slot *slot = free_slot(w);

@@ -1180,3 +1180,58 @@ kd_task_abandon(struct kd_worker *w, struct kd_slot *s)
            s->ref, s->msg.id);
     kd_log_set_job(NULL, 0);
 }
+
+enum kd_err
+kd_task_sweep(struct kd_worker *w, int64_t stale_s)
+{
+    static const char due_jobs[] =
+        "UPDATE jobs SET enqueued_at = now() "
+        " WHERE id IN (SELECT id FROM jobs "
+        "               WHERE status = 'pending' AND deleted_at IS NULL "
+        "                 AND (run_at IS NULL OR run_at <= now()) "
+        "                 AND (enqueued_at IS NULL "
+        "                      OR enqueued_at < now() - $1::bigint * interval '1 second') "
+        "               ORDER BY priority, created_at LIMIT 500 "
+        "               FOR UPDATE SKIP LOCKED) "
+        "RETURNING id::text, priority";
+    static const char due_probes[] =
+        "UPDATE media SET enqueued_at = now() "
+        " WHERE id IN (SELECT id FROM media "
+        "               WHERE status = 'processing' AND deleted_at IS NULL "
+        "                 AND (enqueued_at IS NULL "
+        "                      OR enqueued_at < now() - $1::bigint * interval '1 second') "
+        "               LIMIT 500 FOR UPDATE SKIP LOCKED) "
+        "RETURNING id::text";
+    struct kd_dbres *res = NULL;
+    char stale[24];
+    const char *p[] = {stale};
+    enum kd_err rc;
+    int n;
+
+    snprintf(stale, sizeof(stale), "%lld", (long long)stale_s);
+    /* A probe is cheap and jobs wait for it: probes go at priority 1. */
+    if ((rc = kd_db_query(w->db, due_probes, 1, p, &res)) != KD_OK)
+        goto out;
+    n = kd_dbres_rows(res);
+    for (int i = 0; i < n; i++)
+        if ((rc = kd_queue_push(w->queue, "probe", kd_dbres_get(res, i, 0), 1)) != KD_OK)
+            goto out;
+    if (n > 0)
+        kd_log(KD_LOG_INFO, "sweep: pushed %d probe(s) again", n);
+    kd_dbres_free(res);
+    res = NULL;
+    if ((rc = kd_db_query(w->db, due_jobs, 1, p, &res)) != KD_OK)
+        goto out;
+    n = kd_dbres_rows(res);
+    for (int i = 0; i < n; i++)
+        if ((rc = kd_queue_push(w->queue, "edit", kd_dbres_get(res, i, 0),
+                                (int)kd_dbres_i64(res, i, 1, 5))) != KD_OK)
+            goto out;
+    if (n > 0)
+        kd_log(KD_LOG_INFO, "sweep: pushed %d due job(s)", n);
+out:
+    /* A push that failed half way leaves rows marked but not pushed: the
+     * next sweep after stale_s takes them again. */
+    kd_dbres_free(res);
+    return rc;
+}
