@@ -122,6 +122,28 @@ copy_fd(int fd_in, int fd_out)
     }
 }
 
+/* Makes a rename in dir durable: until the directory is synced, a crash
+ * can lose the new name while the database already points to it. */
+static enum kd_err
+sync_dir(const char *path)
+{
+    char dir[2048];
+    char *slash;
+    int fd;
+    enum kd_err rc = KD_OK;
+
+    if (kd_snprintf(dir, sizeof(dir), "%s", path) != KD_OK || (slash = strrchr(dir, '/')) == NULL)
+        return KD_EINVAL;
+    *slash = '\0';
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) != 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "storage: sync %s", dir);
+        rc = KD_EIO;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static enum kd_err
 parent_dirs(const char *path)
 {
@@ -141,7 +163,7 @@ kd_storage_put_file(struct kd_storage *s, const char *key, const char *path)
 {
     char dst[2048], tmp[2048], rnd[9];
     unsigned char rb[4];
-    int in = -1, out = -1;
+    int in = -1, out = -1, err;
     bool tmp_made = false;
     enum kd_err rc;
 
@@ -171,19 +193,25 @@ kd_storage_put_file(struct kd_storage *s, const char *key, const char *path)
     }
     /* The object must be on disk before its name is, or a crash could
      * publish an empty file under a key the database already knows. */
-    if (fdatasync(out) != 0 || close(out) != 0) {
-        out = -1;
+    if (fdatasync(out) != 0) {
         rc = KD_EIO;
+        kd_log_errno(KD_LOG_ERROR, errno, "storage: sync %s", tmp);
         goto out;
     }
+    err = close(out);
     out = -1;
+    if (err != 0) {
+        rc = KD_EIO;
+        kd_log_errno(KD_LOG_ERROR, errno, "storage: close %s", tmp);
+        goto out;
+    }
     if (rename(tmp, dst) != 0) {
         rc = KD_EIO;
         kd_log_errno(KD_LOG_ERROR, errno, "storage: rename to %s", dst);
         goto out;
     }
     tmp_made = false;
-    rc = KD_OK;
+    rc = sync_dir(dst);
 out:
     if (in >= 0)
         close(in);
@@ -362,13 +390,16 @@ kd_storage_presign(struct kd_storage *s, const char *method, const char *key,
     struct kd_buf b;
     char sig[65], constraint[32];
     const char *name = opt->filename != NULL ? opt->filename : "";
-    int64_t expires = kd_now_ms() / 1000 + opt->ttl_s;
+    int64_t expires;
     bool put = strcmp(method, "PUT") == 0;
     enum kd_err rc;
 
+    /* A year is far beyond any configured TTL and keeps the sum small. */
     if (!kd_storage_key_valid(key) || (!put && strcmp(method, "GET") != 0) ||
-        (put && opt->size < 0) || strlen(name) > 255)
+        (put && opt->size < 0) || strlen(name) > 255 || opt->ttl_s < 1 ||
+        opt->ttl_s > 366 * 86400)
         return KD_EINVAL;
+    expires = kd_now_ms() / 1000 + opt->ttl_s;
     snprintf(constraint, sizeof(constraint), "%lld", (long long)opt->size);
     if ((rc = signature(s, method, key, expires, put ? constraint : name, sig)) != KD_OK)
         return rc;
@@ -400,7 +431,7 @@ kd_storage_verify(struct kd_storage *s, const char *method, const char *request_
 {
     const char *q, *path, *prefix;
     char expires_s[24] = "", size_s[24] = "", sig[80] = "", name[256] = "", constraint[256];
-    char want[65];
+    char want[65], key[sizeof(out->key)];
     bool have_exp = false, have_size = false, have_sig = false, have_name = false;
     bool put = strcmp(method, "PUT") == 0;
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -416,11 +447,11 @@ kd_storage_verify(struct kd_storage *s, const char *method, const char *request_
     if ((q = strchr(path, '?')) == NULL)
         return KD_EFORBIDDEN;
     klen = (size_t)(q - path);
-    if (klen == 0 || klen >= sizeof(out->key))
+    if (klen == 0 || klen >= sizeof(key))
         return KD_EFORBIDDEN;
-    memcpy(out->key, path, klen);
-    out->key[klen] = '\0';
-    if (!kd_storage_key_valid(out->key))
+    memcpy(key, path, klen);
+    key[klen] = '\0';
+    if (!kd_storage_key_valid(key))
         return KD_EFORBIDDEN;
     /* Each known parameter exactly once; anything else makes the URL invalid. */
     struct {
@@ -461,7 +492,7 @@ kd_storage_verify(struct kd_storage *s, const char *method, const char *request_
     if (put && kd_parse_i64(size_s, 0, INT64_MAX, &size) != KD_OK)
         return KD_EFORBIDDEN;
     snprintf(constraint, sizeof(constraint), "%s", put ? size_s : name);
-    if (signature(s, put ? "PUT" : "GET", out->key, expires, constraint, want) != KD_OK)
+    if (signature(s, put ? "PUT" : "GET", key, expires, constraint, want) != KD_OK)
         return KD_EINTERNAL;
     for (char *c = sig; *c != '\0'; c++)
         if (*c >= 'A' && *c <= 'F')
@@ -471,7 +502,9 @@ kd_storage_verify(struct kd_storage *s, const char *method, const char *request_
     /* Only a genuine URL learns that it expired. */
     if (now_s > expires)
         return KD_ETIMEOUT;
+    /* *out is written only now, for a genuine and current URL. */
     snprintf(out->method, sizeof(out->method), "%s", put ? "PUT" : "GET");
+    memcpy(out->key, key, sizeof(out->key));
     out->expires_at = expires;
     out->size = size;
     snprintf(out->filename, sizeof(out->filename), "%s", name);

@@ -1,5 +1,6 @@
 /* Unit tests of src/storage.c: keys, the local backend, presigned URLs. */
 #include <check.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,21 @@ setup(void)
     ck_assert_int_eq(kd_storage_open(cfg, &st), KD_OK);
 }
 
+static int
+remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
 static void
 teardown(void)
 {
     kd_storage_close(st);
     kd_config_free(cfg);
+    nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 START_TEST(key_rules)
@@ -184,6 +195,117 @@ START_TEST(a_different_secret_does_not_verify)
 }
 END_TEST
 
+START_TEST(verify_writes_nothing_unless_genuine)
+{
+    struct kd_presign opt = {.ttl_s = 60, .size = 10};
+    struct kd_presigned_req req;
+    char *url = NULL, buf[1024];
+    int64_t exp = 0, now = kd_now_ms() / 1000;
+
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k6", &opt, &url, &exp), KD_OK);
+    snprintf(buf, sizeof(buf), "%s", uri_of(url));
+    buf[strlen(buf) - 1] = buf[strlen(buf) - 1] == 'a' ? 'b' : 'a';
+    memset(&req, 'Z', sizeof(req));
+    ck_assert_int_eq(kd_storage_verify(st, "PUT", buf, now, &req), KD_EFORBIDDEN);
+    ck_assert_int_eq(req.key[0], 'Z');
+    ck_assert_int_eq(kd_storage_verify(st, "PUT", uri_of(url), exp + 1, &req), KD_ETIMEOUT);
+    ck_assert_int_eq(req.key[0], 'Z');
+    ck_assert_int_eq(kd_storage_verify(st, "PUT", uri_of(url), exp, &req), KD_OK);
+    ck_assert_str_eq(req.key, "media/k6");
+    ck_assert_str_eq(req.method, "PUT");
+    ck_assert_int_eq(req.expires_at, exp);
+    free(url);
+}
+END_TEST
+
+START_TEST(presign_ttl_is_bounded)
+{
+    struct kd_presign opt = {.ttl_s = 0, .size = 1};
+    char *url = NULL;
+    int64_t exp = 0;
+
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k7", &opt, &url, &exp), KD_EINVAL);
+    opt.ttl_s = -60;
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k7", &opt, &url, &exp), KD_EINVAL);
+    opt.ttl_s = INT64_MAX; /* would overflow the expiry */
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k7", &opt, &url, &exp), KD_EINVAL);
+    ck_assert_ptr_null(url);
+    opt.ttl_s = 7 * 86400;
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k7", &opt, &url, &exp), KD_OK);
+    free(url);
+}
+END_TEST
+
+START_TEST(forgeries_are_refused)
+{
+    struct kd_presign get = {.ttl_s = 60, .filename = "a.mp4"};
+    struct kd_presign put = {.ttl_s = 60, .size = 5};
+    struct kd_presigned_req req;
+    char *gurl = NULL, *purl = NULL, buf[1024];
+    const char *sig, *q;
+    int64_t exp = 0, now = kd_now_ms() / 1000;
+
+    ck_assert_int_eq(kd_storage_presign(st, "GET", "media/k8", &get, &gurl, &exp), KD_OK);
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k8", &put, &purl, &exp), KD_OK);
+    /* A GET signature on an upload of the same key and expiry. */
+    sig = strstr(gurl, "X-Kadr-Signature=") + strlen("X-Kadr-Signature=");
+    snprintf(buf, sizeof(buf), "/upload/media/k8?X-Kadr-Expires=%lld&X-Kadr-Size=0&X-Kadr-Signature=%s",
+             (long long)exp, sig);
+    ck_assert_int_eq(kd_storage_verify(st, "PUT", buf, now, &req), KD_EFORBIDDEN);
+    /* The download path with the upload's query, or the other way round. */
+    q = strchr(purl, '?');
+    snprintf(buf, sizeof(buf), "/download/media/k8%s", q);
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    /* Another file name for the browser. */
+    snprintf(buf, sizeof(buf), "%s", uri_of(gurl));
+    *strstr(buf, "a.mp4") = 'b';
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    /* The same key spelt differently, or leaving the root. */
+    snprintf(buf, sizeof(buf), "/download/media%%2fk8%s", strchr(gurl, '?'));
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    snprintf(buf, sizeof(buf), "/download/media/./k8%s", strchr(gurl, '?'));
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    snprintf(buf, sizeof(buf), "/download/media/../../etc/passwd%s", strchr(gurl, '?'));
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    /* Methods that are not presigned. */
+    ck_assert_int_eq(kd_storage_verify(st, "POST", uri_of(purl), now, &req), KD_EFORBIDDEN);
+    ck_assert_int_eq(kd_storage_verify(st, "DELETE", uri_of(gurl), now, &req), KD_EFORBIDDEN);
+    /* A truncated signature, or none at all. */
+    snprintf(buf, sizeof(buf), "%s", uri_of(gurl));
+    buf[strlen(buf) - 1] = '\0';
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    snprintf(buf, sizeof(buf), "%s", uri_of(gurl));
+    *strstr(buf, "&X-Kadr-Signature=") = '\0';
+    ck_assert_int_eq(kd_storage_verify(st, "GET", buf, now, &req), KD_EFORBIDDEN);
+    free(gurl);
+    free(purl);
+}
+END_TEST
+
+START_TEST(no_secret_no_urls)
+{
+    struct kd_presign opt = {.ttl_s = 60, .size = 1};
+    struct kd_presigned_req req;
+    struct kd_config *bare = NULL;
+    struct kd_storage *st2 = NULL;
+    char *url = NULL, err[256];
+    int64_t exp = 0;
+
+    ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k9", &opt, &url, &exp), KD_OK);
+    unsetenv("KADR_URL_SIGNING_SECRET");
+    ck_assert_int_eq(kd_config_load(NULL, &bare, err, sizeof(err)), KD_OK);
+    ck_assert_int_eq(kd_storage_open(bare, &st2), KD_OK);
+    free(url);
+    url = NULL;
+    ck_assert_int_ne(kd_storage_presign(st2, "PUT", "media/k9", &opt, &url, &exp), KD_OK);
+    ck_assert_ptr_null(url);
+    /* An empty key signs nothing: no URL made with one verifies. */
+    ck_assert_int_ne(kd_storage_verify(st2, "PUT", "/upload/media/k9?X-Kadr-Expires=9999999999&X-Kadr-Size=1&X-Kadr-Signature=0000000000000000000000000000000000000000000000000000000000000000", 0, &req), KD_OK);
+    kd_storage_close(st2);
+    kd_config_free(bare);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -199,6 +321,10 @@ main(void)
     tcase_add_test(tc, tampering_is_refused);
     tcase_add_test(tc, presigned_get_carries_the_name);
     tcase_add_test(tc, a_different_secret_does_not_verify);
+    tcase_add_test(tc, verify_writes_nothing_unless_genuine);
+    tcase_add_test(tc, presign_ttl_is_bounded);
+    tcase_add_test(tc, forgeries_are_refused);
+    tcase_add_test(tc, no_secret_no_urls);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
