@@ -3,7 +3,7 @@
 # run.sh exports the stack's coordinates:
 #   KADR_URL      http://127.0.0.1:<port> (nginx, plain HTTP)
 #   KADR_HTTPS_URL, KADR_TLS_CERT, KADR_CONFIG, KADR_BIN, KADR_STORAGE,
-#   KADR_STACK_DIR, E2E_TMP (scratch), E2E_DATA (tests/e2e/data),
+#   KADR_STACK_DIR, E2E_TMP (scratch), E2E_DATA (tests/e2e/data), E2E_TOP,
 #   E2E_MEDIA (generated media files)
 #
 # A case:

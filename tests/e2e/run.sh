@@ -57,6 +57,11 @@ bail() {
 
 port_base=$(pick_port_base) || bail "no free port base"
 echo "e2e: stack in $stack_dir on port base $port_base"
+# Deliveries of a dead worker are reclaimed after 3 s instead of a minute,
+# so that t_crash.sh sees the takeover in time (the job's lease still
+# holds it for its own minimum). local.conf survives restarts of the stack.
+mkdir -p "$stack_dir"
+echo "queue_claim_idle_ms = 3000" >"$stack_dir/local.conf"
 if ! "$stack" start --dir "$stack_dir" --port-base "$port_base" --api-procs 2 --workers 1 \
     >"$E2E_TMP/start.log" 2>&1; then
     started=1
@@ -69,7 +74,7 @@ started=1
 while IFS='=' read -r k v; do
     export "$k=$v"
 done < <("$stack" env --dir "$stack_dir")
-export E2E_TMP E2E_DATA=$here/data E2E_MEDIA=$E2E_TMP/media
+export E2E_TMP E2E_DATA=$here/data E2E_MEDIA=$E2E_TMP/media E2E_TOP=$top
 
 # The sample media, made here rather than shipped.
 mkdir -p "$E2E_MEDIA"
