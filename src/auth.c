@@ -98,8 +98,9 @@ auth_apikey(struct kd_db *db, const char *token, struct kd_principal *out)
     /* The lookup is by the hash, through a unique index: the comparison
      * happens on digests, which reveal nothing about the key. */
     rc = kd_db_query(db,
-                     "SELECT k.id, u.id, u.plan, u.is_admin FROM api_keys k "
-                     "JOIN users u ON u.id = k.user_id "
+                     "SELECT k.id, u.id, u.plan, u.is_admin, "
+                     "  k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' "
+                     "FROM api_keys k JOIN users u ON u.id = k.user_id "
                      "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
                      1, params, &res);
     if (rc != KD_OK)
@@ -114,10 +115,14 @@ auth_apikey(struct kd_db *db, const char *token, struct kd_principal *out)
     snprintf(out->plan, sizeof(out->plan), "%s", kd_dbres_get(res, 0, 2));
     out->is_admin = kd_dbres_bool(res, 0, 3);
     out->via = KD_AUTH_APIKEY;
-    /* last_used_at at minute precision: one write a minute, not one a request. */
+    /* last_used_at at minute precision: one write a minute, not one a
+     * request; the lookup tells whether one is due, which spares most
+     * requests the second round trip. The UPDATE checks again, for
+     * concurrent requests. */
     const char *kp[] = {out->credential_id};
 
-    if (kd_db_query(db,
+    if (kd_dbres_bool(res, 0, 4) &&
+        kd_db_query(db,
                     "UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND "
                     "(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
                     1, kp, NULL) != KD_OK)

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "db.h"
 #include "util.h"
 
@@ -369,6 +370,115 @@ START_TEST(prepared_statements_survive_schema_changes)
 }
 END_TEST
 
+/* The real schema, in a database of its own, for the auth tests. */
+static struct kd_db *
+open_schema_db(void)
+{
+    struct kd_db *admin = open_db(), *db = NULL;
+    char info[320], *sql = NULL;
+
+    ck_assert_int_eq(kd_db_script(admin, "DROP DATABASE IF EXISTS kadr_schema"), KD_OK);
+    ck_assert_int_eq(kd_db_script(admin, "CREATE DATABASE kadr_schema"), KD_OK);
+    kd_db_close(admin);
+    snprintf(info, sizeof(info), "host=%s port=%s dbname=kadr_schema user=%s", dir, PG_PORT,
+             PG_USER);
+    ck_assert_int_eq(kd_db_open(info, &db), KD_OK);
+    ck_assert_int_eq(kd_read_file(KD_TOP_SRCDIR "/sql/001_init.sql", 1 << 20, &sql, NULL), KD_OK);
+    ck_assert_int_eq(kd_db_script(db, sql), KD_OK);
+    free(sql);
+    return db;
+}
+
+static int64_t
+seconds_since_use(struct kd_db *db, const char *key_id)
+{
+    const char *p[] = {key_id};
+
+    return one_int(db,
+                   "SELECT coalesce(extract(epoch FROM now() - last_used_at)::bigint, -1) "
+                   "FROM api_keys WHERE id = $1",
+                   1, p);
+}
+
+START_TEST(api_keys)
+{
+    struct kd_db *db = open_schema_db();
+    struct kd_dbres *r = NULL;
+    struct kd_principal who;
+    char key[KD_APIKEY_MAXLEN + 1], prefix[16], hash[65], id[37], hdr[128], other[65];
+    char good[128];
+    const char *uid;
+
+    /* The form: kadr_ + 43 base62 characters, a display prefix, its hash. */
+    ck_assert_int_eq(kd_apikey_generate(key, prefix, hash), KD_OK);
+    ck_assert_uint_eq(strlen(key), 48);
+    ck_assert_int_eq(strncmp(key, "kadr_", 5), 0);
+    ck_assert_uint_eq(strspn(key + 5, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+                      43);
+    ck_assert_int_eq(strncmp(prefix, key, 9), 0);
+    ck_assert_uint_eq(strlen(prefix), 9);
+    kd_sha256_hex(key, strlen(key), other);
+    ck_assert_str_eq(hash, other);
+
+    ck_assert_int_eq(kd_db_query(db, "INSERT INTO users (email, plan) VALUES ('a@example.org', 'pro') "
+                                     "RETURNING id",
+                                 0, NULL, &r),
+                     KD_OK);
+    uid = kd_dbres_get(r, 0, 0);
+    ck_assert_int_eq(kd_apikey_create(db, uid, "ci", key, id), KD_OK);
+    ck_assert(kd_uuid_valid(id));
+    snprintf(hdr, sizeof(hdr), "Bearer %s", key);
+    snprintf(good, sizeof(good), "%s", hdr);
+    memset(&who, 0, sizeof(who));
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_OK);
+    ck_assert_str_eq(who.user_id, uid);
+    ck_assert_str_eq(who.credential_id, id);
+    ck_assert_str_eq(who.plan, "pro");
+    ck_assert(!who.is_admin);
+    ck_assert_int_eq(who.via, KD_AUTH_APIKEY);
+    snprintf(hdr, sizeof(hdr), "bearer   %s", key);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_OK);
+
+    /* last_used_at: written on first use, then at most once a minute. */
+    ck_assert_int_ge(seconds_since_use(db, id), 0);
+    ck_assert_int_le(seconds_since_use(db, id), 5);
+    const char *pid[] = {id};
+    ck_assert_int_eq(kd_db_query(db, "UPDATE api_keys SET last_used_at = now() - interval '30 s' "
+                                     "WHERE id = $1",
+                                 1, pid, NULL),
+                     KD_OK);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_OK);
+    ck_assert_int_ge(seconds_since_use(db, id), 29); /* not rewritten */
+    ck_assert_int_eq(kd_db_query(db, "UPDATE api_keys SET last_used_at = now() - interval '2 min' "
+                                     "WHERE id = $1",
+                                 1, pid, NULL),
+                     KD_OK);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_OK);
+    ck_assert_int_le(seconds_since_use(db, id), 5); /* rewritten */
+
+    /* Refused: absent, other schemes, malformed, unknown, revoked. */
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, NULL, &who), KD_EINVAL);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, "Basic a2FkcjprYWRy", &who), KD_EINVAL);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, "Bearer ", &who), KD_EINVAL);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, "Bearer kadr_short", &who), KD_ENOTFOUND);
+    snprintf(hdr, sizeof(hdr), "Bearer %s ", key); /* a trailing blank */
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_ENOTFOUND);
+    snprintf(hdr, sizeof(hdr), "Bearer %s", key);
+    hdr[20] = '-';
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_ENOTFOUND);
+    ck_assert_int_eq(kd_apikey_generate(key, prefix, hash), KD_OK);
+    snprintf(hdr, sizeof(hdr), "Bearer %s", key);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_ENOTFOUND);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", &who), KD_ENOTFOUND);
+    ck_assert_int_eq(kd_db_query(db, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", 1, pid,
+                                 NULL),
+                     KD_OK);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, good, &who), KD_ENOTFOUND);
+    kd_dbres_free(r);
+    kd_db_close(db);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -396,6 +506,7 @@ main(void)
     tcase_add_test(tc, a_transaction_does_not_survive_its_connection);
     tcase_add_test(tc, server_down_then_back);
     tcase_add_test(tc, prepared_statements_survive_schema_changes);
+    tcase_add_test(tc, api_keys);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

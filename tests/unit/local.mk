@@ -24,6 +24,6 @@ tests_unit_queue_test_SOURCES = tests/unit/queue_test.c
 tests_unit_queue_test_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_queue_test_LDADD = $(UNIT_LIBS)
 tests_unit_db_test_SOURCES = tests/unit/db_test.c
-tests_unit_db_test_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_db_test_CFLAGS = $(UNIT_CFLAGS) -DKD_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_db_test_LDADD = $(UNIT_LIBS)
 endif
