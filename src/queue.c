@@ -494,6 +494,10 @@ kd_queue_stats(struct kd_queue *q, struct kd_queue_stats *out)
     enum kd_err rc;
 
     memset(out, 0, sizeof(*out));
+    /* XINFO GROUPS fails on a stream that vanished (Redis lost its data)
+     * while groups_ready still believed in it: stats are rare, so make
+     * sure every time. */
+    q->groups_ready = false;
     if ((rc = connect_redis(q)) != KD_OK || (rc = ensure_groups(q)) != KD_OK)
         return rc;
     for (int i = 0; i < KD_QUEUE_PRIORITIES; i++) {

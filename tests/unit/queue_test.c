@@ -213,6 +213,7 @@ START_TEST(redis_losing_its_data_is_not_an_error)
     static const char *const flush[] = {"FLUSHALL"};
     struct kd_queue *q = NULL;
     struct kd_queue_msg m;
+    struct kd_queue_stats st;
     pid_t child;
     int64_t t0;
 
@@ -238,6 +239,11 @@ START_TEST(redis_losing_its_data_is_not_an_error)
     /* Acknowledging what the lost group had delivered is harmless. */
     ck_assert_int_eq(cli(flush, 1), 0);
     ck_assert_int_eq(kd_queue_ack(q, &m), KD_OK);
+    /* And the statistics of an empty Redis are zeros, not an error. */
+    ck_assert_int_eq(cli(flush, 1), 0);
+    ck_assert_int_eq(kd_queue_stats(q, &st), KD_OK);
+    ck_assert_int_eq(st.length[1], 0);
+    ck_assert_int_eq(st.pending[1], 0);
     kd_queue_close(q);
 }
 END_TEST
