@@ -440,8 +440,7 @@ kd_config_dump(const struct kd_config *cfg, FILE *f)
             fprintf(f, "%s = ", s->key);
             dump_conninfo(f, *str_field(c, s));
             fputc('\n', f);
-        }
-        else
+        } else
             fprintf(f, "%s = %s\n", s->key, *str_field(c, s));
     }
 }

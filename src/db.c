@@ -115,8 +115,12 @@ kd_db_connect(struct kd_db *db)
     /* Our defaults first, so values in the user's conninfo win. Keepalives
      * notice a server that vanished without closing the connection (host
      * down, network cut) in about a minute instead of the kernel's hours. */
-    const char *keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "dbname",
+    const char *keys[] = {"connect_timeout",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "dbname",
                           NULL};
     const char *vals[] = {"5", "1", "30", "10", "3", db->conninfo, NULL};
 

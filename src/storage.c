@@ -396,8 +396,7 @@ kd_storage_presign(struct kd_storage *s, const char *method, const char *key,
 
     /* A year is far beyond any configured TTL and keeps the sum small. */
     if (!kd_storage_key_valid(key) || (!put && strcmp(method, "GET") != 0) ||
-        (put && opt->size < 0) || strlen(name) > 255 || opt->ttl_s < 1 ||
-        opt->ttl_s > 366 * 86400)
+        (put && opt->size < 0) || strlen(name) > 255 || opt->ttl_s < 1 || opt->ttl_s > 366 * 86400)
         return KD_EINVAL;
     expires = kd_now_ms() / 1000 + opt->ttl_s;
     snprintf(constraint, sizeof(constraint), "%lld", (long long)opt->size);

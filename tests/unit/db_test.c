@@ -19,7 +19,7 @@
 #include "db.h"
 #include "util.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
+#define PG_BIN  "/usr/lib/postgresql/15/bin"
 #define PG_USER "kadr"
 #define PG_PORT "54329"
 
@@ -62,8 +62,8 @@ pg_ctl(const char *action)
     char opts[256];
 
     snprintf(opts, sizeof(opts), "-c listen_addresses='' -k %s -p %s -c fsync=off", dir, PG_PORT);
-    const char *argv[] = {PG_BIN "/pg_ctl", "-D", data, "-l", logfile, "-w", "-t", "30",
-                          "-m", "fast", "-o", opts, action, NULL};
+    const char *argv[] = {PG_BIN "/pg_ctl", "-D", data, "-l",   logfile, "-w", "-t", "30", "-m",
+                          "fast",           "-o", opts, action, NULL};
 
     return run(argv);
 }
@@ -92,8 +92,8 @@ pg_boot(void)
     snprintf(cmdlog, sizeof(cmdlog), "%s/commands.log", dir);
     snprintf(conninfo, sizeof(conninfo), "host=%s port=%s dbname=postgres user=%s", dir, PG_PORT,
              PG_USER);
-    const char *initdb[] = {PG_BIN "/initdb", "-D", data, "-U", PG_USER, "-A", "trust",
-                            "-E", "UTF8", "--no-locale", "--no-sync", NULL};
+    const char *initdb[] = {PG_BIN "/initdb", "-D", data,   "-U",          PG_USER,     "-A",
+                            "trust",          "-E", "UTF8", "--no-locale", "--no-sync", NULL};
 
     return run(initdb) == 0 && pg_ctl("start") == 0;
 }
@@ -175,14 +175,14 @@ START_TEST(parameters_and_prepared_statements)
     ck_assert_int_eq(kd_db_script(db, "DROP TABLE IF EXISTS t1;"
                                       "CREATE TABLE t1 (id int PRIMARY KEY, name text, u uuid)"),
                      KD_OK);
-    ck_assert_int_eq(kd_db_query(db, "INSERT INTO t1 (id, name, u) VALUES ($1, $2, $3)", 3, ins, &r),
-                     KD_OK);
+    ck_assert_int_eq(
+        kd_db_query(db, "INSERT INTO t1 (id, name, u) VALUES ($1, $2, $3)", 3, ins, &r), KD_OK);
     ck_assert_int_eq(kd_dbres_affected(r), 1);
     kd_dbres_free(r);
     for (int i = 0; i < 3; i++) {
         r = NULL;
-        ck_assert_int_eq(kd_db_query(db, "SELECT name, u, id, id > 0 FROM t1 WHERE id = $1", 1, sel, &r),
-                         KD_OK);
+        ck_assert_int_eq(
+            kd_db_query(db, "SELECT name, u, id, id > 0 FROM t1 WHERE id = $1", 1, sel, &r), KD_OK);
         ck_assert_int_eq(kd_dbres_rows(r), 1);
         ck_assert_str_eq(kd_dbres_get(r, 0, 0), hostile);
         ck_assert_ptr_null(kd_dbres_get(r, 0, 1)); /* SQL NULL */
@@ -218,11 +218,13 @@ START_TEST(errors_are_mapped)
                                       "CREATE TABLE t2c (p int REFERENCES t2 (id))"),
                      KD_OK);
     ck_assert_int_eq(kd_db_query(db, "INSERT INTO t2 (id) VALUES ($1)", 1, dup, NULL), KD_OK);
-    ck_assert_int_eq(kd_db_query(db, "INSERT INTO t2 (id) VALUES ($1)", 1, dup, NULL), KD_ECONFLICT);
+    ck_assert_int_eq(kd_db_query(db, "INSERT INTO t2 (id) VALUES ($1)", 1, dup, NULL),
+                     KD_ECONFLICT);
     ck_assert_int_eq(kd_db_query(db, "SELECT $1::uuid", 1, bad_uuid, NULL), KD_EINVAL);
     ck_assert_int_eq(kd_db_query(db, "SELECT $1::int", 1, bad_int, NULL), KD_EINVAL);
     ck_assert_int_eq(kd_db_query(db, "INSERT INTO t2 (id) VALUES ($1)", 1, neg, NULL), KD_EINVAL);
-    ck_assert_int_eq(kd_db_query(db, "INSERT INTO t2c (p) VALUES ($1)", 1, orphan, NULL), KD_EINVAL);
+    ck_assert_int_eq(kd_db_query(db, "INSERT INTO t2c (p) VALUES ($1)", 1, orphan, NULL),
+                     KD_EINVAL);
     ck_assert_int_eq(kd_db_query(db, "SELEC 1", 0, NULL, NULL), KD_EINTERNAL);
     /* None of that cost the connection. */
     ck_assert_int_eq(one_int(db, "SELECT count(*) FROM t2", 0, NULL), 1);
@@ -236,8 +238,8 @@ START_TEST(transactions)
     const char *p10[] = {"10"}, *p11[] = {"11"}, *p12[] = {"12"};
     const char *count = "SELECT count(*) FROM t3 WHERE id = $1";
 
-    ck_assert_int_eq(kd_db_script(db, "DROP TABLE IF EXISTS t3; CREATE TABLE t3 (id int PRIMARY KEY)"),
-                     KD_OK);
+    ck_assert_int_eq(
+        kd_db_script(db, "DROP TABLE IF EXISTS t3; CREATE TABLE t3 (id int PRIMARY KEY)"), KD_OK);
     ck_assert_int_eq(kd_db_commit(db), KD_EINTERNAL); /* none open */
     kd_db_rollback(db);                               /* a no-op */
 
@@ -286,8 +288,8 @@ START_TEST(a_transaction_does_not_survive_its_connection)
     struct kd_db *db = open_db();
     const char *p20[] = {"20"}, *p21[] = {"21"}, *p22[] = {"22"};
 
-    ck_assert_int_eq(kd_db_script(db, "DROP TABLE IF EXISTS t5; CREATE TABLE t5 (id int PRIMARY KEY)"),
-                     KD_OK);
+    ck_assert_int_eq(
+        kd_db_script(db, "DROP TABLE IF EXISTS t5; CREATE TABLE t5 (id int PRIMARY KEY)"), KD_OK);
     ck_assert_int_eq(kd_db_begin(db), KD_OK);
     ck_assert_int_eq(kd_db_query(db, "INSERT INTO t5 VALUES ($1)", 1, p20, NULL), KD_OK);
     ck_assert_int_eq(pg_ctl("restart"), 0);
@@ -413,15 +415,16 @@ START_TEST(api_keys)
     ck_assert_int_eq(kd_apikey_generate(key, prefix, hash), KD_OK);
     ck_assert_uint_eq(strlen(key), 48);
     ck_assert_int_eq(strncmp(key, "kadr_", 5), 0);
-    ck_assert_uint_eq(strspn(key + 5, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
-                      43);
+    ck_assert_uint_eq(
+        strspn(key + 5, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"), 43);
     ck_assert_int_eq(strncmp(prefix, key, 9), 0);
     ck_assert_uint_eq(strlen(prefix), 9);
     kd_sha256_hex(key, strlen(key), other);
     ck_assert_str_eq(hash, other);
 
-    ck_assert_int_eq(kd_db_query(db, "INSERT INTO users (email, plan) VALUES ('a@example.org', 'pro') "
-                                     "RETURNING id",
+    ck_assert_int_eq(kd_db_query(db,
+                                 "INSERT INTO users (email, plan) VALUES ('a@example.org', 'pro') "
+                                 "RETURNING id",
                                  0, NULL, &r),
                      KD_OK);
     uid = kd_dbres_get(r, 0, 0);
@@ -443,14 +446,16 @@ START_TEST(api_keys)
     ck_assert_int_ge(seconds_since_use(db, id), 0);
     ck_assert_int_le(seconds_since_use(db, id), 5);
     const char *pid[] = {id};
-    ck_assert_int_eq(kd_db_query(db, "UPDATE api_keys SET last_used_at = now() - interval '30 s' "
-                                     "WHERE id = $1",
+    ck_assert_int_eq(kd_db_query(db,
+                                 "UPDATE api_keys SET last_used_at = now() - interval '30 s' "
+                                 "WHERE id = $1",
                                  1, pid, NULL),
                      KD_OK);
     ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_OK);
     ck_assert_int_ge(seconds_since_use(db, id), 29); /* not rewritten */
-    ck_assert_int_eq(kd_db_query(db, "UPDATE api_keys SET last_used_at = now() - interval '2 min' "
-                                     "WHERE id = $1",
+    ck_assert_int_eq(kd_db_query(db,
+                                 "UPDATE api_keys SET last_used_at = now() - interval '2 min' "
+                                 "WHERE id = $1",
                                  1, pid, NULL),
                      KD_OK);
     ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_OK);
@@ -469,10 +474,11 @@ START_TEST(api_keys)
     ck_assert_int_eq(kd_apikey_generate(key, prefix, hash), KD_OK);
     snprintf(hdr, sizeof(hdr), "Bearer %s", key);
     ck_assert_int_eq(kd_auth_bearer(db, NULL, hdr, &who), KD_ENOTFOUND);
-    ck_assert_int_eq(kd_auth_bearer(db, NULL, "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", &who), KD_ENOTFOUND);
-    ck_assert_int_eq(kd_db_query(db, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", 1, pid,
-                                 NULL),
-                     KD_OK);
+    ck_assert_int_eq(kd_auth_bearer(db, NULL, "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", &who),
+                     KD_ENOTFOUND);
+    ck_assert_int_eq(
+        kd_db_query(db, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", 1, pid, NULL),
+        KD_OK);
     ck_assert_int_eq(kd_auth_bearer(db, NULL, good, &who), KD_ENOTFOUND);
     kd_dbres_free(r);
     kd_db_close(db);

@@ -283,8 +283,8 @@ START_TEST(oversized_or_malformed_entries_are_dropped)
     long_ref[sizeof(long_ref) - 1] = '\0';
     const char *const xadd_long[] = {"XADD", "kadr:q:3", "*", "kind", "edit", "ref", long_ref};
     const char *const xadd_nokind[] = {"XADD", "kadr:q:4", "*", "ref", "r1"};
-    const char *const read_dead[] = {"XREADGROUP", "GROUP", "workers", "dead", "COUNT", "1",
-                                     "STREAMS", "kadr:q:4", ">"};
+    const char *const read_dead[] = {"XREADGROUP", "GROUP",   "workers",  "dead", "COUNT",
+                                     "1",          "STREAMS", "kadr:q:4", ">"};
 
     ck_assert_int_eq(kd_queue_open(cfg, &q), KD_OK);
     ck_assert_int_eq(kd_queue_push(q, "edit", long_ref, 3), KD_EINVAL);

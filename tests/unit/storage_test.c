@@ -249,7 +249,8 @@ START_TEST(forgeries_are_refused)
     ck_assert_int_eq(kd_storage_presign(st, "PUT", "media/k8", &put, &purl, &exp), KD_OK);
     /* A GET signature on an upload of the same key and expiry. */
     sig = strstr(gurl, "X-Kadr-Signature=") + strlen("X-Kadr-Signature=");
-    snprintf(buf, sizeof(buf), "/upload/media/k8?X-Kadr-Expires=%lld&X-Kadr-Size=0&X-Kadr-Signature=%s",
+    snprintf(buf, sizeof(buf),
+             "/upload/media/k8?X-Kadr-Expires=%lld&X-Kadr-Size=0&X-Kadr-Signature=%s",
              (long long)exp, sig);
     ck_assert_int_eq(kd_storage_verify(st, "PUT", buf, now, &req), KD_EFORBIDDEN);
     /* The download path with the upload's query, or the other way round. */
@@ -300,7 +301,13 @@ START_TEST(no_secret_no_urls)
     ck_assert_int_ne(kd_storage_presign(st2, "PUT", "media/k9", &opt, &url, &exp), KD_OK);
     ck_assert_ptr_null(url);
     /* An empty key signs nothing: no URL made with one verifies. */
-    ck_assert_int_ne(kd_storage_verify(st2, "PUT", "/upload/media/k9?X-Kadr-Expires=9999999999&X-Kadr-Size=1&X-Kadr-Signature=0000000000000000000000000000000000000000000000000000000000000000", 0, &req), KD_OK);
+    ck_assert_int_ne(
+        kd_storage_verify(st2, "PUT",
+                          "/upload/media/"
+                          "k9?X-Kadr-Expires=9999999999&X-Kadr-Size=1&X-Kadr-Signature="
+                          "0000000000000000000000000000000000000000000000000000000000000000",
+                          0, &req),
+        KD_OK);
     kd_storage_close(st2);
     kd_config_free(bare);
 }
