@@ -59,6 +59,14 @@ struct kd_config {
     int64_t queue_claim_idle_ms;  /* reclaim entries idle this long */
     int64_t job_max_attempts;     /* default max_attempts of a job */
     int64_t retention_days;
+    /* webhooks (kadr-notify) */
+    int64_t notify_poll_ms;            /* how often due deliveries are looked for */
+    int64_t notify_concurrency;        /* deliveries in flight per notifier */
+    int64_t notify_connect_timeout_ms;
+    int64_t notify_timeout_ms;         /* whole request, connect included */
+    int64_t notify_backoff_base_ms;    /* first retry delay; later ones are multiples */
+    int64_t notify_retry_window_s;     /* retry at least this long, then give up */
+    int64_t notify_allow_private;      /* 1: receivers on private addresses allowed */
     char *log_level;
     struct kd_limits limits;
 };
