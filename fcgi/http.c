@@ -16,8 +16,12 @@ kd_app_db(struct kd_app *app, struct kd_db **out)
 {
     enum kd_err rc = KD_OK;
 
-    if (app->db == NULL && (rc = kd_db_open(app->cfg->database_url, &app->db)) != KD_OK)
-        goto out;
+    if (app->db == NULL) {
+        if ((rc = kd_db_open(app->cfg->database_url, &app->db)) != KD_OK)
+            goto out;
+        /* A request must never wait on PostgreSQL longer than this. */
+        kd_db_set_statement_timeout(app->db, app->cfg->api_db_timeout_ms);
+    }
     *out = app->db;
 out:
     return rc;

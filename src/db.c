@@ -22,6 +22,7 @@ struct kd_db {
     PGconn *conn;
     bool in_tx;   /* the caller began a transaction and has not ended it */
     bool tx_lost; /* ...and its connection died: it can only be rolled back */
+    char options[64]; /* libpq "options" for every new connection, or "" */
     struct stmt stmts[STMT_CACHE];
     size_t n_stmts;
     unsigned next_name;
@@ -115,14 +116,20 @@ kd_db_connect(struct kd_db *db)
     /* Our defaults first, so values in the user's conninfo win. Keepalives
      * notice a server that vanished without closing the connection (host
      * down, network cut) in about a minute instead of the kernel's hours. */
-    const char *keys[] = {"connect_timeout",
-                          "keepalives",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "dbname",
-                          NULL};
-    const char *vals[] = {"5", "1", "30", "10", "3", db->conninfo, NULL};
+    const char *keys[8] = {"connect_timeout", "keepalives", "keepalives_idle",
+                           "keepalives_interval", "keepalives_count"};
+    const char *vals[8] = {"5", "1", "30", "10", "3"};
+    int n = 5;
+
+    if (db->options[0] != '\0') {
+        keys[n] = "options";
+        vals[n++] = db->options;
+    }
+    /* libpq expands only the first "dbname" into a whole conninfo. */
+    keys[n] = "dbname";
+    vals[n++] = db->conninfo;
+    keys[n] = NULL;
+    vals[n] = NULL;
 
     if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
         return KD_OK;
@@ -414,4 +421,15 @@ kd_dbres_free(struct kd_dbres *r)
         return;
     PQclear(r->res);
     free(r);
+}
+
+void
+kd_db_set_statement_timeout(struct kd_db *db, int64_t ms)
+{
+    /* Set at connection start, so it holds for every session the process
+     * opens, reconnections included, without a statement per request. */
+    if (ms > 0)
+        snprintf(db->options, sizeof(db->options), "-c statement_timeout=%lld", (long long)ms);
+    else
+        db->options[0] = '\0';
 }

@@ -21,6 +21,10 @@ struct kd_dbres;
 /* Keeps a copy of conninfo; does not connect yet. */
 KD_MUST_CHECK enum kd_err kd_db_open(const char *conninfo, struct kd_db **out);
 void kd_db_close(struct kd_db *db); /* NULL is a no-op */
+/* Makes PostgreSQL cancel any statement running longer than ms (0: no
+ * limit) on connections opened from now on; the statement then fails with
+ * KD_ETIMEOUT. Call before the first query. */
+void kd_db_set_statement_timeout(struct kd_db *db, int64_t ms);
 /* Connects now if needed: KD_EUNAVAIL when the server cannot be reached. */
 KD_MUST_CHECK enum kd_err kd_db_connect(struct kd_db *db);
 

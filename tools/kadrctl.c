@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -853,6 +854,9 @@ main(int argc, char **argv)
     bool check_only = false;
     int st = EXIT_USAGE, opt;
 
+    /* A dropped PostgreSQL or Redis connection is an error to report, not
+     * a signal that kills the tool mid-command. */
+    signal(SIGPIPE, SIG_IGN);
     /* "+": stop at the command; its options are its own. */
     while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
         switch (opt) {

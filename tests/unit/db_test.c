@@ -402,6 +402,19 @@ seconds_since_use(struct kd_db *db, const char *key_id)
                    1, p);
 }
 
+START_TEST(statement_timeout_cancels_slow_statements)
+{
+    struct kd_db *db = NULL;
+
+    ck_assert_int_eq(kd_db_open(conninfo, &db), KD_OK);
+    kd_db_set_statement_timeout(db, 100);
+    ck_assert_int_eq(kd_db_query(db, "SELECT pg_sleep(2)", 0, NULL, NULL), KD_ETIMEOUT);
+    /* The connection stays usable, and quick statements are unaffected. */
+    ck_assert_int_eq(one_int(db, "SELECT 7", 0, NULL), 7);
+    kd_db_close(db);
+}
+END_TEST
+
 START_TEST(api_keys)
 {
     struct kd_db *db = open_schema_db();
@@ -512,6 +525,7 @@ main(void)
     tcase_add_test(tc, a_transaction_does_not_survive_its_connection);
     tcase_add_test(tc, server_down_then_back);
     tcase_add_test(tc, prepared_statements_survive_schema_changes);
+    tcase_add_test(tc, statement_timeout_cancels_slow_statements);
     tcase_add_test(tc, api_keys);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
