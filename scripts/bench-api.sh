@@ -69,8 +69,9 @@ KADR_BENCH_KEY=$key KADR_BENCH_MEDIA=$media \
     wrk -t 2 -c "$conns" -d "${duration}s" --latency -s "$top/scripts/bench-jobs.lua" \
     "$url/api/v1/jobs" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out"; die "wrk failed"; }
 line=$(grep '^BENCH ' "$work/wrk.out") || { cat "$work/wrk.out"; die "wrk printed no summary"; }
-eval "${line#BENCH }"
-rps=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
+declare -A res
+for kv in ${line#BENCH }; do res[${kv%%=*}]=${kv#*=}; done
+rps=$(awk -v r="${res[requests]}" -v d="${res[duration_us]}" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
 api_rss_loaded=$(rss_kb "$api_pid")
 
 # The wrk jobs are pending until 2099; let the worker drain their messages
@@ -104,9 +105,9 @@ worker_rss_after=$(rss_kb "$worker_pid")
 printf '\n%-44s %s\n' "measure" "value"
 printf '%-44s %s\n' "--------------------------------------------" "----------------"
 printf '%-44s %s\n' "POST /api/v1/jobs, requests/s ($conns conns)" "$rps"
-printf '%-44s %s ms\n' "  latency p50" "$(awk -v u="$p50_us" 'BEGIN { printf "%.1f", u / 1000 }')"
-printf '%-44s %s ms\n' "  latency p99" "$(awk -v u="$p99_us" 'BEGIN { printf "%.1f", u / 1000 }')"
-printf '%-44s %s\n' "  requests, non-2xx, socket errors" "$requests, $non2xx, $socket_errors"
+printf '%-44s %s ms\n' "  latency p50" "$(awk -v u="${res[p50_us]}" 'BEGIN { printf "%.1f", u / 1000 }')"
+printf '%-44s %s ms\n' "  latency p99" "$(awk -v u="${res[p99_us]}" 'BEGIN { printf "%.1f", u / 1000 }')"
+printf '%-44s %s\n' "  requests, non-2xx, socket errors" "${res[requests]}, ${res[non2xx]}, ${res[socket_errors]}"
 printf '%-44s %s ms\n' "submission -> started_at, median of $(wc -l <"$work/lat")" "$median_ms"
 printf '%-44s %s KiB\n' "kadr-api RSS, idle (pid $api_pid)" "$api_rss_idle"
 printf '%-44s %s KiB\n' "kadr-api RSS, after the load" "$api_rss_loaded"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: helpers of the end-to-end cases (sourced by every t_*.sh).
 #
 # run.sh exports the stack's coordinates:
@@ -127,7 +128,8 @@ expect_header() {
     local got
     got=$(hdr "$1")
     if [[ $# -ge 2 ]]; then
-        [[ $got == $2 ]] && return 0 # a glob pattern
+        # shellcheck disable=SC2053 # $2 is a glob pattern on purpose
+        [[ $got == $2 ]] && return 0
         note "header $1 = '$got', expected '$2'"
     else
         [[ -n $got ]] && return 0
@@ -279,7 +281,8 @@ probe() {
 # near A B TOLERANCE: |A - B| <= TOLERANCE.
 near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
 
-# Submits a job body; sets JOB_ID on 202.
+# Submits a job body; sets JOB_ID (for the caller) on 202.
+# shellcheck disable=SC2034
 submit_job() {
     api POST /api/v1/jobs "$1" "${@:2}"
     JOB_ID=$(jqr .id)

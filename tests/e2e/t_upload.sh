@@ -50,7 +50,7 @@ if upload_file "$sample" video/mp4 "clip one.mp4"; then
     api GET "/api/v1/media/$media/download"
     expect_status 302
     loc=$(hdr Location)
-    [[ -n $loc ]] || { note "no Location: the rest of the case cannot run"; loc=$KADR_URL/download/none?none; }
+    [[ -n $loc ]] || { note "no Location: the rest of the case cannot run"; loc="$KADR_URL/download/none?none"; }
     check "Location is not a presigned /download/ URL: $loc" grep -q "/download/.*X-Kadr-Signature=" <<<"$loc"
     [[ $loc == http* ]] || loc=$KADR_URL$loc
     code=$(curl -sS -D "$E2E_TMP/dl.h" -o "$E2E_TMP/dl.bin" -w '%{http_code}' "$loc")
