@@ -17,11 +17,12 @@ BUILD_PKGS=(
     libswscale-dev libswresample-dev
     check
 )
-# Running the local stack (scripts/stack.sh) and its tests.
+# Running the local stack (scripts/stack.sh) and its tests (python3: the
+# webhook receiver of tests/e2e).
 RUN_PKGS=(
     postgresql-15 redis-server nginx spawn-fcgi
     fonts-dejavu-core openssl ca-certificates
-    util-linux procps curl jq ffmpeg
+    util-linux procps curl jq ffmpeg python3
 )
 # Benchmarks only (scripts/bench-api.sh).
 BENCH_PKGS=(wrk)
