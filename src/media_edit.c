@@ -1,15 +1,44 @@
 /* media_edit.c: running an edit job (kd_media_edit).
  *
- * One pass: read -> decode -> filter graph -> encode -> mux. The spec is
- * checked first for what this version does not do yet, so that such a job
- * fails at once with a message naming the operation instead of producing
- * something else. Then the input is opened safely, the plan (muxer, codecs,
- * target size and formats) is fixed, the graph is built node by node, and
- * frames flow until the trimmed range is done.
+ * One pass: read -> decode -> filter graph -> encode -> mux, for every
+ * input, layer and audio track at once. The spec is checked first for what
+ * this version does not do yet, so that such a job fails at once with a
+ * message naming the operation instead of producing something else. Then
+ * every file is opened safely (a "feed": one demuxer, its decoders and the
+ * buffer sources they fill), the plan (muxer, codecs, target size, rate
+ * and formats) is fixed, the one graph is built node by node, and frames
+ * flow until every sink has ended.
+ *
+ * Which file to read next is the graph's decision: the sink that is
+ * furthest behind is asked for a frame (avfilter_graph_request_oldest), and
+ * the buffer source that failed most often to deliver one names the feed to
+ * read a packet from. So a concatenation reads its inputs one after the
+ * other, an overlay reads its layer alongside the main picture, and nothing
+ * is buffered beyond what the filters hold. Decoders are opened when a feed
+ * is first read and freed when it ends: fifty inputs never decode at once.
  *
  * Cancellation is polled every few frames and at least every 100 ms of work
  * (and from inside I/O by the interrupt callbacks); progress is the output
- * timeline's position against the expected duration, never decreasing. */
+ * timeline's position against the expected duration, never decreasing.
+ *
+ * Needs from part B (src/media_parts.h, not there yet; until then the
+ * operations below are refused with KD_EUNSUPPORTED in check_spec):
+ *   - subtitles, burn: a function that adds the subtitle filter node over
+ *     the video tail, given the graph (struct kd_media_graph), the layer,
+ *     the worker-owned copy of the file in e->work_dir, and the output
+ *     size: e.g. kd_subs_graph_burn(gr, layer, path, work_dir, w, h, tail,
+ *     err). It is called in layer order, after the layers before it;
+ *   - subtitles, soft: a function that adds the subtitle stream to the
+ *     output (the muxer is struct kd_media_output->fmt, before the header
+ *     is written) and writes all its packets, e.g. kd_subs_soft_add(o,
+ *     layer, path, container, err) + kd_subs_soft_write(...) after the
+ *     header; the cues are on the output timeline already (no trims apply);
+ *   - thumbnails: a consumer of the final video frames (after layers):
+ *     kd_thumbs_frame(ctx, frame, time_base) called from drain_sink for
+ *     every frame, plus an open/finish pair that fills e->thumb_paths;
+ *   - remux: bool kd_remux_possible(const struct kd_edit *) and
+ *     enum kd_err kd_remux_run(struct kd_edit *), asked before any graph is
+ *     built (codec copy has no other path). */
 #include "media_int.h"
 
 #include <math.h>
@@ -19,6 +48,7 @@
 
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
+#include <libavutil/pixdesc.h>
 
 #include "log.h"
 #include "util.h"
@@ -28,44 +58,78 @@
 #define MAX_DECODE_ERRORS 100 /* damaged packets skipped before giving up */
 #define SEEK_CHECK_PACKETS 1000 /* read after a seek to see where it landed */
 #define SEEK_ATTEMPTS 6       /* targets moved back 1+2+...+32 s, then the start */
+/* Packets read without the graph asking any source for more: past this the
+ * graph is stuck (our bug), and reading on would only fill memory. */
+#define MAX_BLIND_READS 100000
+#define DEFAULT_FPS 25
 
-/* One stream of the input on its way through the graph to the encoder. */
+/* One stream of a feed on its way into the graph. */
 struct side {
     bool is_video;
-    bool is_active;               /* the output has this stream */
-    int idx;                      /* stream index in the input */
+    bool is_used;                 /* decoded into the graph */
+    int idx;                      /* stream index in the file */
     AVStream *st;
-    AVCodecContext *dec;
-    AVFilterContext *src, *sink;
-    int64_t offset;               /* the input's start time, in st's time base */
+    AVCodecContext *dec;          /* from the feed's first read to its end */
+    AVFilterContext *src;
+    int64_t offset;               /* the file's start time, in st's time base */
+    int64_t shift;                /* added to every timestamp: the loops played before */
     int64_t next_pts;             /* for frames without a timestamp */
-    int64_t last_pts;             /* out of the sink: video's last, sound's next */
-    bool is_src_closed;           /* nothing more goes into the graph */
-    bool is_sink_eof;             /* the graph gave its last frame */
-    int64_t n_frames_out;
-    double end_s;                 /* output timeline: end of the last frame out */
+    int64_t end_pts;              /* end of the last frame pushed (shifted) */
+    bool is_closed;               /* nothing more goes into the graph */
+    bool has_pushed;
     /* what the source was configured with: frames must keep to it */
     int width, height, format, sample_rate;
     AVChannelLayout ch_layout;
 };
 
+enum feed_role { FEED_INPUT, FEED_LAYER, FEED_AUDIO };
+
+/* One opened file. */
+struct feed {
+    enum feed_role role;
+    char name[40];                /* "inputs[3]", "layers[1]", "audio" for messages */
+    const char *path;
+    struct kd_media_input *in;
+    struct side v, a;
+    struct kd_media_span span;    /* what is cut from the file (inputs) */
+    double dur_s;                 /* its length on the output (inputs); NAN: unknown */
+    bool is_started;              /* decoders opened, seeked */
+    bool is_done;                 /* read to its end, decoders freed */
+    bool is_loop;                 /* read again from the start at its end */
+    int64_t loop_start_pts;       /* the audio side's end_pts when this pass began */
+    int n_decode_errors;
+};
+
+/* One stream of the output: a sink into an encoder. */
+struct osink {
+    bool is_video;
+    bool is_active;
+    AVFilterContext *sink;
+    int64_t last_pts;             /* video's last, sound's next */
+    bool is_eof;
+    int64_t n_frames;
+    double end_s;                 /* output timeline: end of the last frame out */
+};
+
 struct run {
     struct kd_edit *e;
-    struct kd_media_input *in;
+    struct feed *feeds;           /* inputs, then layers (by index), then the track */
+    size_t n_feeds;
+    struct feed *track;           /* the audio track's feed, or NULL */
     struct kd_media_graph gr;
     struct kd_media_plan plan;
     struct kd_media_output *out;
-    struct side v, a;
+    struct osink ov, oa;
+    bool has_base_audio;          /* the inputs' sound (or silence) is in the output */
+    AVRational vfr_tb;            /* frame durations when the output keeps the timing */
     AVPacket *pkt;
     AVFrame *frame;               /* decoded */
     AVFrame *filtered;            /* out of a sink */
-    struct kd_media_span span;
-    double expected_s;            /* output duration; NAN when unknown */
+    double total_s;               /* the output's length; NAN when unknown */
     double last_fraction;
     int64_t last_poll_ms;
     unsigned n_since_poll;
     bool is_cancelled;
-    int n_decode_errors;
 };
 
 static void
@@ -82,34 +146,36 @@ check_spec(struct kd_edit *e)
     const struct kd_jobspec *spec = e->spec;
 
     if (spec == NULL || spec->n_inputs == 0 || e->input_paths == NULL ||
-        e->input_paths[0] == NULL || e->out_path == NULL || e->lim == NULL) {
+        e->out_path == NULL || e->lim == NULL ||
+        (spec->has_audio && e->audio_path == NULL)) {
         kd_media_seterr(e->err, "internal error (an incomplete edit request)");
         return KD_EINTERNAL;
+    }
+    for (size_t i = 0; i < spec->n_inputs; i++) {
+        if (e->input_paths[i] == NULL) {
+            kd_media_seterr(e->err, "internal error (an incomplete edit request)");
+            return KD_EINTERNAL;
+        }
     }
     if (spec->type[0] != '\0' && strcmp(spec->type, "edit") != 0) {
         kd_media_seterr(e->err, "only edit jobs are supported");
         return KD_EUNSUPPORTED;
     }
-    if (spec->n_inputs > 1) {
-        kd_media_seterr(e->err, "joining more than one input is not supported yet");
-        return KD_EUNSUPPORTED;
-    }
-    if (spec->has_transition) {
-        kd_media_seterr(e->err, "transitions are not supported yet");
-        return KD_EUNSUPPORTED;
+    if (spec->n_inputs > (size_t)e->lim->max_inputs) {
+        kd_media_seterr(e->err, "at most %lld inputs", (long long)e->lim->max_inputs);
+        return KD_EINVAL;
     }
     for (size_t i = 0; i < spec->n_layers; i++) {
         switch (spec->layers[i].type) {
         case KD_LAYER_TEXT:
             break;
         case KD_LAYER_VIDEO:
-            kd_media_seterr(e->err,
-                            "layers[%zu]: picture-in-picture (video) layers are not supported yet",
-                            i);
-            return KD_EUNSUPPORTED;
         case KD_LAYER_IMAGE:
-            kd_media_seterr(e->err, "layers[%zu]: image layers are not supported yet", i);
-            return KD_EUNSUPPORTED;
+            if (e->layer_paths == NULL || e->layer_paths[i] == NULL) {
+                kd_media_seterr(e->err, "internal error (an incomplete edit request)");
+                return KD_EINTERNAL;
+            }
+            break;
         case KD_LAYER_SUBTITLES:
             kd_media_seterr(e->err, "layers[%zu]: subtitle layers are not supported yet", i);
             return KD_EUNSUPPORTED;
@@ -117,10 +183,6 @@ check_spec(struct kd_edit *e)
             kd_media_seterr(e->err, "layers[%zu]: this layer type is not supported", i);
             return KD_EUNSUPPORTED;
         }
-    }
-    if (spec->has_audio) {
-        kd_media_seterr(e->err, "adding or mixing an audio track is not supported yet");
-        return KD_EUNSUPPORTED;
     }
     if (spec->thumbnails.count > 0) {
         kd_media_seterr(e->err, "thumbnails are not supported yet");
@@ -141,7 +203,8 @@ cancelled(struct run *r)
 }
 
 /* True once the job is to stop. Polls cancelled() every CANCEL_EVERY_N
- * calls or CANCEL_EVERY_MS, whichever comes first. */
+ * calls or CANCEL_EVERY_MS, whichever comes first; an interrupt callback
+ * that saw it first counts too. */
 static bool
 poll_cancel(struct run *r)
 {
@@ -149,9 +212,15 @@ poll_cancel(struct run *r)
 
     if (r->is_cancelled)
         return true;
-    if (r->in->guard.is_cancelled || (r->out != NULL && r->out->guard.is_cancelled)) {
+    if (r->out != NULL && r->out->guard.is_cancelled) {
         r->is_cancelled = true;
         return true;
+    }
+    for (size_t i = 0; i < r->n_feeds; i++) {
+        if (r->feeds[i].in != NULL && r->feeds[i].in->guard.is_cancelled) {
+            r->is_cancelled = true;
+            return true;
+        }
     }
     now = kd_mono_ms();
     if (++r->n_since_poll < CANCEL_EVERY_N && now - r->last_poll_ms < CANCEL_EVERY_MS)
@@ -167,15 +236,15 @@ poll_cancel(struct run *r)
 static void
 report(struct run *r)
 {
-    double t = r->plan.has_video ? r->v.end_s : r->a.end_s;
+    double t = r->plan.has_video ? r->ov.end_s : r->oa.end_s;
     double f;
 
     if (r->e->progress == NULL)
         return;
-    if (!isnan(r->expected_s) && r->expected_s > 0)
-        f = t / r->expected_s;
-    else if (r->in->size > 0)
-        f = (double)avio_tell(r->in->pb) / (double)r->in->size;
+    if (!isnan(r->total_s) && r->total_s > 0)
+        f = t / r->total_s;
+    else if (r->n_feeds > 0 && r->feeds[0].in != NULL && r->feeds[0].in->size > 0)
+        f = (double)avio_tell(r->feeds[0].in->pb) / (double)r->feeds[0].in->size;
     else
         return;
     if (f > 0.99)
@@ -191,7 +260,7 @@ report(struct run *r)
  * sound is moved to follow on from the previous frame. Also records where
  * the output's timeline has reached. Returns false to drop f. */
 static bool
-keep_monotonic(struct run *r, struct side *s, AVFrame *f)
+keep_monotonic(struct run *r, struct osink *s, AVFrame *f)
 {
     AVRational tb = av_buffersink_get_time_base(s->sink);
     double t, dur = 0;
@@ -204,8 +273,8 @@ keep_monotonic(struct run *r, struct side *s, AVFrame *f)
         s->last_pts = f->pts;
         if (fr.num > 0 && fr.den > 0)
             dur = av_q2d(av_inv_q(fr));
-        else if (f->pkt_duration > 0)
-            dur = (double)f->pkt_duration * av_q2d(s->st->time_base);
+        else if (f->pkt_duration > 0 && r->vfr_tb.num > 0)
+            dur = (double)f->pkt_duration * av_q2d(r->vfr_tb);
     } else {
         /* Into the encoder's time base (1/sample rate), where the next
          * frame's start is known exactly. */
@@ -224,24 +293,24 @@ keep_monotonic(struct run *r, struct side *s, AVFrame *f)
     return true;
 }
 
-/* Moves every frame the sink has ready into the encoder; at the sink's end
- * flushes the encoder. */
+/* Moves every frame the sink has ready into the encoder, without asking
+ * the graph for more; at the sink's end flushes the encoder. */
 static enum kd_err
-drain_sink(struct run *r, struct side *s)
+drain_sink(struct run *r, struct osink *s, bool *got)
 {
     AVFrame *f = r->filtered;
     enum kd_err rc;
     int ret;
 
-    while (s->is_active && !s->is_sink_eof) {
+    while (s->is_active && !s->is_eof) {
         if (poll_cancel(r))
             return cancelled(r);
-        ret = av_buffersink_get_frame_flags(s->sink, f, 0);
+        ret = av_buffersink_get_frame_flags(s->sink, f, AV_BUFFERSINK_FLAG_NO_REQUEST);
         if (ret == AVERROR(EAGAIN))
             return KD_OK;
+        *got = true;
         if (ret == AVERROR_EOF) {
-            s->is_sink_eof = true;
-            s->is_src_closed = true; /* whatever else comes is past the end */
+            s->is_eof = true;
             return kd_media_output_encode(r->out, s->is_video, NULL, r->e->err);
         }
         if (ret < 0)
@@ -250,7 +319,7 @@ drain_sink(struct run *r, struct side *s)
             av_frame_unref(f);
             continue;
         }
-        s->n_frames_out++;
+        s->n_frames++;
         rc = kd_media_output_encode(r->out, s->is_video, f, r->e->err);
         av_frame_unref(f);
         if (rc != KD_OK)
@@ -261,13 +330,13 @@ drain_sink(struct run *r, struct side *s)
 }
 
 static enum kd_err
-drain_all(struct run *r)
+drain_all(struct run *r, bool *got)
 {
     enum kd_err rc;
 
-    if ((rc = drain_sink(r, &r->v)) != KD_OK)
+    if ((rc = drain_sink(r, &r->ov, got)) != KD_OK)
         return rc;
-    return drain_sink(r, &r->a);
+    return drain_sink(r, &r->oa, got);
 }
 
 /* No more frames into this stream's chain. */
@@ -276,24 +345,25 @@ close_src(struct run *r, struct side *s)
 {
     int ret;
 
-    if (s->is_src_closed)
+    if (s->is_closed || s->src == NULL)
         return KD_OK;
-    s->is_src_closed = true;
-    if ((ret = av_buffersrc_add_frame_flags(s->src, NULL, 0)) < 0)
+    s->is_closed = true;
+    if ((ret = av_buffersrc_add_frame_flags(s->src, NULL, 0)) < 0 && ret != AVERROR_EOF)
         return kd_media_averr(NULL, ret, KD_EINTERNAL, r->e->err, "filtering failed");
-    return drain_all(r);
+    return KD_OK;
 }
 
 /* Frames must keep the parameters the source was built with: a stream
  * that changes size or format midway needs a graph rebuild. */
 static enum kd_err
-check_frame(struct run *r, struct side *s, AVFrame *f)
+check_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
 {
     if (s->is_video) {
         if (f->width != s->width || f->height != s->height || f->format != s->format) {
             kd_media_seterr(r->e->err,
-                            "the picture size or format changes in the middle of the input; "
-                            "such inputs are not supported yet");
+                            "%s: the picture size or format changes in the middle of the file; "
+                            "such files are not supported yet",
+                            fd->name);
             return KD_EMEDIA;
         }
         return KD_OK;
@@ -306,59 +376,74 @@ check_frame(struct run *r, struct side *s, AVFrame *f)
     if (f->sample_rate != s->sample_rate || f->format != s->format ||
         av_channel_layout_compare(&f->ch_layout, &s->ch_layout) != 0) {
         kd_media_seterr(r->e->err,
-                        "the sound format changes in the middle of the input; "
-                        "such inputs are not supported yet");
+                        "%s: the sound format changes in the middle of the file; "
+                        "such files are not supported yet",
+                        fd->name);
         return KD_EMEDIA;
     }
     return KD_OK;
 }
 
-/* A decoded frame: onto the input's timeline, into the graph. */
+/* A decoded frame: onto the feed's timeline, into the graph. */
 static enum kd_err
-push_frame(struct run *r, struct side *s, AVFrame *f)
+push_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
 {
-    int64_t pts = f->best_effort_timestamp;
+    int64_t pts = f->best_effort_timestamp, dur;
     double t;
     enum kd_err rc;
     int ret;
 
     if (pts == AV_NOPTS_VALUE)
         pts = f->pts != AV_NOPTS_VALUE ? f->pts : s->next_pts;
+    if (pts == AV_NOPTS_VALUE && fd->in->kind == KD_MEDIA_KIND_IMAGE)
+        pts = s->offset; /* a still picture: it starts its layer's window */
     if (pts == AV_NOPTS_VALUE)
         return KD_OK; /* nowhere to place it on the timeline */
     if (s->is_video)
-        s->next_pts = pts + (f->pkt_duration > 0 ? f->pkt_duration : 0);
+        dur = f->pkt_duration > 0 ? f->pkt_duration : 0;
     else
-        s->next_pts = pts + av_rescale_q(f->nb_samples, (AVRational){ 1, f->sample_rate },
-                                         s->st->time_base);
-    f->pts = pts - s->offset;
-    t = (double)f->pts * av_q2d(s->st->time_base);
+        dur = av_rescale_q(f->nb_samples, (AVRational){ 1, f->sample_rate }, s->st->time_base);
+    s->next_pts = pts + dur;
+    t = (double)(pts - s->offset) * av_q2d(s->st->time_base);
     /* The header's duration was checked; the packets may still run on. */
     if (t > (double)r->e->lim->max_duration_s + 1.0) {
-        kd_media_seterr(r->e->err, "the input runs longer than the limit of %lld s",
+        kd_media_seterr(r->e->err, "%s: the file runs longer than the limit of %lld s", fd->name,
                         (long long)r->e->lim->max_duration_s);
         return KD_EMEDIA;
     }
-    if (!isnan(r->span.end_s) && t >= r->span.end_s)
+    if (!isnan(fd->span.end_s) && t >= fd->span.end_s)
         return close_src(r, s);
-    if ((rc = check_frame(r, s, f)) != KD_OK)
+    if ((rc = check_frame(r, fd, s, f)) != KD_OK)
         return rc;
+    f->pts = pts - s->offset + s->shift;
+    if (f->pts + dur > s->end_pts || !s->has_pushed)
+        s->end_pts = f->pts + dur;
+    s->has_pushed = true;
     /* The source takes the frame's references and leaves it empty. */
-    if ((ret = av_buffersrc_add_frame_flags(s->src, f, 0)) < 0)
+    ret = av_buffersrc_add_frame_flags(s->src, f, 0);
+    if (ret == AVERROR_EOF) {
+        s->is_closed = true; /* what follows in the graph wants no more */
+        return KD_OK;
+    }
+    if (ret < 0)
         return kd_media_averr(NULL, ret, KD_EINTERNAL, r->e->err, "filtering failed");
-    return drain_all(r);
+    return KD_OK;
 }
 
 /* Damaged packets are skipped (as players do) up to a limit. */
 static enum kd_err
-decode_error(struct run *r, int ret)
+decode_error(struct run *r, struct feed *fd, int ret)
 {
+    char msg[96];
+
     if (ret == AVERROR(ENOMEM))
         return kd_media_averr(NULL, ret, KD_ENOMEM, r->e->err, "decoding");
-    if (r->n_decode_errors++ == 0)
-        event(r, "warning", "the input has damaged packets; they were skipped");
-    if (r->n_decode_errors > MAX_DECODE_ERRORS) {
-        kd_media_seterr(r->e->err, "the input is too damaged to decode");
+    if (fd->n_decode_errors++ == 0) {
+        (void)snprintf(msg, sizeof(msg), "%s has damaged packets; they were skipped", fd->name);
+        event(r, "warning", msg);
+    }
+    if (fd->n_decode_errors > MAX_DECODE_ERRORS) {
+        kd_media_seterr(r->e->err, "%s is too damaged to decode", fd->name);
         return KD_EMEDIA;
     }
     return KD_OK;
@@ -366,26 +451,26 @@ decode_error(struct run *r, int ret)
 
 /* Sends pkt (NULL: end of stream) to the decoder and pushes what comes out. */
 static enum kd_err
-decode(struct run *r, struct side *s, const AVPacket *pkt)
+decode(struct run *r, struct feed *fd, struct side *s, const AVPacket *pkt)
 {
     enum kd_err rc;
     int ret;
 
-    if (s->is_src_closed)
+    if (s->is_closed || s->dec == NULL)
         return KD_OK;
     ret = avcodec_send_packet(s->dec, pkt);
-    if (ret < 0 && ret != AVERROR_EOF && (rc = decode_error(r, ret)) != KD_OK)
+    if (ret < 0 && ret != AVERROR_EOF && (rc = decode_error(r, fd, ret)) != KD_OK)
         return rc;
-    while (!s->is_src_closed) {
+    while (!s->is_closed) {
         ret = avcodec_receive_frame(s->dec, r->frame);
         if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
             break;
         if (ret < 0) {
-            if ((rc = decode_error(r, ret)) != KD_OK)
+            if ((rc = decode_error(r, fd, ret)) != KD_OK)
                 return rc;
             break;
         }
-        rc = push_frame(r, s, r->frame);
+        rc = push_frame(r, fd, s, r->frame);
         av_frame_unref(r->frame);
         if (rc != KD_OK)
             return rc;
@@ -395,11 +480,162 @@ decode(struct run *r, struct side *s, const AVPacket *pkt)
     return KD_OK;
 }
 
-/* The size the picture is brought to: the spec's, or the input's upright
- * square-pixel size (one side derived from the other keeps the aspect),
- * within the limits and even (4:2:0 needs it). */
+/* Picks the picture and sound streams a feed contributes. Frames must
+ * later match what is recorded here. */
+static enum kd_err
+setup_side(struct run *r, struct feed *fd, struct side *s, int idx, bool is_video)
+{
+    const AVCodecParameters *par;
+
+    s->is_video = is_video;
+    s->is_used = true;
+    s->idx = idx;
+    s->st = fd->in->fmt->streams[idx];
+    par = s->st->codecpar;
+    s->next_pts = AV_NOPTS_VALUE;
+    s->offset = av_rescale_q(fd->in->start_time, AV_TIME_BASE_Q, s->st->time_base);
+    if (is_video) {
+        s->width = par->width;
+        s->height = par->height;
+        s->format = par->format;
+        if (s->format == AV_PIX_FMT_NONE || s->width <= 0 || s->height <= 0) {
+            kd_media_seterr(r->e->err, "%s: the picture format could not be determined",
+                            fd->name);
+            return KD_EMEDIA;
+        }
+        return KD_OK;
+    }
+    s->format = par->format;
+    s->sample_rate = par->sample_rate;
+    if (s->format == AV_SAMPLE_FMT_NONE || s->sample_rate <= 0 ||
+        par->ch_layout.nb_channels <= 0) {
+        kd_media_seterr(r->e->err, "%s: the sound format could not be determined", fd->name);
+        return KD_EMEDIA;
+    }
+    if (par->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
+        av_channel_layout_default(&s->ch_layout, par->ch_layout.nb_channels);
+    else if (av_channel_layout_copy(&s->ch_layout, &par->ch_layout) < 0)
+        return KD_ENOMEM;
+    return KD_OK;
+}
+
+/* Opens one file and checks it is of a kind its place in the spec takes. */
+static enum kd_err
+open_feed(struct run *r, struct feed *fd)
+{
+    struct kd_edit *e = r->e;
+    enum kd_err rc;
+    char msg[KD_MEDIA_ERRLEN];
+
+    fd->v.idx = fd->a.idx = -1;
+    fd->dur_s = NAN;
+    fd->span.end_s = NAN;
+    rc = kd_media_input_open(fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled, e->ud,
+                             &fd->in, msg);
+    if (rc != KD_OK) {
+        /* Which file failed matters when there are many. */
+        if (r->n_feeds > 1 && rc != KD_ECANCELED)
+            kd_media_seterr(e->err, "%s: %s", fd->name, msg);
+        else
+            kd_media_seterr(e->err, "%s", msg);
+        return rc;
+    }
+    if (fd->in->kind == KD_MEDIA_KIND_SUBTITLE) {
+        kd_media_seterr(e->err, "%s: a subtitle file cannot be used here", fd->name);
+        return KD_EMEDIA;
+    }
+    if (fd->role == FEED_INPUT && fd->in->kind == KD_MEDIA_KIND_IMAGE) {
+        kd_media_seterr(e->err, "%s: still images as inputs are not supported yet", fd->name);
+        return KD_EUNSUPPORTED;
+    }
+    if (fd->role == FEED_LAYER && fd->in->video_idx < 0) {
+        kd_media_seterr(e->err, "%s: the file has no picture to show", fd->name);
+        return KD_EMEDIA;
+    }
+    if (fd->role == FEED_AUDIO && fd->in->audio_idx < 0) {
+        kd_media_seterr(e->err, "%s: the file has no sound", fd->name);
+        return KD_EMEDIA;
+    }
+    return KD_OK;
+}
+
+/* An input's slice and its length on the output. */
+static enum kd_err
+input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
+{
+    double dur = fd->in->duration_s, end;
+
+    fd->span.start_s = ispec->start_s > 0 ? ispec->start_s : 0.0;
+    fd->span.end_s = ispec->end_s;
+    if (!isnan(dur) && fd->span.start_s >= dur) {
+        kd_media_seterr(r->e->err, "%s.start (%.3f s) is not before the end of the input "
+                        "(%.3f s)", fd->name, fd->span.start_s, dur);
+        return KD_EINVAL;
+    }
+    end = fd->span.end_s;
+    if (!isnan(dur) && (isnan(end) || end > dur))
+        end = dur;
+    fd->dur_s = isnan(end) ? NAN : end - fd->span.start_s;
+    return KD_OK;
+}
+
+static enum kd_err
+open_feeds(struct run *r)
+{
+    const struct kd_jobspec *spec = r->e->spec;
+    size_t n = spec->n_inputs;
+    enum kd_err rc;
+
+    for (size_t i = 0; i < spec->n_layers; i++)
+        if (spec->layers[i].type != KD_LAYER_TEXT)
+            n++;
+    if (spec->has_audio)
+        n++;
+    if ((r->feeds = calloc(n, sizeof(*r->feeds))) == NULL)
+        return KD_ENOMEM;
+    r->n_feeds = n;
+    n = 0;
+    for (size_t i = 0; i < spec->n_inputs; i++, n++) {
+        struct feed *fd = &r->feeds[n];
+
+        fd->role = FEED_INPUT;
+        fd->path = r->e->input_paths[i];
+        (void)snprintf(fd->name, sizeof(fd->name), "inputs[%zu]", i);
+    }
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        if (spec->layers[i].type == KD_LAYER_TEXT)
+            continue;
+        r->feeds[n].role = FEED_LAYER;
+        r->feeds[n].path = r->e->layer_paths[i];
+        (void)snprintf(r->feeds[n].name, sizeof(r->feeds[n].name), "layers[%zu]", i);
+        n++;
+    }
+    if (spec->has_audio) {
+        r->track = &r->feeds[n];
+        r->track->role = FEED_AUDIO;
+        r->track->path = r->e->audio_path;
+        r->track->is_loop = spec->audio.loop;
+        (void)snprintf(r->track->name, sizeof(r->track->name), "audio");
+    }
+    for (size_t i = 0; i < r->n_feeds; i++) {
+        if (poll_cancel(r))
+            return cancelled(r);
+        if ((rc = open_feed(r, &r->feeds[i])) != KD_OK)
+            return rc;
+        if (r->feeds[i].role == FEED_INPUT &&
+            (rc = input_span(r, &r->feeds[i], &spec->inputs[i])) != KD_OK)
+            return rc;
+    }
+    return KD_OK;
+}
+
+/* The size the picture is brought to: the spec's, or the first picture
+ * input's upright square-pixel size (one side derived from the other keeps
+ * the aspect), within the limits and even (4:2:0 needs it). The rate is
+ * the spec's, or with several inputs the first one's: joined pictures
+ * share one rate. */
 static void
-video_target(struct run *r)
+video_target(struct run *r, const AVStream *st)
 {
     const struct kd_output *o = &r->e->spec->output;
     const struct kd_limits *lim = r->e->lim;
@@ -407,7 +643,7 @@ video_target(struct run *r)
     int dw, dh;
     double w = o->width, h = o->height, k = 1.0;
 
-    kd_media_display_size(r->v.st, r->v.dec, &dw, &dh);
+    kd_media_display_size(st, &dw, &dh);
     if (dw < 2)
         dw = 2;
     if (dh < 2)
@@ -432,152 +668,218 @@ video_target(struct run *r)
         vt->width = 2;
     if (vt->height < 2)
         vt->height = 2;
-    vt->fps = o->fps > 0 ? av_d2q(o->fps, 1001000) : (AVRational){ 0, 1 };
-}
+    if (o->fps > 0) {
+        vt->fps = av_d2q(o->fps, 1001000);
+    } else if (r->e->spec->n_inputs > 1) {
+        AVRational fr = av_guess_frame_rate(NULL, (AVStream *)st, NULL);
 
-/* The input, its kind, and the span to cut from it. */
-static enum kd_err
-open_input(struct run *r)
-{
-    struct kd_edit *e = r->e;
-    const struct kd_input *ispec = &e->spec->inputs[0];
-    double dur, end;
-    enum kd_err rc;
-
-    rc = kd_media_input_open(e->input_paths[0], e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled,
-                             e->ud, &r->in, e->err);
-    if (rc != KD_OK)
-        return rc;
-    if (r->in->kind == KD_MEDIA_KIND_IMAGE) {
-        kd_media_seterr(e->err, "inputs[0]: still images as inputs are not supported yet");
-        return KD_EUNSUPPORTED;
-    }
-    if (r->in->kind == KD_MEDIA_KIND_SUBTITLE) {
-        kd_media_seterr(e->err, "inputs[0]: a subtitle file cannot be an input");
-        return KD_EMEDIA;
-    }
-    r->span.start_s = ispec->start_s > 0 ? ispec->start_s : 0.0;
-    r->span.end_s = ispec->end_s;
-    dur = r->in->duration_s;
-    if (!isnan(dur) && r->span.start_s >= dur) {
-        kd_media_seterr(e->err, "inputs[0].start (%.3f s) is not before the end of the input "
-                        "(%.3f s)", r->span.start_s, dur);
-        return KD_EINVAL;
-    }
-    end = r->span.end_s;
-    if (!isnan(dur) && (isnan(end) || end > dur))
-        end = dur;
-    r->expected_s = isnan(end) ? NAN : end - r->span.start_s;
-    return KD_OK;
-}
-
-static enum kd_err
-setup_side(struct run *r, struct side *s, int idx, bool is_video)
-{
-    enum kd_err rc;
-
-    s->is_video = is_video;
-    s->idx = idx;
-    s->st = r->in->fmt->streams[idx];
-    s->next_pts = AV_NOPTS_VALUE;
-    s->last_pts = AV_NOPTS_VALUE;
-    s->offset = av_rescale_q(r->in->start_time, AV_TIME_BASE_Q, s->st->time_base);
-    if ((rc = kd_media_decoder_open(r->in, idx, r->e->lim, r->e->threads, &s->dec, r->e->err)) !=
-        KD_OK)
-        return rc;
-    if (is_video) {
-        s->width = s->dec->width;
-        s->height = s->dec->height;
-        s->format = s->dec->pix_fmt;
-        if (s->format == AV_PIX_FMT_NONE || s->width <= 0 || s->height <= 0) {
-            kd_media_seterr(r->e->err, "the input's picture format could not be determined");
-            return KD_EMEDIA;
-        }
+        if (fr.num <= 0 || fr.den <= 0 || av_q2d(fr) < 1 || av_q2d(fr) > 120)
+            fr = (AVRational){ DEFAULT_FPS, 1 };
+        vt->fps = fr;
     } else {
-        s->format = s->dec->sample_fmt;
-        s->sample_rate = s->dec->sample_rate;
-        if (s->format == AV_SAMPLE_FMT_NONE || s->sample_rate <= 0 ||
-            s->dec->ch_layout.nb_channels <= 0) {
-            kd_media_seterr(r->e->err, "the input's sound format could not be determined");
-            return KD_EMEDIA;
-        }
-        if (s->dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
-            av_channel_layout_default(&s->ch_layout, s->dec->ch_layout.nb_channels);
-        else if (av_channel_layout_copy(&s->ch_layout, &s->dec->ch_layout) < 0)
-            return KD_ENOMEM;
+        vt->fps = (AVRational){ 0, 1 }; /* one input keeps its own timing */
+        r->vfr_tb = st->time_base;
     }
+}
+
+/* The output's length: the inputs' lengths less the transitions' overlaps.
+ * Needed when silence, black or an audio track must be cut to it, or fades
+ * placed by it. */
+static enum kd_err
+total_length(struct run *r, bool is_needed)
+{
+    const struct kd_jobspec *spec = r->e->spec;
+    double total = 0, trans = spec->n_inputs > 1 && spec->has_transition ? spec->transition_s : 0;
+
+    for (size_t i = 0; i < spec->n_inputs; i++) {
+        const struct feed *fd = &r->feeds[i];
+
+        if (isnan(fd->dur_s)) {
+            if (is_needed) {
+                kd_media_seterr(r->e->err, "%s: the length of the file is unknown; give it an "
+                                "end", fd->name);
+                return KD_EMEDIA;
+            }
+            r->total_s = NAN;
+            return KD_OK;
+        }
+        if (trans > 0 && fd->dur_s <= trans) {
+            kd_media_seterr(r->e->err, "%s lasts %.3f s after trimming, not longer than the "
+                            "transition (%.3f s)", fd->name, fd->dur_s, trans);
+            return KD_EINVAL;
+        }
+        total += fd->dur_s;
+    }
+    r->total_s = total - trans * (double)(spec->n_inputs - 1);
     return KD_OK;
 }
 
-/* Decoders, the plan, and which streams the output has. */
+/* Decides what the output holds and what every feed contributes. */
 static enum kd_err
 plan(struct run *r)
 {
     const struct kd_jobspec *spec = r->e->spec;
-    bool has_text = spec->n_layers > 0;
+    const AVStream *vref = NULL;
+    const AVCodecParameters *aref = NULL;
+    bool any_video = false, any_audio = false, gaps = false, replace;
     enum kd_err rc;
 
-    if (r->in->audio_idx >= 0 && (rc = setup_side(r, &r->a, r->in->audio_idx, false)) != KD_OK)
+    for (size_t i = 0; i < spec->n_inputs; i++) {
+        struct kd_media_input *in = r->feeds[i].in;
+
+        if (in->video_idx >= 0 && vref == NULL)
+            vref = in->fmt->streams[in->video_idx];
+        if (in->audio_idx >= 0 && aref == NULL)
+            aref = in->fmt->streams[in->audio_idx]->codecpar;
+        any_video |= in->video_idx >= 0;
+        any_audio |= in->audio_idx >= 0;
+    }
+    replace = spec->has_audio && spec->audio.mode == KD_AUDIO_REPLACE;
+    if (aref == NULL && r->track != NULL)
+        aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
+    if (replace && r->track != NULL)
+        aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
+    if ((rc = kd_media_plan_codecs(&spec->output, any_video, aref != NULL, aref, &r->plan,
+                                   r->e->err)) != KD_OK)
         return rc;
-    if ((rc = kd_media_plan_codecs(&spec->output, r->in->video_idx >= 0, r->in->audio_idx >= 0,
-                                   r->a.dec, &r->plan, r->e->err)) != KD_OK)
-        return rc;
-    if (has_text && !r->plan.has_video) {
-        if (r->in->video_idx >= 0) {
-            kd_media_seterr(r->e->err, "text layers cannot be drawn into an audio-only output");
+    if (spec->n_layers > 0 && !r->plan.has_video) {
+        if (any_video) {
+            kd_media_seterr(r->e->err, "layers cannot be drawn into an audio-only output");
             return KD_EINVAL;
         }
-        kd_media_seterr(r->e->err, "the input has no picture to draw text on");
+        kd_media_seterr(r->e->err, "the input has no picture to draw layers on");
         return KD_EMEDIA;
     }
-    r->v.is_active = r->plan.has_video;
-    r->a.is_active = r->plan.has_audio;
-    if (r->plan.has_video) {
-        if ((rc = setup_side(r, &r->v, r->in->video_idx, true)) != KD_OK)
+    r->has_base_audio = r->plan.has_audio && any_audio && !replace;
+    r->ov.is_video = true;
+    r->ov.is_active = r->plan.has_video;
+    r->oa.is_active = r->plan.has_audio;
+    r->ov.last_pts = r->oa.last_pts = AV_NOPTS_VALUE;
+    if (r->plan.has_video)
+        video_target(r, vref);
+    for (size_t i = 0; i < r->n_feeds; i++) {
+        struct feed *fd = &r->feeds[i];
+        struct kd_media_input *in = fd->in;
+        bool use_v = false, use_a = false;
+
+        switch (fd->role) {
+        case FEED_INPUT:
+            use_v = r->plan.has_video && in->video_idx >= 0;
+            use_a = r->has_base_audio && in->audio_idx >= 0;
+            gaps |= (r->plan.has_video && !use_v) || (r->has_base_audio && !use_a);
+            break;
+        case FEED_LAYER:
+            use_v = true; /* its own sound is ignored */
+            break;
+        case FEED_AUDIO:
+            use_a = true;
+            break;
+        }
+        if (use_v && (rc = setup_side(r, fd, &fd->v, in->video_idx, true)) != KD_OK)
             return rc;
-        video_target(r);
+        if (use_a && (rc = setup_side(r, fd, &fd->a, in->audio_idx, false)) != KD_OK)
+            return rc;
+        /* The demuxer need not hand us packets nobody decodes. */
+        for (unsigned k = 0; k < in->fmt->nb_streams; k++)
+            if (!((use_v && (int)k == fd->v.idx) || (use_a && (int)k == fd->a.idx)))
+                in->fmt->streams[k]->discard = AVDISCARD_ALL;
     }
-    /* The demuxer need not hand us packets nobody decodes. */
-    for (unsigned i = 0; i < r->in->fmt->nb_streams; i++)
-        if (!((r->v.is_active && (int)i == r->v.idx) || (r->a.is_active && (int)i == r->a.idx)))
-            r->in->fmt->streams[i]->discard = AVDISCARD_ALL;
-    return KD_OK;
+    return total_length(r, gaps || r->track != NULL ||
+                               (spec->n_inputs > 1 && spec->has_transition));
 }
 
-/* Each input contributes its chains, each layer its nodes, then the sinks. */
+/* Each input contributes its chains (or black and silence in their place),
+ * they are joined, the layers are drawn in order, the track is added, and
+ * the sinks end the tails. */
 static enum kd_err
 build_graph(struct run *r)
 {
     const struct kd_jobspec *spec = r->e->spec;
-    struct kd_media_pad vtail = { NULL, 0 }, atail = { NULL, 0 };
+    size_t n = spec->n_inputs, li = spec->n_inputs;
+    struct kd_media_pad *vt = NULL, *at = NULL, vtail = { NULL, 0 }, atail = { NULL, 0 };
+    double *durs = NULL;
+    double trans = n > 1 && spec->has_transition ? spec->transition_s : 0;
     enum kd_err rc;
 
-    if ((rc = kd_media_graph_init(&r->gr)) != KD_OK) {
+    if ((rc = kd_media_graph_init(&r->gr)) != KD_OK)
+        goto out;
+    if ((vt = calloc(n, sizeof(*vt))) == NULL || (at = calloc(n, sizeof(*at))) == NULL ||
+        (durs = calloc(n, sizeof(*durs))) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct feed *fd = &r->feeds[i];
+
+        durs[i] = fd->dur_s;
+        if (r->plan.has_video) {
+            if (fd->v.is_used)
+                rc = kd_media_graph_input_video(&r->gr, fd->v.st, &fd->span, &r->plan.vt,
+                                                &fd->v.src, &vt[i], r->e->err);
+            else
+                rc = kd_media_graph_black(&r->gr, &r->plan.vt, fd->dur_s, &vt[i], r->e->err);
+            if (rc != KD_OK)
+                goto out;
+        }
+        if (r->has_base_audio) {
+            if (fd->a.is_used)
+                rc = kd_media_graph_input_audio(&r->gr, fd->a.st, &fd->span, &r->plan.at,
+                                                &fd->a.src, &at[i], r->e->err);
+            else
+                rc = kd_media_graph_silence(&r->gr, &r->plan.at, fd->dur_s, &at[i], r->e->err);
+            if (rc != KD_OK)
+                goto out;
+        }
+    }
+    if ((rc = kd_media_graph_join(&r->gr, n, r->plan.has_video ? vt : NULL,
+                                  r->has_base_audio ? at : NULL, durs, trans, r->plan.vt.fps,
+                                  r->plan.at.sample_rate, r->e->err)) != KD_OK)
+        goto out;
+    vtail = vt[0];
+    atail = r->has_base_audio ? at[0] : (struct kd_media_pad){ NULL, 0 };
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        const struct kd_layer *l = &spec->layers[i];
+
+        if (l->type == KD_LAYER_TEXT) {
+            rc = kd_media_graph_text(&r->gr, l, r->e->lim, &vtail, r->e->err);
+        } else {
+            struct feed *fd = &r->feeds[li++];
+
+            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, &fd->v.src,
+                                        &vtail, r->e->err);
+        }
+        if (rc != KD_OK)
+            goto out;
+    }
+    if (r->track != NULL && r->plan.has_audio &&
+        (rc = kd_media_graph_audio_track(&r->gr, &spec->audio, r->track->a.st, &r->plan.at,
+                                         r->total_s, &atail, &r->track->a.src, &atail,
+                                         r->e->err)) != KD_OK)
+        goto out;
+    if (r->plan.has_video) {
+        /* Overlays may hand on a format with alpha: the encoder's, exactly. */
+        if ((rc = kd_media_graph_append(&r->gr, "format",
+                                        (const char *[]){ "pix_fmts",
+                                                          av_get_pix_fmt_name(r->plan.vt.pix_fmt),
+                                                          NULL },
+                                        &vtail, r->e->err)) != KD_OK ||
+            (rc = kd_media_graph_sink(&r->gr, true, &vtail, &r->ov.sink, r->e->err)) != KD_OK)
+            goto out;
+    }
+    if (r->plan.has_audio &&
+        (rc = kd_media_graph_sink(&r->gr, false, &atail, &r->oa.sink, r->e->err)) != KD_OK)
+        goto out;
+    rc = kd_media_graph_config(&r->gr, r->e->err);
+out:
+    if (rc == KD_ENOMEM)
         kd_media_seterr(r->e->err, "out of memory");
-        return rc;
-    }
-    if (r->v.is_active) {
-        if ((rc = kd_media_graph_input_video(&r->gr, r->v.st, r->v.dec, &r->span, &r->plan.vt,
-                                             &r->v.src, &vtail, r->e->err)) != KD_OK)
-            return rc;
-        for (size_t i = 0; i < spec->n_layers; i++)
-            if ((rc = kd_media_graph_text(&r->gr, &spec->layers[i], r->e->lim, &vtail,
-                                          r->e->err)) != KD_OK)
-                return rc;
-        if ((rc = kd_media_graph_sink(&r->gr, true, &vtail, &r->v.sink, r->e->err)) != KD_OK)
-            return rc;
-    }
-    if (r->a.is_active) {
-        if ((rc = kd_media_graph_input_audio(&r->gr, r->a.st, r->a.dec, &r->span, &r->plan.at,
-                                             &r->a.src, &atail, r->e->err)) != KD_OK)
-            return rc;
-        if ((rc = kd_media_graph_sink(&r->gr, false, &atail, &r->a.sink, r->e->err)) != KD_OK)
-            return rc;
-    }
-    return kd_media_graph_config(&r->gr, r->e->err);
+    free(vt);
+    free(at);
+    free(durs);
+    return rc;
 }
 
-/* Seconds on the input's timeline of a packet of side s. */
+/* Seconds on the file's timeline of a packet of side s. */
 static double
 packet_s(const struct side *s, const AVPacket *pkt)
 {
@@ -588,13 +890,13 @@ packet_s(const struct side *s, const AVPacket *pkt)
     return (double)(t - s->offset) * av_q2d(s->st->time_base);
 }
 
-/* Whether reading from the current position reaches every active stream
+/* Whether reading from the current position reaches every used stream
  * no later than start_s: the first video keyframe and the first audio
  * packet must be at or before it. Reads a bounded number of packets. */
 static enum kd_err
-lands_before(struct run *r, bool *ok)
+lands_before(struct run *r, struct feed *fd, bool *ok)
 {
-    bool need_v = r->v.is_active, need_a = r->a.is_active;
+    bool need_v = fd->v.is_used, need_a = fd->a.is_used;
     double slack = 0.001;
     enum kd_err rc = KD_OK;
     int ret;
@@ -605,17 +907,17 @@ lands_before(struct run *r, bool *ok)
             rc = cancelled(r);
             goto out;
         }
-        if ((ret = av_read_frame(r->in->fmt, r->pkt)) < 0)
+        if ((ret = av_read_frame(fd->in->fmt, r->pkt)) < 0)
             break;
-        if (need_v && r->pkt->stream_index == r->v.idx && (r->pkt->flags & AV_PKT_FLAG_KEY)) {
-            double t = packet_s(&r->v, r->pkt);
+        if (need_v && r->pkt->stream_index == fd->v.idx && (r->pkt->flags & AV_PKT_FLAG_KEY)) {
+            double t = packet_s(&fd->v, r->pkt);
             need_v = false;
-            if (!isnan(t) && t > r->span.start_s + slack)
+            if (!isnan(t) && t > fd->span.start_s + slack)
                 *ok = false;
-        } else if (need_a && r->pkt->stream_index == r->a.idx) {
-            double t = packet_s(&r->a, r->pkt);
+        } else if (need_a && r->pkt->stream_index == fd->a.idx) {
+            double t = packet_s(&fd->a, r->pkt);
             need_a = false;
-            if (!isnan(t) && t > r->span.start_s + slack)
+            if (!isnan(t) && t > fd->span.start_s + slack)
                 *ok = false;
         }
         av_packet_unref(r->pkt);
@@ -635,42 +937,42 @@ out:
  * each landing is checked and the target moved back (1 s, 2 s, 4 s, ...)
  * until it holds, ending at the file's start. */
 static enum kd_err
-seek_to_span(struct run *r)
+seek_to_span(struct run *r, struct feed *fd)
 {
     double back = 0, target;
     bool ok = false;
     enum kd_err rc;
     int ret;
 
-    if (r->span.start_s <= 0)
+    if (fd->span.start_s <= 0)
         return KD_OK;
     for (int attempt = 0; !ok; attempt++) {
         int64_t ts;
 
-        target = r->span.start_s - back;
+        target = fd->span.start_s - back;
         if (target <= 0 || attempt >= SEEK_ATTEMPTS) {
-            ts = r->in->start_time;
-            if ((ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
-                kd_media_seterr(r->e->err, "the input could not seek back to its start");
+            ts = fd->in->start_time;
+            if ((ret = avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
+                kd_media_seterr(r->e->err, "%s could not seek back to its start", fd->name);
                 return KD_EMEDIA;
             }
             return KD_OK; /* read from the start: slow but exact */
         }
-        ts = r->in->start_time + (int64_t)(target * AV_TIME_BASE);
-        if ((ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
+        ts = fd->in->start_time + (int64_t)(target * AV_TIME_BASE);
+        if ((ret = avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
             if (attempt > 0) {
-                kd_media_seterr(r->e->err, "the input could not seek back");
+                kd_media_seterr(r->e->err, "%s could not seek back", fd->name);
                 return KD_EMEDIA;
             }
-            kd_log(KD_LOG_INFO, "media: the input cannot seek; reading from its start");
+            kd_log(KD_LOG_INFO, "media: %s cannot seek; reading from its start", fd->name);
             return KD_OK; /* still at the start: nothing was read yet */
         }
-        if ((rc = lands_before(r, &ok)) != KD_OK)
+        if ((rc = lands_before(r, fd, &ok)) != KD_OK)
             return rc;
         /* Seeking is deterministic: the same target lands in the same
          * place again, now to be read for real. */
-        if (ok && (ret = avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
-            kd_media_seterr(r->e->err, "the input could not be read again after seeking");
+        if (ok && (ret = avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0)) < 0) {
+            kd_media_seterr(r->e->err, "%s could not be read again after seeking", fd->name);
             return KD_EMEDIA;
         }
         back = back > 0 ? back * 2 : 1.0;
@@ -678,62 +980,197 @@ seek_to_span(struct run *r)
     return KD_OK;
 }
 
-static bool
-is_input_done(const struct run *r)
+/* The first read of a feed: its decoders, and the start of its slice. */
+static enum kd_err
+start_feed(struct run *r, struct feed *fd)
 {
-    return (!r->v.is_active || r->v.is_src_closed) && (!r->a.is_active || r->a.is_src_closed);
+    struct side *sides[2] = { &fd->v, &fd->a };
+    enum kd_err rc;
+
+    fd->is_started = true;
+    for (size_t i = 0; i < KD_ARRAY_LEN(sides); i++) {
+        if (!sides[i]->is_used)
+            continue;
+        if ((rc = kd_media_decoder_open(fd->in, sides[i]->idx, r->e->lim, r->e->threads,
+                                        &sides[i]->dec, r->e->err)) != KD_OK)
+            return rc;
+    }
+    return fd->role == FEED_INPUT ? seek_to_span(r, fd) : KD_OK;
 }
 
-/* The main loop, then the flush of decoders, graph and encoders. */
+/* A feed that has given everything: its memory goes back. */
 static enum kd_err
-transcode(struct run *r)
+finish_feed(struct run *r, struct feed *fd)
 {
-    struct side *sides[2] = { &r->v, &r->a };
+    enum kd_err rc;
+
+    if ((rc = close_src(r, &fd->v)) != KD_OK || (rc = close_src(r, &fd->a)) != KD_OK)
+        return rc;
+    fd->is_done = true;
+    avcodec_free_context(&fd->v.dec);
+    avcodec_free_context(&fd->a.dec);
+    kd_media_input_close(fd->in);
+    fd->in = NULL;
+    return KD_OK;
+}
+
+/* The end of the file: the decoders' last frames, then either the start
+ * again (a looping track that gave sound in this pass) or the end. */
+static enum kd_err
+end_of_file(struct run *r, struct feed *fd)
+{
+    enum kd_err rc;
+    int64_t ts;
+
+    if ((rc = decode(r, fd, &fd->v, NULL)) != KD_OK || (rc = decode(r, fd, &fd->a, NULL)) != KD_OK)
+        return rc;
+    if (fd->is_loop && !fd->a.is_closed && fd->a.has_pushed &&
+        fd->a.end_pts > fd->loop_start_pts) {
+        ts = fd->in->start_time;
+        if (avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0) >= 0) {
+            avcodec_flush_buffers(fd->a.dec);
+            fd->a.shift = fd->a.end_pts;
+            fd->loop_start_pts = fd->a.end_pts;
+            fd->a.next_pts = AV_NOPTS_VALUE;
+            return KD_OK;
+        }
+        event(r, "warning", "the audio track could not be looped");
+    }
+    return finish_feed(r, fd);
+}
+
+/* Reads and decodes one packet of fd. */
+static enum kd_err
+read_feed(struct run *r, struct feed *fd)
+{
+    struct side *s = NULL;
+    char msg[96];
     enum kd_err rc;
     int ret;
 
-    while (!is_input_done(r)) {
-        struct side *s = NULL;
+    if (!fd->is_started && (rc = start_feed(r, fd)) != KD_OK)
+        return rc;
+    ret = av_read_frame(fd->in->fmt, r->pkt);
+    if (ret < 0) {
+        if (fd->in->guard.is_cancelled)
+            return cancelled(r);
+        if (ret != AVERROR_EOF) {
+            /* A damaged tail ends the file, as in players. */
+            (void)snprintf(msg, sizeof(msg), "%s ends with damaged data; it was cut there",
+                           fd->name);
+            event(r, "warning", msg);
+        }
+        return end_of_file(r, fd);
+    }
+    if (fd->v.is_used && r->pkt->stream_index == fd->v.idx)
+        s = &fd->v;
+    else if (fd->a.is_used && r->pkt->stream_index == fd->a.idx)
+        s = &fd->a;
+    rc = s != NULL ? decode(r, fd, s, r->pkt) : KD_OK;
+    av_packet_unref(r->pkt);
+    if (rc != KD_OK)
+        return rc;
+    if ((!fd->v.is_used || fd->v.is_closed) && (!fd->a.is_used || fd->a.is_closed))
+        return finish_feed(r, fd);
+    return KD_OK;
+}
+
+static unsigned
+failed_requests(const struct side *s)
+{
+    if (!s->is_used || s->is_closed || s->src == NULL)
+        return 0;
+    return av_buffersrc_get_nb_failed_requests(s->src);
+}
+
+/* The feed the graph is waiting for: the one whose source was asked most
+ * often in vain. When none was asked, the first that is still open (a
+ * source may wait behind a filter that has not asked yet). */
+static struct feed *
+pick_feed(struct run *r, bool *is_blind)
+{
+    struct feed *best = NULL, *first = NULL;
+    unsigned most = 0;
+
+    for (size_t i = 0; i < r->n_feeds; i++) {
+        struct feed *fd = &r->feeds[i];
+        unsigned n;
+
+        if (fd->is_done)
+            continue;
+        n = failed_requests(&fd->v);
+        if (failed_requests(&fd->a) > n)
+            n = failed_requests(&fd->a);
+        if (n > most) {
+            most = n;
+            best = fd;
+        }
+        if (first == NULL && ((fd->v.is_used && !fd->v.is_closed) ||
+                              (fd->a.is_used && !fd->a.is_closed)))
+            first = fd;
+    }
+    *is_blind = best == NULL;
+    return best != NULL ? best : first;
+}
+
+static bool
+is_all_eof(const struct run *r)
+{
+    return (!r->ov.is_active || r->ov.is_eof) && (!r->oa.is_active || r->oa.is_eof);
+}
+
+/* The main loop: drain the sinks, ask the graph for the oldest stream,
+ * read the file it waits for; then flush the encoders. */
+static enum kd_err
+transcode(struct run *r)
+{
+    struct osink *sinks[2] = { &r->ov, &r->oa };
+    long blind = 0;
+    enum kd_err rc;
+    int ret;
+
+    for (;;) {
+        struct feed *fd;
+        bool got = false, is_blind;
 
         if (poll_cancel(r))
             return cancelled(r);
-        ret = av_read_frame(r->in->fmt, r->pkt);
-        if (ret == AVERROR_EOF)
-            break;
-        if (ret < 0) {
-            if (r->in->guard.is_cancelled)
-                return cancelled(r);
-            /* A damaged tail ends the input, as in players. */
-            event(r, "warning", "the input ends with damaged data; it was cut there");
-            break;
-        }
-        if (r->v.is_active && r->pkt->stream_index == r->v.idx)
-            s = &r->v;
-        else if (r->a.is_active && r->pkt->stream_index == r->a.idx)
-            s = &r->a;
-        rc = s != NULL ? decode(r, s, r->pkt) : KD_OK;
-        av_packet_unref(r->pkt);
-        if (rc != KD_OK)
+        if ((rc = drain_all(r, &got)) != KD_OK)
             return rc;
-    }
-    for (size_t i = 0; i < KD_ARRAY_LEN(sides); i++) {
-        if (!sides[i]->is_active)
+        if (is_all_eof(r))
+            break;
+        ret = avfilter_graph_request_oldest(r->gr.g);
+        if (ret >= 0 || (ret == AVERROR_EOF && got))
             continue;
-        if ((rc = decode(r, sides[i], NULL)) != KD_OK)
-            return rc;
-        if ((rc = close_src(r, sides[i])) != KD_OK)
+        if (ret == AVERROR_EOF) {
+            /* Every sink has ended: the next drain reads their ends. */
+            if ((rc = drain_all(r, &got)) != KD_OK)
+                return rc;
+            if (!is_all_eof(r))
+                break;
+            continue;
+        }
+        if (ret != AVERROR(EAGAIN))
+            return kd_media_averr(NULL, ret, KD_EINTERNAL, r->e->err, "filtering failed");
+        if ((fd = pick_feed(r, &is_blind)) == NULL)
+            break;
+        blind = is_blind ? blind + 1 : 0;
+        if (blind > MAX_BLIND_READS) {
+            kd_media_seterr(r->e->err, "internal error (the filter graph stopped asking for "
+                            "input)");
+            return KD_EINTERNAL;
+        }
+        if ((rc = read_feed(r, fd)) != KD_OK)
             return rc;
     }
-    if ((rc = drain_all(r)) != KD_OK)
-        return rc;
-    for (size_t i = 0; i < KD_ARRAY_LEN(sides); i++) {
-        if (sides[i]->is_active && !sides[i]->is_sink_eof) {
+    for (size_t i = 0; i < KD_ARRAY_LEN(sinks); i++) {
+        if (sinks[i]->is_active && !sinks[i]->is_eof) {
             kd_media_seterr(r->e->err, "internal error (the filter graph did not finish)");
             return KD_EINTERNAL;
         }
-        if (sides[i]->is_active && sides[i]->n_frames_out == 0) {
+        if (sinks[i]->is_active && sinks[i]->n_frames == 0) {
             kd_media_seterr(r->e->err, "the chosen range of the input holds no %s",
-                            sides[i]->is_video ? "picture" : "sound");
+                            sinks[i]->is_video ? "picture" : "sound");
             return KD_EMEDIA;
         }
     }
@@ -755,6 +1192,22 @@ generic_message(enum kd_err rc)
     }
 }
 
+static void
+free_feeds(struct run *r)
+{
+    for (size_t i = 0; i < r->n_feeds; i++) {
+        struct feed *fd = &r->feeds[i];
+
+        avcodec_free_context(&fd->v.dec);
+        avcodec_free_context(&fd->a.dec);
+        av_channel_layout_uninit(&fd->a.ch_layout);
+        kd_media_input_close(fd->in);
+    }
+    free(r->feeds);
+    r->feeds = NULL;
+    r->n_feeds = 0;
+}
+
 enum kd_err
 kd_media_edit(struct kd_edit *e)
 {
@@ -763,7 +1216,7 @@ kd_media_edit(struct kd_edit *e)
 
     memset(&r, 0, sizeof(r));
     r.e = e;
-    r.v.idx = r.a.idx = -1;
+    r.total_s = NAN;
     e->err[0] = '\0';
     e->duration_s = 0;
     e->thumb_paths = NULL;
@@ -773,7 +1226,7 @@ kd_media_edit(struct kd_edit *e)
 
     if ((rc = check_spec(e)) != KD_OK)
         goto out;
-    if ((rc = open_input(&r)) != KD_OK)
+    if ((rc = open_feeds(&r)) != KD_OK)
         goto out;
     if ((rc = plan(&r)) != KD_OK)
         goto out;
@@ -784,18 +1237,16 @@ kd_media_edit(struct kd_edit *e)
         rc = KD_ENOMEM;
         goto out;
     }
-    if ((rc = kd_media_output_open(e->out_path, &e->spec->output, &r.plan, r.v.sink, r.a.sink,
+    if ((rc = kd_media_output_open(e->out_path, &e->spec->output, &r.plan, r.ov.sink, r.oa.sink,
                                    e->threads, e->cancelled, e->ud, &r.out, e->err)) != KD_OK)
         goto out;
     if ((rc = kd_media_output_start(r.out, &e->spec->output, e->err)) != KD_OK)
-        goto out;
-    if ((rc = seek_to_span(&r)) != KD_OK)
         goto out;
     if ((rc = transcode(&r)) != KD_OK)
         goto out;
     if ((rc = kd_media_output_finish(r.out, e->err)) != KD_OK)
         goto out;
-    e->duration_s = fmax(r.v.end_s, r.a.end_s);
+    e->duration_s = fmax(r.ov.end_s, r.oa.end_s);
     if (e->progress != NULL)
         e->progress(e->ud, 1.0);
 out:
@@ -809,11 +1260,8 @@ out:
     av_packet_free(&r.pkt);
     kd_media_output_close(r.out);
     kd_media_graph_clear(&r.gr);
-    avcodec_free_context(&r.v.dec);
-    avcodec_free_context(&r.a.dec);
-    av_channel_layout_uninit(&r.a.ch_layout);
+    free_feeds(&r);
     kd_media_plan_clear(&r.plan);
-    kd_media_input_close(r.in);
     return rc;
 }
 

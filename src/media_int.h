@@ -152,23 +152,71 @@ KD_MUST_CHECK enum kd_err kd_media_graph_append(struct kd_media_graph *gr, const
                                                 struct kd_media_pad *tail,
                                                 char err[KD_MEDIA_ERRLEN]);
 
-/* The video of one input: buffer source (from the decoder's parameters) ->
- * rotation -> trim to span -> timeline from 0 -> fit to vt. *src is the
- * buffer source to feed; *tail the end of the chain. */
+/* Allocates and initialises a node of filter name with options kv (as
+ * kd_media_graph_append), unlinked. */
+KD_MUST_CHECK enum kd_err kd_media_graph_node(struct kd_media_graph *gr, const char *name,
+                                              const char *const *kv, AVFilterContext **out,
+                                              char err[KD_MEDIA_ERRLEN]);
+/* Links from's pad to input pad in of to. */
+KD_MUST_CHECK enum kd_err kd_media_graph_link(struct kd_media_pad from, AVFilterContext *to,
+                                              unsigned in, char err[KD_MEDIA_ERRLEN]);
+
+/* The video of one input: buffer source (from the stream's parameters) ->
+ * trim to span -> timeline from 0 -> [fps] -> rotation -> fit to vt. *src
+ * is the buffer source to feed; *tail the end of the chain. */
 KD_MUST_CHECK enum kd_err kd_media_graph_input_video(struct kd_media_graph *gr,
                                                      const AVStream *st,
-                                                     const AVCodecContext *dec,
                                                      const struct kd_media_span *span,
                                                      const struct kd_media_vtarget *vt,
                                                      AVFilterContext **src,
                                                      struct kd_media_pad *tail,
                                                      char err[KD_MEDIA_ERRLEN]);
-/* The audio of one input: abuffer -> trim -> timeline from 0 -> resample to at. */
+/* The audio of one input: abuffer -> trim -> timeline from 0 -> resample to
+ * at. A NULL span keeps the whole stream and its timestamps. */
 KD_MUST_CHECK enum kd_err kd_media_graph_input_audio(struct kd_media_graph *gr,
                                                      const AVStream *st,
-                                                     const AVCodecContext *dec,
                                                      const struct kd_media_span *span,
                                                      const struct kd_media_atarget *at,
+                                                     AVFilterContext **src,
+                                                     struct kd_media_pad *tail,
+                                                     char err[KD_MEDIA_ERRLEN]);
+/* dur_s of black picture at vt (for an input without picture). */
+KD_MUST_CHECK enum kd_err kd_media_graph_black(struct kd_media_graph *gr,
+                                               const struct kd_media_vtarget *vt, double dur_s,
+                                               struct kd_media_pad *tail,
+                                               char err[KD_MEDIA_ERRLEN]);
+/* dur_s of silence in at (for an input without sound). */
+KD_MUST_CHECK enum kd_err kd_media_graph_silence(struct kd_media_graph *gr,
+                                                 const struct kd_media_atarget *at, double dur_s,
+                                                 struct kd_media_pad *tail,
+                                                 char err[KD_MEDIA_ERRLEN]);
+/* Joins the n input chains in order: a concat node, or with a transition
+ * (trans_s > 0) a chain of xfade/acrossfade nodes whose offsets come from
+ * the inputs' lengths dur_s[]. vtails/atails may be NULL when the output
+ * has no such stream; the joined ends replace vtails[0]/atails[0]. fps is
+ * the output rate (all video chains run at it when n > 1). */
+KD_MUST_CHECK enum kd_err kd_media_graph_join(struct kd_media_graph *gr, size_t n,
+                                              struct kd_media_pad *vtails,
+                                              struct kd_media_pad *atails, const double *dur_s,
+                                              double trans_s, AVRational fps,
+                                              int sample_rate, char err[KD_MEDIA_ERRLEN]);
+/* A video or image layer from stream st drawn over *tail (output timeline,
+ * out_w wide): buffer -> window -> scale -> [border] -> [opacity] ->
+ * overlay, whose last frame is held to the end of the window. */
+KD_MUST_CHECK enum kd_err kd_media_graph_overlay(struct kd_media_graph *gr,
+                                                 const struct kd_layer *layer,
+                                                 const AVStream *st, int out_w,
+                                                 AVFilterContext **src,
+                                                 struct kd_media_pad *tail,
+                                                 char err[KD_MEDIA_ERRLEN]);
+/* The added audio track: abuffer (timestamps given by the feeder, loops
+ * included) -> format -> volume -> offset -> [pad] -> cut at total_s ->
+ * [fade out]; mixed with *base (when base->f is set) into *tail. */
+KD_MUST_CHECK enum kd_err kd_media_graph_audio_track(struct kd_media_graph *gr,
+                                                     const struct kd_audio *audio,
+                                                     const AVStream *st,
+                                                     const struct kd_media_atarget *at,
+                                                     double total_s, struct kd_media_pad *base,
                                                      AVFilterContext **src,
                                                      struct kd_media_pad *tail,
                                                      char err[KD_MEDIA_ERRLEN]);
@@ -178,6 +226,11 @@ KD_MUST_CHECK enum kd_err kd_media_graph_text(struct kd_media_graph *gr,
                                               const struct kd_limits *lim,
                                               struct kd_media_pad *tail,
                                               char err[KD_MEDIA_ERRLEN]);
+/* Brings *tail to at exactly (after nodes that change the format). */
+KD_MUST_CHECK enum kd_err kd_media_graph_aformat(struct kd_media_graph *gr,
+                                                 const struct kd_media_atarget *at,
+                                                 struct kd_media_pad *tail,
+                                                 char err[KD_MEDIA_ERRLEN]);
 /* Ends *tail in a buffer sink (video) or abuffer sink (audio). */
 KD_MUST_CHECK enum kd_err kd_media_graph_sink(struct kd_media_graph *gr, bool is_video,
                                               struct kd_media_pad *tail, AVFilterContext **sink,
@@ -185,8 +238,8 @@ KD_MUST_CHECK enum kd_err kd_media_graph_sink(struct kd_media_graph *gr, bool is
 KD_MUST_CHECK enum kd_err kd_media_graph_config(struct kd_media_graph *gr,
                                                 char err[KD_MEDIA_ERRLEN]);
 
-/* The picture size an input shows (square pixels, rotation applied). */
-void kd_media_display_size(const AVStream *st, const AVCodecContext *dec, int *w, int *h);
+/* The picture size a stream shows (square pixels, rotation applied). */
+void kd_media_display_size(const AVStream *st, int *w, int *h);
 
 /* ---- codecs and the muxer (media_output.c) ---- */
 
@@ -200,12 +253,12 @@ struct kd_media_plan {
 };
 
 /* Chooses the muxer and codecs for out given which kinds of streams the
- * input offers, and the audio target from the input's audio decoder (dec
- * may be NULL). KD_EINVAL names an impossible combination (h264 in webm);
+ * input offers, and the audio target from the reference sound stream's
+ * parameters apar (NULL when in_audio is false). KD_EINVAL names an impossible combination (h264 in webm);
  * KD_EUNSUPPORTED a missing encoder. plan->at.ch_layout must be uninit'd
  * with kd_media_plan_clear. */
 KD_MUST_CHECK enum kd_err kd_media_plan_codecs(const struct kd_output *out, bool in_video,
-                                               bool in_audio, const AVCodecContext *adec,
+                                               bool in_audio, const AVCodecParameters *apar,
                                                struct kd_media_plan *plan,
                                                char err[KD_MEDIA_ERRLEN]);
 void kd_media_plan_clear(struct kd_media_plan *plan);

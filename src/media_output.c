@@ -154,14 +154,14 @@ pick_sample_fmt(const AVCodec *c, enum AVSampleFormat in_fmt)
 /* The input's layout if the encoder takes it; else stereo (or mono for a
  * mono input) when offered; else the encoder's first. */
 static enum kd_err
-pick_layout(const AVCodec *c, const AVCodecContext *adec, AVChannelLayout *out)
+pick_layout(const AVCodec *c, const AVCodecParameters *apar, AVChannelLayout *out)
 {
     AVChannelLayout in = { 0 }, want = { 0 };
     enum kd_err rc = KD_OK;
 
-    if (adec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
-        av_channel_layout_default(&in, adec->ch_layout.nb_channels);
-    else if (av_channel_layout_copy(&in, &adec->ch_layout) < 0) {
+    if (apar->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
+        av_channel_layout_default(&in, apar->ch_layout.nb_channels);
+    else if (av_channel_layout_copy(&in, &apar->ch_layout) < 0) {
         rc = KD_ENOMEM;
         goto out;
     }
@@ -201,7 +201,7 @@ muxer_takes(const AVOutputFormat *ofmt, enum AVCodecID id)
 
 enum kd_err
 kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
-                     const AVCodecContext *adec, struct kd_media_plan *plan,
+                     const AVCodecParameters *apar, struct kd_media_plan *plan,
                      char err[KD_MEDIA_ERRLEN])
 {
     const char *name, *label = "";
@@ -256,9 +256,9 @@ kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
             rc = KD_EINVAL;
             goto out;
         }
-        plan->at.sample_fmt = pick_sample_fmt(plan->acodec, adec->sample_fmt);
-        plan->at.sample_rate = pick_rate(plan->acodec, adec->sample_rate);
-        if ((rc = pick_layout(plan->acodec, adec, &plan->at.ch_layout)) != KD_OK)
+        plan->at.sample_fmt = pick_sample_fmt(plan->acodec, (enum AVSampleFormat)apar->format);
+        plan->at.sample_rate = pick_rate(plan->acodec, apar->sample_rate);
+        if ((rc = pick_layout(plan->acodec, apar, &plan->at.ch_layout)) != KD_OK)
             goto out;
     }
 out:

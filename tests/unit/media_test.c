@@ -185,6 +185,29 @@ make_media(void)
     path_of(p, sizeof(p), "one.gif");
     run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p,
                        NULL });
+    /* For joining, layers and sound: solid colours, mismatched formats. */
+    path_of(p, sizeof(p), "red.mp4");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "color=c=red:size=160x120:rate=25", "-t", "1",
+                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p,
+                       NULL });
+    path_of(p, sizeof(p), "wide.mp4");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi",
+                       "-i", "sine=frequency=440:sample_rate=48000", "-t", "1", "-ac", "2",
+                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                       "-c:a", "aac", p, NULL });
+    path_of(p, sizeof(p), "narrow.mp4");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "color=c=green:size=320x240:rate=30", "-f",
+                       "lavfi", "-i", "sine=frequency=660:sample_rate=44100", "-t", "1",
+                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p",
+                       "-c:a", "aac", p, NULL });
+    path_of(p, sizeof(p), "music.wav");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t",
+                       "0.5", "-af", "volume=2", p, NULL });
+    /* 64x64, the left half opaque red, the right half transparent. */
+    path_of(p, sizeof(p), "logo.png");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i",
+                       "color=c=red:size=64x64,format=rgba,geq=r=255:g=0:b=0:a='if(lt(X,32),255,0)'",
+                       "-frames:v", "1", p, NULL });
 #undef FF
     static const char srt[] = "1\n00:00:00,500 --> 00:00:02,000\nHello\n\n"
                               "2\n00:00:02,500 --> 00:00:03,000\nWorld\n";
@@ -279,8 +302,13 @@ jint(const json_t *o, const char *key)
 struct job {
     struct kd_jobspec spec;
     struct kd_input input;
+    struct kd_input inputs[4];
     struct kd_layer layers[4];
-    const char *paths[2];
+    const char *paths[4];
+    char more_paths[4][512];
+    const char *layer_paths[4];
+    char layer_files[4][512];
+    char audio_file[512];
     char in_path[512];
     char out_path[512];
     struct kd_edit e;
@@ -343,6 +371,7 @@ job_new(const char *input, const char *output)
     path_of(j->in_path, sizeof(j->in_path), input);
     path_of(j->out_path, sizeof(j->out_path), output);
     j->paths[0] = j->in_path;
+    j->e.layer_paths = j->layer_paths;
     j->e.spec = &j->spec;
     j->e.input_paths = j->paths;
     j->e.out_path = j->out_path;
@@ -372,6 +401,54 @@ add_text(struct job *j, const char *text, enum kd_position pos, double start, do
     l->start_s = start;
     l->end_s = end;
     return l;
+}
+
+/* Appends an input (the first one stays j->input until a second comes). */
+static void
+add_input(struct job *j, const char *name, double start, double end)
+{
+    size_t k = j->spec.n_inputs;
+
+    if (j->spec.inputs == &j->input) {
+        j->inputs[0] = j->input;
+        j->spec.inputs = j->inputs;
+    }
+    j->inputs[k] = (struct kd_input){ .start_s = start, .end_s = end };
+    path_of(j->more_paths[k], sizeof(j->more_paths[k]), name);
+    j->paths[k] = j->more_paths[k];
+    j->spec.n_inputs++;
+}
+
+/* A video or image layer from file name. */
+static struct kd_layer *
+add_file_layer(struct job *j, enum kd_layer_type type, const char *name, enum kd_position pos,
+               double width, double start, double end)
+{
+    size_t k = j->spec.n_layers++;
+    struct kd_layer *l = &j->layers[k];
+
+    memset(l, 0, sizeof(*l));
+    l->type = type;
+    l->position = pos;
+    l->margin = 16;
+    l->width = width;
+    l->opacity = 1.0;
+    l->start_s = start;
+    l->end_s = end;
+    path_of(j->layer_files[k], sizeof(j->layer_files[k]), name);
+    j->layer_paths[k] = j->layer_files[k];
+    j->e.layer_paths = j->layer_paths;
+    return l;
+}
+
+static struct kd_audio *
+set_audio(struct job *j, const char *name, enum kd_audio_mode mode)
+{
+    j->spec.has_audio = true;
+    j->spec.audio = (struct kd_audio){ .mode = mode, .volume = 1, .original_volume = 1 };
+    path_of(j->audio_file, sizeof(j->audio_file), name);
+    j->e.audio_path = j->audio_file;
+    return &j->spec.audio;
 }
 
 static enum kd_err
@@ -468,6 +545,48 @@ changed_box(const unsigned char *a, const unsigned char *b, int w, int h, int bo
         }
     }
     return any;
+}
+
+/* Mean of the grey values over [x0,x1)x[y0,y1). */
+static double
+region_mean(const unsigned char *a, int w, int x0, int y0, int x1, int y1)
+{
+    double sum = 0;
+
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+            sum += a[y * w + x];
+    return sum / ((double)(x1 - x0) * (y1 - y0));
+}
+
+#define RMS_RATE 8000
+
+/* The RMS of path's sound (mixed to mono at 8 kHz by the ffmpeg command
+ * line) over [t0, t1) seconds, as a fraction of full scale. */
+static double
+audio_rms(const char *path, double t0, double t1)
+{
+    size_t cap = (size_t)RMS_RATE * 2 * 30;
+    short *pcm = malloc(cap);
+    ssize_t n;
+    size_t a, b, got;
+    double sum = 0;
+
+    ck_assert_ptr_nonnull(pcm);
+    char *argv[] = { "ffmpeg", "-nostdin", "-v", "error", "-i", (char *)path, "-vn", "-ac", "1",
+                     "-ar", "8000", "-f", "s16le", "-", NULL };
+    n = run_capture(argv, (unsigned char *)pcm, cap);
+    ck_assert_int_ge(n, 0);
+    got = (size_t)n / 2;
+    a = (size_t)(t0 * RMS_RATE);
+    b = (size_t)(t1 * RMS_RATE);
+    if (b > got)
+        b = got;
+    ck_assert_msg(b > a, "%s: no sound in [%.2f, %.2f)", path, t0, t1);
+    for (size_t i = a; i < b; i++)
+        sum += (double)pcm[i] * pcm[i];
+    free(pcm);
+    return sqrt(sum / (double)(b - a)) / 32768.0;
 }
 
 /* ---- probe ---- */
@@ -967,52 +1086,314 @@ START_TEST(edit_cancels)
 }
 END_TEST
 
+START_TEST(edit_concat_mismatched_inputs)
+{
+    /* 640x360 at 25 fps with 48 kHz stereo, then 320x240 at 30 fps in
+     * 4:4:4 with 44.1 kHz mono: the second is fitted to the first. */
+    struct job *j = job_new("wide.mp4", "concat.mkv");
+    unsigned char *f = malloc(640 * 360);
+    const json_t *v, *a;
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->input.start_s = 0.2;
+    add_input(j, "narrow.mp4", 0, NAN);
+    edit_ok(j);
+    ck_assert_double_eq_tol(j->e.duration_s, 1.8, FRAME_S + 0.001);
+    p = probe_ok("concat.mkv", kind);
+    ck_assert_double_eq_tol(jdur(p), 1.8, FRAME_S + 0.03);
+    ck_assert_ptr_nonnull(v = jstream(p, "video"));
+    ck_assert_ptr_nonnull(a = jstream(p, "audio"));
+    ck_assert_int_eq(jint(v, "width"), 640);
+    ck_assert_int_eq(jint(v, "height"), 360);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(v, "fps")), 25.0, 0.01);
+    ck_assert_int_eq(jint(a, "sample_rate"), 48000);
+    ck_assert_int_eq(jint(a, "channels"), 2);
+    ck_assert_uint_eq(json_array_size(json_object_get(p, "streams")), 2);
+    json_decref(p);
+    /* The 4:3 green input is letterboxed: black sides, green middle. */
+    grab_gray(j->out_path, 1.4, 640, 360, f);
+    ck_assert_double_le(region_mean(f, 640, 0, 0, 70, 360), 20.0);
+    ck_assert_double_le(region_mean(f, 640, 570, 0, 640, 360), 20.0);
+    ck_assert_double_ge(region_mean(f, 640, 200, 100, 440, 260), 60.0);
+    /* Both parts have their sound. */
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.7), 0.05);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.9, 1.7), 0.05);
+    free(f);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_concat_input_without_sound_is_silent)
+{
+    struct job *j = job_new("av.mp4", "silence.mp4");
+    char kind[16];
+    json_t *p;
+
+    j->input.end_s = 1.0;
+    add_input(j, "blue.mp4", 0, 1.0);
+    add_input(j, "av.mp4", 2.0, NAN);
+    edit_ok(j);
+    p = probe_ok("silence.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 3.0, FRAME_S + 0.03);
+    ck_assert_ptr_nonnull(jstream(p, "audio"));
+    json_decref(p);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.9), 0.05);
+    ck_assert_double_le(audio_rms(j->out_path, 1.1, 1.9), 0.001);
+    ck_assert_double_ge(audio_rms(j->out_path, 2.1, 2.9), 0.05);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_transition_crossfades)
+{
+    struct job *j = job_new("av.mp4", "fade.mkv");
+    struct job *ref = job_new("blue.mp4", "fade_ref.mkv");
+    unsigned char *a = malloc(W * H), *b = malloc(W * H), *m = malloc(W * H);
+    char in[512];
+    double d_mid, d_blue;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 1.0;
+    add_input(j, "blue.mp4", 0, 1.5);
+    j->spec.has_transition = true;
+    j->spec.transition_s = 0.5;
+    edit_ok(j);
+    /* 1.0 + 1.5 - 0.5 */
+    ck_assert_double_eq_tol(j->e.duration_s, 2.0, FRAME_S + 0.001);
+    /* Half-way through the fade (0.75 s) the picture lies between the
+     * first input at 0.75 s and blue. */
+    path_of(in, sizeof(in), "av.mp4");
+    grab_gray(in, 0.76, W, H, a);
+    ref->input.end_s = 0.2;
+    ref->spec.output.container = KD_CONT_MKV;
+    edit_ok(ref);
+    grab_gray(ref->out_path, 0.0, W, H, b);
+    grab_gray(j->out_path, 0.76, W, H, m);
+    d_mid = region_diff(a, m, W, 0, 0, W, H);
+    d_blue = region_diff(b, m, W, 0, 0, W, H);
+    ck_assert_double_ge(d_mid, 5.0);
+    ck_assert_double_ge(d_blue, 5.0);
+    /* After the fade: blue. */
+    grab_gray(j->out_path, 1.5, W, H, m);
+    ck_assert_double_le(region_diff(b, m, W, 0, 0, W, H), 3.0);
+    /* The sound fades out under the second input, which has none. */
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.4), 0.05);
+    ck_assert_double_le(audio_rms(j->out_path, 1.1, 1.9), 0.001);
+    free(a);
+    free(b);
+    free(m);
+    free(ref);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_picture_in_picture)
+{
+    /* Red (1 s long) over blue, 80 px wide at the top right, with a white
+     * border, shown from 0.5 to 2.5 s: held after its own end at 1.5 s. */
+    struct job *j = job_new("blue.mp4", "pip.mkv");
+    unsigned char *before = malloc(W * H), *during = malloc(W * H), *held = malloc(W * H),
+                  *after = malloc(W * H);
+    struct kd_layer *l;
+    int box[4];
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    l = add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP_RIGHT, 0.25, 0.5, 2.5);
+    l->has_border = true;
+    l->border_width = 4;
+    l->border_color = (struct kd_rgba){ 255, 255, 255, 255 };
+    edit_ok(j);
+    ck_assert_double_eq_tol(j->e.duration_s, 3.0, FRAME_S + 0.001);
+    grab_gray(j->out_path, 0.2, W, H, before);
+    grab_gray(j->out_path, 1.0, W, H, during);
+    grab_gray(j->out_path, 2.2, W, H, held);
+    grab_gray(j->out_path, 2.8, W, H, after);
+    ck_assert_int_le(max_diff(before, after, W, 0, 0, W, H), 4);
+    /* 80x60 plus 4 px of border, 16 px from the top and right edges. */
+    ck_assert(changed_box(before, during, W, H, box));
+    ck_assert_int_eq(box[0], W - 16 - 88);
+    ck_assert_int_eq(box[1], 16);
+    ck_assert_int_eq(box[2], W - 16 - 1);
+    ck_assert_int_eq(box[3], 16 + 68 - 1);
+    /* Red inside (grey 76), white border, blue (29) elsewhere. */
+    ck_assert_double_eq_tol(region_mean(during, W, W - 16 - 70, 30, W - 16 - 14, 70), 76.0, 5.0);
+    ck_assert_double_ge(region_mean(during, W, W - 16 - 88, 16, W - 16, 18), 200.0);
+    ck_assert_int_le(max_diff(before, during, W, 0, 0, W - 16 - 88, H), 4);
+    ck_assert_int_le(max_diff(before, during, W, 0, 16 + 68, W, H), 4);
+    /* The layer ended at 1.5 s: its last frame stays. */
+    ck_assert_int_le(max_diff(during, held, W, 0, 0, W, H), 4);
+    free(before);
+    free(during);
+    free(held);
+    free(after);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_image_with_alpha_and_opacity)
+{
+    static const double opacities[] = { 1.0, 0.5 };
+    unsigned char *base = malloc(W * H), *f = malloc(W * H);
+
+    for (size_t i = 0; i < KD_ARRAY_LEN(opacities); i++) {
+        char name[32];
+        struct job *j;
+        struct kd_layer *l;
+        double red, blue;
+
+        (void)snprintf(name, sizeof(name), "logo%zu.mkv", i);
+        j = job_new("blue.mp4", name);
+        j->spec.output.container = KD_CONT_MKV;
+        j->spec.output.crf = 0;
+        j->input.end_s = 1.0;
+        /* 0.2 of 320: the 64 px logo at its own size, in the corner. */
+        l = add_file_layer(j, KD_LAYER_IMAGE, "logo.png", KD_POS_TOP_LEFT, 0.2, 0, NAN);
+        l->margin = 0;
+        l->opacity = opacities[i];
+        edit_ok(j);
+        grab_gray(j->out_path, 0.5, W, H, f);
+        if (i == 0)
+            memcpy(base, f, (size_t)W * H);
+        red = region_mean(f, W, 4, 4, 28, 60);
+        blue = region_mean(f, W, 36, 4, 60, 60);
+        /* The transparent half shows the blue (grey 29) through. */
+        ck_assert_double_eq_tol(blue, 29.0, 4.0);
+        ck_assert_double_eq_tol(region_mean(f, W, 100, 100, W, H), 29.0, 3.0);
+        if (opacities[i] == 1.0)
+            ck_assert_double_eq_tol(red, 76.0, 5.0);
+        else
+            ck_assert_double_eq_tol(red, 52.5, 5.0);
+        free(j);
+    }
+    free(base);
+    free(f);
+}
+END_TEST
+
+START_TEST(edit_audio_mix_and_replace)
+{
+    struct job *j;
+    char orig[512];
+    double r_orig, r_track, r_mix, r;
+
+    path_of(orig, sizeof(orig), "av.mp4");
+    r_orig = audio_rms(orig, 0.1, 0.4);
+    /* Replace: the track alone, then silence after its 0.5 s. */
+    j = job_new("av.mp4", "replace.mp4");
+    j->input.end_s = 2.0;
+    set_audio(j, "music.wav", KD_AUDIO_REPLACE);
+    edit_ok(j);
+    r_track = audio_rms(j->out_path, 0.1, 0.4);
+    ck_assert_double_ge(r_track, 1.5 * r_orig);
+    ck_assert_double_le(audio_rms(j->out_path, 0.7, 1.9), 0.001);
+    ck_assert_double_eq_tol(j->e.duration_s, 2.0, FRAME_S + 0.03);
+    free(j);
+    /* Mix: both sounds (unrelated tones add as powers). */
+    j = job_new("av.mp4", "mix.mp4");
+    j->input.end_s = 2.0;
+    set_audio(j, "music.wav", KD_AUDIO_MIX);
+    edit_ok(j);
+    r_mix = audio_rms(j->out_path, 0.1, 0.4);
+    ck_assert_double_eq_tol(r_mix, sqrt(r_orig * r_orig + r_track * r_track), 0.1 * r_mix);
+    ck_assert_double_eq_tol(audio_rms(j->out_path, 0.7, 1.9), r_orig, 0.1 * r_orig);
+    free(j);
+    /* Volumes: the original muted, the track at half. */
+    j = job_new("av.mp4", "mixvol.mp4");
+    j->input.end_s = 2.0;
+    set_audio(j, "music.wav", KD_AUDIO_MIX)->volume = 0.5;
+    j->spec.audio.original_volume = 0;
+    edit_ok(j);
+    ck_assert_double_eq_tol(audio_rms(j->out_path, 0.1, 0.4), r_track / 2, 0.1 * r_track);
+    ck_assert_double_le(audio_rms(j->out_path, 0.7, 1.9), 0.001);
+    free(j);
+    /* Offset, loop, fade out: silent until 1 s, then the track repeated
+     * to the end, fading over the last 0.5 s. */
+    j = job_new("av.mp4", "loop.mp4");
+    j->input.end_s = 3.0;
+    set_audio(j, "music.wav", KD_AUDIO_REPLACE)->offset_s = 1.0;
+    j->spec.audio.loop = true;
+    j->spec.audio.fade_out_s = 0.5;
+    edit_ok(j);
+    ck_assert_double_le(audio_rms(j->out_path, 0.05, 0.95), 0.001);
+    ck_assert_double_eq_tol(audio_rms(j->out_path, 1.1, 1.4), r_track, 0.1 * r_track);
+    ck_assert_double_eq_tol(audio_rms(j->out_path, 2.1, 2.4), r_track, 0.1 * r_track);
+    r = audio_rms(j->out_path, 2.8, 2.98);
+    ck_assert_double_le(r, 0.4 * r_track);
+    ck_assert_double_ge(r, 0.005);
+    ck_assert_double_eq_tol(j->e.duration_s, 3.0, FRAME_S + 0.03);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_everything_at_once)
+{
+    /* Two inputs with a transition, text, an image, picture-in-picture and
+     * a mixed track: one pass, the right length and streams. */
+    struct job *j = job_new("av.mp4", "all.mp4");
+    unsigned char *f = malloc(W * H);
+    const json_t *v;
+    char kind[16];
+    json_t *p;
+
+    j->input.start_s = 0.5;
+    j->input.end_s = 2.0;
+    add_input(j, "wide.mp4", 0, NAN);
+    j->spec.has_transition = true;
+    j->spec.transition_s = 0.4;
+    add_text(j, "kadr", KD_POS_BOTTOM, 0, NAN);
+    add_file_layer(j, KD_LAYER_IMAGE, "logo.png", KD_POS_TOP_LEFT, 0.1, 0.2, NAN)->opacity = 0.8;
+    add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_CENTER, 0.3, 0.5, 1.8);
+    set_audio(j, "music.wav", KD_AUDIO_MIX)->loop = true;
+    edit_ok(j);
+    ck_assert_double_eq_tol(j->e.duration_s, 1.5 + 1.0 - 0.4, FRAME_S + 0.03);
+    p = probe_ok("all.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 2.1, FRAME_S + 0.03);
+    ck_assert_ptr_nonnull(v = jstream(p, "video"));
+    ck_assert_str_eq(jstr(v, "codec"), "h264");
+    ck_assert_int_eq(jint(v, "width"), W);
+    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "aac");
+    ck_assert_uint_eq(json_array_size(json_object_get(p, "streams")), 2);
+    json_decref(p);
+    /* The red picture sits in the middle within its window. */
+    grab_gray(j->out_path, 1.0, W, H, f);
+    ck_assert_double_eq_tol(region_mean(f, W, W / 2 - 30, H / 2 - 20, W / 2 + 30, H / 2 + 20),
+                            76.0, 8.0);
+    ck_assert_double_ge(audio_rms(j->out_path, 1.9, 2.05), 0.05);
+    free(f);
+    free(j);
+}
+END_TEST
+
 START_TEST(edit_refuses_unsupported_operations)
 {
     static const struct {
         int what;
         const char *needle;
     } cases[] = {
-        { 0, "more than one input" }, { 1, "transitions" },   { 2, "picture-in-picture" },
-        { 3, "image layers" },        { 4, "subtitle layers" }, { 5, "audio track" },
-        { 6, "thumbnails" },          { 7, "copy" },            { 8, "copy" },
+        { 0, "subtitle layers" }, { 1, "thumbnails" }, { 2, "copy" }, { 3, "copy" },
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
         struct job *j = job_new("av.mp4", "never.mp4");
-        struct kd_input two[2] = { j->input, j->input };
-        const char *paths[2] = { j->in_path, j->in_path };
         char p[512];
 
         switch (cases[i].what) {
         case 0:
-            j->spec.inputs = two;
-            j->spec.n_inputs = 2;
-            j->e.input_paths = paths;
+            add_text(j, "x", KD_POS_TOP, 0, NAN);
+            add_file_layer(j, KD_LAYER_SUBTITLES, "subs.srt", KD_POS_TOP, 0, 0, NAN);
             break;
         case 1:
-            j->spec.has_transition = true;
-            j->spec.transition_s = 0.5;
-            break;
-        case 2:
-        case 3:
-        case 4:
-            add_text(j, "x", KD_POS_TOP, 0, NAN);
-            add_text(j, "y", KD_POS_TOP, 0, NAN)->type =
-                cases[i].what == 2 ? KD_LAYER_VIDEO
-                                   : cases[i].what == 3 ? KD_LAYER_IMAGE : KD_LAYER_SUBTITLES;
-            break;
-        case 5:
-            j->spec.has_audio = true;
-            break;
-        case 6:
             j->spec.thumbnails.count = 3;
             j->spec.thumbnails.width = 320;
             break;
-        case 7:
+        case 2:
             j->spec.output.video_codec = KD_VCODEC_COPY;
             break;
-        case 8:
+        case 3:
             j->spec.output.audio_codec = KD_ACODEC_COPY;
             break;
         }
@@ -1075,6 +1456,13 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_text_is_literal);
     tcase_add_test(edit_tc, edit_font_name_is_only_a_family);
     tcase_add_test(edit_tc, edit_cancels);
+    tcase_add_test(edit_tc, edit_concat_mismatched_inputs);
+    tcase_add_test(edit_tc, edit_concat_input_without_sound_is_silent);
+    tcase_add_test(edit_tc, edit_transition_crossfades);
+    tcase_add_test(edit_tc, edit_picture_in_picture);
+    tcase_add_test(edit_tc, edit_image_with_alpha_and_opacity);
+    tcase_add_test(edit_tc, edit_audio_mix_and_replace);
+    tcase_add_test(edit_tc, edit_everything_at_once);
     tcase_add_test(edit_tc, edit_refuses_unsupported_operations);
     tcase_add_test(edit_tc, edit_refuses_hostile_inputs);
     suite_add_tcase(s, probe_tc);
