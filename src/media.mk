@@ -8,3 +8,4 @@ src_libkadr_media_a_SOURCES = \
 	src/media_graph.c \
 	src/media_output.c \
 	src/media_edit.c
+src_libkadr_media_a_SOURCES += src/media_parts.h src/media_subs.c src/media_thumbs.c src/media_remux.c

@@ -20,6 +20,10 @@
 #include "media.h"
 #include "media_int.h"
 
+/* Creates path (ours, in the job directory; an existing link is refused)
+ * holding len bytes of data, mode 0600. KD_EIO, logged. */
+KD_MUST_CHECK enum kd_err kd_media_write_file(const char *path, const void *data, size_t len);
+
 /* ---- subtitles (media_subs.c) ---- */
 
 /* A subtitle file larger than this is refused (KD_EMEDIA): real ones are
