@@ -1,0 +1,8 @@
+# Unit tests of the S3 backend (issue #6).
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/sigv4_test
+TESTS += tests/unit/sigv4_test
+tests_unit_sigv4_test_SOURCES = tests/unit/sigv4_test.c
+tests_unit_sigv4_test_CFLAGS = $(UNIT_CFLAGS) -DKD_TOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_sigv4_test_LDADD = $(UNIT_LIBS)
+endif
