@@ -7,7 +7,8 @@
 #   stack.sh env    [--dir DIR]      print KADR_CONFIG=..., KADR_URL=... lines
 #
 # Everything lives under DIR (default ./run): a private PostgreSQL cluster,
-# Redis, the FastCGI API under spawn-fcgi, the worker(s), nginx, the signing
+# Redis, the FastCGI API under spawn-fcgi, the worker(s), the webhook
+# notifier, nginx, the signing
 # secret, the TLS certificate, the stored objects and every log. Ports come
 # from the base (default 8080): http = base, https = base+1, and base+2 and
 # base+3 name the PostgreSQL and Redis sockets (neither listens on TCP).
@@ -512,6 +513,36 @@ stop_workers() {
     stop_pids "the worker" TERM $((grace + 10)) $pids
 }
 
+# ---------------------------------------------------------------- the notifier
+# kadr-notify delivers webhooks from the outbox table; one per stack (several
+# could share the work). A build without it runs the stack without webhooks.
+start_notify() {
+    local pidf=$run_dir/notify.pid
+    [[ -x $bin_dir/kadr-notify ]] || return 0
+    if [[ -n $(live_pids "$pidf") ]]; then
+        if ! program_changed kadr-notify; then
+            say "the notifier is running"
+            return 0
+        fi
+        say "kadr-notify was rebuilt; restarting it"
+        # shellcheck disable=SC2046
+        stop_pids "the notifier" TERM 30 $(live_pids "$pidf")
+    fi
+    rm -f "$pidf"
+    say "starting the notifier"
+    (cd "$run_dir" && exec "${as_user_cmd[@]}" setsid /bin/sh -c 'echo $$ >"$0"; exec "$@"' \
+        "$pidf" "$bin_dir/kadr-notify" --config "$conf") </dev/null >>"$log_dir/notify.log" 2>&1 &
+    wait_for 10 test -s "$pidf" || die "the notifier did not start (see $log_dir/notify.log)"
+}
+
+stop_notify() {
+    local pids
+    pids=$(live_pids "$run_dir/notify.pid")
+    # Requests in flight end within notify_timeout_ms.
+    # shellcheck disable=SC2086
+    stop_pids "the notifier" TERM 30 $pids
+}
+
 # ---------------------------------------------------------------- nginx
 render() {
     local src=$1 dst=$2
@@ -587,7 +618,7 @@ api_healthy() {
 
 # ---------------------------------------------------------------- commands
 do_start() {
-    local api worker ctl
+    local api worker ctl notify=
     need openssl openssl
     need pg_isready postgresql-client-15
     need redis-server redis-server
@@ -600,6 +631,8 @@ do_start() {
         api=$(find_program kadr-api fcgi) || die "kadr-api not found: build first (see README) or set KADR_BIN_DIR"
         worker=$(find_program kadr-worker workers) || die "kadr-worker not found: build first or set KADR_BIN_DIR"
         ctl=$(find_program kadrctl tools) || die "kadrctl not found: build first or set KADR_BIN_DIR"
+        notify=$(find_program kadr-notify notify) ||
+            say "kadr-notify not found: the stack runs without webhook delivery"
     fi
     ensure_user
     run_group=$(id -gn "$run_user")
@@ -625,6 +658,7 @@ do_start() {
         install_program "$api"
         install_program "$worker"
         install_program "$ctl"
+        [[ -z $notify ]] || install_program "$notify"
         kadrctl --check-config >/dev/null || die "kadr.conf is invalid (kadrctl --config $conf --check-config)"
     fi
     start_pg
@@ -634,6 +668,7 @@ do_start() {
             { tail -n 20 "$log_dir/migrate.log" >&2; die "migrations failed (see $log_dir/migrate.log)"; }
         start_api
         start_workers
+        start_notify
     fi
     start_nginx
     if [[ $infra_only -eq 0 ]]; then
@@ -674,6 +709,7 @@ do_stop() {
     adopt_owner
     stop_nginx
     stop_workers
+    stop_notify
     stop_api
     stop_redis
     stop_pg
@@ -717,6 +753,7 @@ do_status() {
         [[ -f $f ]] && pids="$pids $(live_pids "$f")"
     done
     status_line worker "$pids" "$workers"
+    [[ ! -x $bin_dir/kadr-notify ]] || status_line notify "$(live_pids "$run_dir/notify.pid")"
     status_line nginx "$(live_pids "$nginx_pid")"
     if [[ $all_up -eq 1 ]] && api_healthy; then
         echo "health       ok"

@@ -14,3 +14,4 @@ src_libkadr_a_SOURCES = \
 	src/auth.c src/auth.h
 
 dist_pkgdata_DATA += sql/001_init.sql sql/002_enqueue.sql
+dist_pkgdata_DATA += sql/006_webhooks.sql

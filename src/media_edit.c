@@ -21,25 +21,15 @@
  * (and from inside I/O by the interrupt callbacks); progress is the output
  * timeline's position against the expected duration, never decreasing.
  *
- * Needs from part B (src/media_parts.h, not there yet; until then the
- * operations below are refused with KD_EUNSUPPORTED in check_spec):
- *   - subtitles, burn: a function that adds the subtitle filter node over
- *     the video tail, given the graph (struct kd_media_graph), the layer,
- *     the worker-owned copy of the file in e->work_dir, and the output
- *     size: e.g. kd_subs_graph_burn(gr, layer, path, work_dir, w, h, tail,
- *     err). It is called in layer order, after the layers before it;
- *   - subtitles, soft: a function that adds the subtitle stream to the
- *     output (the muxer is struct kd_media_output->fmt, before the header
- *     is written) and writes all its packets, e.g. kd_subs_soft_add(o,
- *     layer, path, container, err) + kd_subs_soft_write(...) after the
- *     header; the cues are on the output timeline already (no trims apply);
- *   - thumbnails: a consumer of the final video frames (after layers):
- *     kd_thumbs_frame(ctx, frame, time_base) called from drain_sink for
- *     every frame, plus an open/finish pair that fills e->thumb_paths;
- *   - remux: bool kd_remux_possible(const struct kd_edit *) and
- *     enum kd_err kd_remux_run(struct kd_edit *), asked before any graph is
- *     built (codec copy has no other path). */
+ * Subtitles, thumbnails and the remux fast path are parts of their own
+ * (media_parts.h): the remux is decided before anything else is built;
+ * burned subtitles are a node over the video after the layers before them;
+ * soft subtitles are a stream added before the header; thumbnails take the
+ * final video frames on their way to the encoder.
+ *
+ * Needs from part B (media_parts.h): nothing more at present. */
 #include "media_int.h"
+#include "media_parts.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -119,6 +109,8 @@ struct run {
     struct kd_media_graph gr;
     struct kd_media_plan plan;
     struct kd_media_output *out;
+    struct kd_subs **subs;        /* per layer; set for subtitle layers */
+    struct kd_thumbs *thumbs;
     struct osink ov, oa;
     bool has_base_audio;          /* the inputs' sound (or silence) is in the output */
     AVRational vfr_tb;            /* frame durations when the output keeps the timing */
@@ -171,25 +163,20 @@ check_spec(struct kd_edit *e)
             break;
         case KD_LAYER_VIDEO:
         case KD_LAYER_IMAGE:
+        case KD_LAYER_SUBTITLES:
             if (e->layer_paths == NULL || e->layer_paths[i] == NULL) {
                 kd_media_seterr(e->err, "internal error (an incomplete edit request)");
                 return KD_EINTERNAL;
             }
             break;
-        case KD_LAYER_SUBTITLES:
-            kd_media_seterr(e->err, "layers[%zu]: subtitle layers are not supported yet", i);
-            return KD_EUNSUPPORTED;
         default:
             kd_media_seterr(e->err, "layers[%zu]: this layer type is not supported", i);
             return KD_EUNSUPPORTED;
         }
     }
-    if (spec->thumbnails.count > 0) {
-        kd_media_seterr(e->err, "thumbnails are not supported yet");
-        return KD_EUNSUPPORTED;
-    }
-    if (spec->output.video_codec == KD_VCODEC_COPY || spec->output.audio_codec == KD_ACODEC_COPY) {
-        kd_media_seterr(e->err, "codec \"copy\" (output without re-encoding) is not supported yet");
+    if (spec->thumbnails.count > 0 &&
+        (spec->output.video_codec == KD_VCODEC_COPY || spec->output.audio_codec == KD_ACODEC_COPY)) {
+        kd_media_seterr(e->err, "thumbnails together with codec \"copy\" are not supported yet");
         return KD_EUNSUPPORTED;
     }
     return KD_OK;
@@ -320,6 +307,12 @@ drain_sink(struct run *r, struct osink *s, bool *got)
             continue;
         }
         s->n_frames++;
+        if (s->is_video && r->thumbs != NULL &&
+            (rc = kd_thumbs_push(r->thumbs, f, av_buffersink_get_time_base(s->sink),
+                                 r->e->err)) != KD_OK) {
+            av_frame_unref(f);
+            return rc;
+        }
         rc = kd_media_output_encode(r->out, s->is_video, f, r->e->err);
         av_frame_unref(f);
         if (rc != KD_OK)
@@ -579,6 +572,49 @@ input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
     return KD_OK;
 }
 
+static bool
+is_picture_layer(const struct kd_layer *l)
+{
+    return l->type == KD_LAYER_VIDEO || l->type == KD_LAYER_IMAGE;
+}
+
+/* The subtitle files, read and cleaned before the graph needs them. */
+static enum kd_err
+open_subs(struct run *r)
+{
+    const struct kd_jobspec *spec = r->e->spec;
+    enum kd_err rc;
+
+    if (spec->n_layers == 0)
+        return KD_OK;
+    if ((r->subs = calloc(spec->n_layers, sizeof(*r->subs))) == NULL)
+        return KD_ENOMEM;
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        if (spec->layers[i].type != KD_LAYER_SUBTITLES)
+            continue;
+        if ((rc = kd_subs_open(r->e->layer_paths[i], r->e->work_dir, (unsigned)i, r->e->lim,
+                               r->e->event, r->e->ud, r->e->cancelled, &r->subs[i],
+                               r->e->err)) != KD_OK)
+            return rc;
+    }
+    return KD_OK;
+}
+
+/* Where a subtitle layer's cues go: its window on the output timeline. */
+static struct kd_subs_timing
+subs_timing(const struct kd_layer *l)
+{
+    return (struct kd_subs_timing){ .shift_s = 0,
+                                    .from_s = l->start_s > 0 ? l->start_s : 0.0,
+                                    .to_s = l->end_s };
+}
+
+static bool
+is_soft_subs(const struct kd_layer *l)
+{
+    return l->type == KD_LAYER_SUBTITLES && l->sub_mode == KD_SUB_SOFT;
+}
+
 static enum kd_err
 open_feeds(struct run *r)
 {
@@ -587,7 +623,7 @@ open_feeds(struct run *r)
     enum kd_err rc;
 
     for (size_t i = 0; i < spec->n_layers; i++)
-        if (spec->layers[i].type != KD_LAYER_TEXT)
+        if (is_picture_layer(&spec->layers[i]))
             n++;
     if (spec->has_audio)
         n++;
@@ -603,7 +639,7 @@ open_feeds(struct run *r)
         (void)snprintf(fd->name, sizeof(fd->name), "inputs[%zu]", i);
     }
     for (size_t i = 0; i < spec->n_layers; i++) {
-        if (spec->layers[i].type == KD_LAYER_TEXT)
+        if (!is_picture_layer(&spec->layers[i]))
             continue;
         r->feeds[n].role = FEED_LAYER;
         r->feeds[n].path = r->e->layer_paths[i];
@@ -714,6 +750,15 @@ total_length(struct run *r, bool is_needed)
     return KD_OK;
 }
 
+static bool
+has_drawn_layers(const struct kd_jobspec *spec)
+{
+    for (size_t i = 0; i < spec->n_layers; i++)
+        if (!is_soft_subs(&spec->layers[i]))
+            return true;
+    return false;
+}
+
 /* Decides what the output holds and what every feed contributes. */
 static enum kd_err
 plan(struct run *r)
@@ -742,7 +787,7 @@ plan(struct run *r)
     if ((rc = kd_media_plan_codecs(&spec->output, any_video, aref != NULL, aref, &r->plan,
                                    r->e->err)) != KD_OK)
         return rc;
-    if (spec->n_layers > 0 && !r->plan.has_video) {
+    if (has_drawn_layers(spec) && !r->plan.has_video) {
         if (any_video) {
             kd_media_seterr(r->e->err, "layers cannot be drawn into an audio-only output");
             return KD_EINVAL;
@@ -784,7 +829,7 @@ plan(struct run *r)
             if (!((use_v && (int)k == fd->v.idx) || (use_a && (int)k == fd->a.idx)))
                 in->fmt->streams[k]->discard = AVDISCARD_ALL;
     }
-    return total_length(r, gaps || r->track != NULL ||
+    return total_length(r, gaps || r->track != NULL || spec->thumbnails.count > 0 ||
                                (spec->n_inputs > 1 && spec->has_transition));
 }
 
@@ -842,6 +887,13 @@ build_graph(struct run *r)
 
         if (l->type == KD_LAYER_TEXT) {
             rc = kd_media_graph_text(&r->gr, l, r->e->lim, &vtail, r->e->err);
+        } else if (l->type == KD_LAYER_SUBTITLES) {
+            struct kd_subs_timing t = subs_timing(l);
+
+            if (is_soft_subs(l))
+                continue; /* a stream of the output, not a node */
+            rc = kd_subs_burn_node(r->subs[i], l, &t, r->plan.vt.width, r->plan.vt.height,
+                                   &r->gr, &vtail, r->e->err);
         } else {
             struct feed *fd = &r->feeds[li++];
 
@@ -1208,10 +1260,78 @@ free_feeds(struct run *r)
     r->n_feeds = 0;
 }
 
+/* Copies packets instead of decoding when the spec allows it; codec copy
+ * has no other way. */
+static enum kd_err
+try_remux(struct run *r, bool *is_remuxed)
+{
+    const struct kd_output *o = &r->e->spec->output;
+    char why[KD_MEDIA_ERRLEN] = "";
+    bool possible = false;
+    enum kd_err rc;
+
+    *is_remuxed = false;
+    if ((rc = kd_remux_possible(r->e, &possible, why)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s", why);
+        return rc;
+    }
+    if (!possible) {
+        if (o->video_codec == KD_VCODEC_COPY || o->audio_codec == KD_ACODEC_COPY) {
+            kd_media_seterr(r->e->err, "codec \"copy\" is not possible here: %s", why);
+            return KD_EINVAL;
+        }
+        kd_log(KD_LOG_DEBUG, "media: re-encoding: %s", why);
+        return KD_OK;
+    }
+    *is_remuxed = true;
+    return kd_remux_run(r->e);
+}
+
+/* Soft subtitle streams: added before the header (is_after false), their
+ * cues written right after it. */
+static enum kd_err
+soft_subs(struct run *r, bool is_after)
+{
+    const struct kd_jobspec *spec = r->e->spec;
+    enum kd_err rc;
+
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        struct kd_subs_timing t = subs_timing(&spec->layers[i]);
+
+        if (!is_soft_subs(&spec->layers[i]))
+            continue;
+        if (is_after)
+            rc = kd_subs_soft_write(r->subs[i], r->out->fmt, &t, r->e->err);
+        else
+            rc = kd_subs_soft_add(r->subs[i], r->out->fmt, spec->output.container, r->e->err);
+        if (rc != KD_OK)
+            return rc;
+    }
+    return KD_OK;
+}
+
+static enum kd_err
+new_thumbs(struct run *r)
+{
+    const struct kd_thumbnails *th = &r->e->spec->thumbnails;
+
+    if (!r->plan.has_video) {
+        kd_media_seterr(r->e->err, "thumbnails need an output with a picture");
+        return KD_EINVAL;
+    }
+    if (isnan(r->total_s) || r->total_s <= 0) {
+        kd_media_seterr(r->e->err, "thumbnails need inputs of a known length; give them an end");
+        return KD_EMEDIA;
+    }
+    return kd_thumbs_new(r->e->work_dir, th->count, th->width > 0 ? th->width : 320, r->total_s,
+                         &r->thumbs, r->e->err);
+}
+
 enum kd_err
 kd_media_edit(struct kd_edit *e)
 {
     struct run r;
+    bool is_remuxed = false;
     enum kd_err rc;
 
     memset(&r, 0, sizeof(r));
@@ -1225,6 +1345,10 @@ kd_media_edit(struct kd_edit *e)
     r.last_poll_ms = kd_mono_ms();
 
     if ((rc = check_spec(e)) != KD_OK)
+        goto out;
+    if ((rc = try_remux(&r, &is_remuxed)) != KD_OK || is_remuxed)
+        goto out;
+    if ((rc = open_subs(&r)) != KD_OK)
         goto out;
     if ((rc = open_feeds(&r)) != KD_OK)
         goto out;
@@ -1240,11 +1364,20 @@ kd_media_edit(struct kd_edit *e)
     if ((rc = kd_media_output_open(e->out_path, &e->spec->output, &r.plan, r.ov.sink, r.oa.sink,
                                    e->threads, e->cancelled, e->ud, &r.out, e->err)) != KD_OK)
         goto out;
+    if ((rc = soft_subs(&r, false)) != KD_OK)
+        goto out;
     if ((rc = kd_media_output_start(r.out, &e->spec->output, e->err)) != KD_OK)
+        goto out;
+    if ((rc = soft_subs(&r, true)) != KD_OK)
+        goto out;
+    if (e->spec->thumbnails.count > 0 && (rc = new_thumbs(&r)) != KD_OK)
         goto out;
     if ((rc = transcode(&r)) != KD_OK)
         goto out;
     if ((rc = kd_media_output_finish(r.out, e->err)) != KD_OK)
+        goto out;
+    if (r.thumbs != NULL &&
+        (rc = kd_thumbs_finish(r.thumbs, &e->thumb_paths, &e->n_thumbs, e->err)) != KD_OK)
         goto out;
     e->duration_s = fmax(r.ov.end_s, r.oa.end_s);
     if (e->progress != NULL)
@@ -1261,6 +1394,10 @@ out:
     kd_media_output_close(r.out);
     kd_media_graph_clear(&r.gr);
     free_feeds(&r);
+    kd_thumbs_free(r.thumbs);
+    for (size_t i = 0; r.subs != NULL && i < e->spec->n_layers; i++)
+        kd_subs_free(r.subs[i]);
+    free(r.subs);
     kd_media_plan_clear(&r.plan);
     return rc;
 }

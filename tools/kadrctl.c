@@ -38,6 +38,7 @@ static const char usage_text[] =
     "  migrate [--sql-dir DIR]            apply the SQL migrations not applied yet\n"
     "  user create --email E [--admin] [--plan P] [--api-key [--key-name N]] [--json]\n"
     "  user list [--json]\n"
+    "  user show --email E [--json]   (includes the webhook signing secret)\n"
     "  apikey create --email E [--name N] [--json]\n"
     "  apikey list --email E [--json]\n"
     "  apikey revoke ID\n"
@@ -516,15 +517,76 @@ out:
     return st;
 }
 
+/* One user, with the secret its webhooks are signed with: the operator's
+ * way to hand it over (GET /me is the user's own). */
+static int
+user_show(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"email", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    struct kd_dbres *res = NULL;
+    const char *email = NULL;
+    bool json = false;
+    int st, opt;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'e': email = optarg; break;
+        case 'j': json = true; break;
+        default: return usage_error("user show: unknown option");
+        }
+    }
+    if (optind != argc)
+        return usage_error("user show: unexpected argument %s", argv[optind]);
+    if (email == NULL)
+        return usage_error("user show: --email is required");
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    const char *p[] = {email};
+
+    if (kd_db_query(c->db,
+                    "SELECT id, email, plan, is_admin, kadr_ts(created_at), webhook_secret "
+                    "FROM users WHERE lower(email) = lower($1)",
+                    1, p, &res) != KD_OK) {
+        st = failure("could not look the user up");
+        goto out;
+    }
+    if (kd_dbres_rows(res) != 1) {
+        st = failure("no user with the email %s", email);
+        goto out;
+    }
+    if (json) {
+        st = print_json(json_pack("{s:o,s:o,s:o,s:b,s:o,s:o}", "id", jfield(res, 0, 0), "email",
+                                  jfield(res, 0, 1), "plan", jfield(res, 0, 2), "is_admin",
+                                  kd_dbres_bool(res, 0, 3), "created_at", jfield(res, 0, 4),
+                                  "webhook_secret", jfield(res, 0, 5)));
+    } else {
+        printf("user_id: %s\nemail: %s\nplan: %s\nis_admin: %s\ncreated_at: %s\n"
+               "webhook_secret: %s\n",
+               kd_dbres_get(res, 0, 0), kd_dbres_get(res, 0, 1), kd_dbres_get(res, 0, 2),
+               kd_dbres_bool(res, 0, 3) ? "yes" : "no", kd_dbres_get(res, 0, 4),
+               kd_dbres_get(res, 0, 5));
+        st = EXIT_SUCCESS;
+    }
+out:
+    kd_dbres_free(res);
+    return st;
+}
+
 static int
 cmd_user(struct ctl *c, int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("user: create or list?");
+        return usage_error("user: create, list or show?");
     if (strcmp(argv[1], "create") == 0)
         return user_create(c, argc - 1, argv + 1);
     if (strcmp(argv[1], "list") == 0)
         return user_list(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return user_show(c, argc - 1, argv + 1);
     return usage_error("user: unknown subcommand %s", argv[1]);
 }
 

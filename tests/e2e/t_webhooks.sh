@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Webhooks (fault test 7): a receiver that fails the first three deliveries
+# gets the fourth, signed with the user's secret; every try is logged; the
+# payload is frozen; a job notifies once per final state; cancellation
+# notifies too; redirects are not followed. The stack retries after 0.1 s,
+# 0.3 s, 0.6 s, ... (notify_backoff_base_ms = 100 in run.sh's local.conf).
+. ./lib.sh
+
+here=$(pwd)
+conninfo=$(sed -n 's/^database_url = //p' "$KADR_CONFIG" | tail -n 1)
+sql() { psql "$conninfo" -X -tAq -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+
+hooks=$E2E_TMP/hooks.jsonl
+: >"$hooks"
+rm -f "$E2E_TMP/hooks.port"
+python3 "$here/webhook_receiver.py" "$hooks" "$E2E_TMP/hooks.port" &
+receiver=$!
+trap 'kill "$receiver" 2>/dev/null; rm -f "$E2E_HDRS" "$E2E_OUT"' EXIT
+
+email="hooks-$RANDOM$RANDOM@e2e.test"
+out=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user create --email "$email" --api-key --json)
+KEY=$(jq -r .api_key <<<"$out")
+
+begin "setup: a receiver on loopback, a user and a ready sample"
+wait_until 10 test -s "$E2E_TMP/hooks.port" || note "the receiver did not start"
+port=$(cat "$E2E_TMP/hooks.port" 2>/dev/null)
+[[ $KEY == kadr_* ]] || note "kadrctl user create: $out"
+sample_media || { finish; exit 1; }
+media=$MEDIA_ID
+end
+
+begin "kadrctl user show prints the webhook secret"
+show=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user show --email "$email")
+secret=$(sed -n 's/^webhook_secret: *//p' <<<"$show")
+check "no 64-hex secret in: $show" grep -qE '^[0-9a-f]{64}$' <<<"$secret"
+check "--json disagrees" test "$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user show \
+    --email "$email" --json | jq -r .webhook_secret)" == "$secret"
+check "an unknown user is an error" \
+    bash -c '! "$0" --config "$1" user show --email nobody@e2e.test >/dev/null 2>&1' \
+    "$KADR_BIN/kadrctl" "$KADR_CONFIG"
+
+# hits PATH: requests the receiver got on PATH.
+hits() { jq -c --arg p "$1" 'select(.path == $p)' "$hooks"; }
+n_hits() { hits "$1" | grep -c . || true; }
+at_least() { [[ $(n_hits "$1") -ge $2 ]]; }
+
+# verify_sig HEADER BODY_FILE: the Kadr-Signature checks out with $secret
+# and its time is within five minutes of now.
+verify_sig() {
+    local h=$1 file=$2 t v1 want now
+    t=$(sed -n 's/^t=\([0-9]*\),v1=[0-9a-f]*$/\1/p' <<<"$h")
+    v1=$(sed -n 's/^t=[0-9]*,v1=\([0-9a-f]*\)$/\1/p' <<<"$h")
+    [[ -n $t && ${#v1} == 64 ]] || { note "malformed Kadr-Signature: '$h'"; return 1; }
+    want=$({ printf '%s.' "$t"; cat "$file"; } | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
+    [[ $v1 == "$want" ]] || { note "signature $v1, expected $want"; return 1; }
+    now=$(date +%s)
+    (( t > now - 300 && t < now + 300 )) || { note "signature time $t is not now ($now)"; return 1; }
+}
+
+begin "fault 7: fails three times (HTTP 500), the fourth try arrives with a valid signature"
+path="/fail/3/$RANDOM$RANDOM"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"webhook_url\":\"http://127.0.0.1:$port$path\"}" ||
+    note "POST /jobs: $STATUS $(printf '%.200s' "$BODY")"
+job=$JOB_ID
+if [[ -n $job ]] && wait_job "$job" 120; then
+    expect_json .status completed
+    if wait_until 60 at_least "$path" 4; then
+        check "answers were not 500,500,500,200: $(hits "$path" | jq -r .answered | tr '\n' ' ')" \
+            test "$(hits "$path" | jq -r .answered | tr '\n' ' ')" == "500 500 500 200 "
+        last=$(hits "$path" | sed -n 4p)
+        jq -j .body <<<"$last" >"$E2E_TMP/hook4.body"
+        verify_sig "$(jq -r '.headers["kadr-signature"]' <<<"$last")" "$E2E_TMP/hook4.body"
+        check "content type: $(jq -r '.headers["content-type"]' <<<"$last")" \
+            test "$(jq -r '.headers["content-type"]' <<<"$last")" == application/json
+        check "user agent: $(jq -r '.headers["user-agent"]' <<<"$last")" \
+            grep -q '^kadr-notify/[0-9]' <<<"$(jq -r '.headers["user-agent"]' <<<"$last")"
+        check "Kadr-Event header" test "$(jq -r '.headers["kadr-event"]' <<<"$last")" == job.completed
+        BODY=$(cat "$E2E_TMP/hook4.body")
+        expect_json .event job.completed
+        expect_json .job.id "$job"
+        expect_json .job.status completed
+        expect_jq '.job.outputs | map(.name) | index("main") != null' "no main output in the payload"
+        check "the four tries did not carry the same body" \
+            test "$(hits "$path" | jq -r .body | sort -u | wc -l)" -eq 1
+        check "the tries did not share one Kadr-Delivery id" \
+            test "$(hits "$path" | jq -r '.headers["kadr-delivery"]' | sort -u | wc -l)" -eq 1
+        # Each try of the first three was signed too (a fresh t each time).
+        first=$(hits "$path" | sed -n 1p)
+        jq -j .body <<<"$first" >"$E2E_TMP/hook1.body"
+        verify_sig "$(jq -r '.headers["kadr-signature"]' <<<"$first")" "$E2E_TMP/hook1.body"
+    else
+        note "the receiver got $(n_hits "$path") request(s) on $path, expected 4"
+    fi
+    _settled() { [[ -n $(sql "SELECT 1 FROM webhook_deliveries WHERE job_id = '$job' AND delivered_at IS NOT NULL") ]]; }
+    wait_until 20 _settled || note "the delivery is not marked delivered"
+    got=$(sql "SELECT string_agg(coalesce(a.status_code::text, '-'), ',' ORDER BY a.id)
+               FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+              WHERE d.job_id = '$job'")
+    check "attempt log: '$got', expected 500,500,500,200" test "$got" == 500,500,500,200
+    got=$(sql "SELECT attempts || ' ' || (last_status = 200) || ' ' || (failed_at IS NULL)
+                 FROM webhook_deliveries WHERE job_id = '$job'")
+    check "delivery row: '$got'" test "$got" == "4 true true"
+fi
+
+begin "a job written completed twice (a racing worker) is notified once"
+if [[ -n ${job:-} ]]; then
+    sql "UPDATE jobs SET status = 'completed', finished_at = now() WHERE id = '$job'" >/dev/null
+    sql "UPDATE jobs SET progress = 100 WHERE id = '$job'" >/dev/null
+    n=$(sql "SELECT count(*) FROM webhook_deliveries WHERE job_id = '$job'")
+    check "$n deliveries for one final state" test "$n" == 1
+fi
+
+begin "cancelling a pending job sends job.cancelled"
+path="/ok/$RANDOM$RANDOM"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$path\"}" ||
+    note "POST /jobs: $STATUS"
+job=$JOB_ID
+api POST "/api/v1/jobs/$job/cancel" '{}'
+expect_status 200
+if wait_until 30 at_least "$path" 1; then
+    BODY=$(hits "$path" | head -n 1 | jq -r .body)
+    expect_json .event job.cancelled
+    expect_json .job.id "$job"
+    expect_json .job.status cancelled
+else
+    note "no job.cancelled request arrived"
+fi
+
+begin "a redirect is not followed, and the try is logged as failed"
+path="/redirect/$RANDOM$RANDOM"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$path\"}" ||
+    note "POST /jobs: $STATUS"
+job=$JOB_ID
+api POST "/api/v1/jobs/$job/cancel" '{}'
+if wait_until 30 at_least "$path" 2; then
+    check "the redirect target was requested" test "$(n_hits "/redirect-target${path#/redirect}")" -eq 0
+    _logged() { [[ -n $(sql "SELECT 1 FROM webhook_deliveries WHERE job_id = '$job' AND attempts >= 2 AND last_error LIKE '%redirect%'") ]]; }
+    wait_until 20 _logged || note "last_error does not say the redirect was refused: $(sql "SELECT last_status, last_error FROM webhook_deliveries WHERE job_id = '$job'")"
+else
+    note "the receiver got $(n_hits "$path") request(s) on $path, expected 2 or more"
+fi
+# Enough: stop the retries of this one for the rest of the suite.
+sql "UPDATE webhook_deliveries SET failed_at = now() WHERE job_id = '$job'" >/dev/null
+
+begin "a job without webhook_url makes no delivery"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\"}" ||
+    note "POST /jobs: $STATUS"
+api POST "/api/v1/jobs/$JOB_ID/cancel" '{}'
+n=$(sql "SELECT count(*) FROM webhook_deliveries WHERE job_id = '$JOB_ID'")
+check "$n deliveries without a webhook_url" test "$n" == 0
+
+finish
