@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,11 +35,19 @@ start_redis(void)
                (char *)NULL);
         _exit(127);
     }
-    /* Wait for the socket to appear (a condition, with a bound). */
-    for (int i = 0; i < 500; i++) {
-        struct stat st;
+    /* Wait until the server accepts connections: the socket file appears
+     * at bind(), a moment before listen(), so its existence is not enough
+     * on a loaded machine. A condition with a bound of 10 s. */
+    for (int i = 0; i < 1000; i++) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        bool up;
 
-        if (stat(sock, &st) == 0)
+        memcpy(sa.sun_path, sock, strnlen(sock, sizeof(sa.sun_path) - 1));
+        up = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (up)
             return;
         usleep(10000);
     }
