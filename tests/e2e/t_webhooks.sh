@@ -35,6 +35,7 @@ secret=$(sed -n 's/^webhook_secret: *//p' <<<"$show")
 check "no 64-hex secret in: $show" grep -qE '^[0-9a-f]{64}$' <<<"$secret"
 check "--json disagrees" test "$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user show \
     --email "$email" --json | jq -r .webhook_secret)" == "$secret"
+# shellcheck disable=SC2016 # $0 and $1 are bash -c's own arguments
 check "an unknown user is an error" \
     bash -c '! "$0" --config "$1" user show --email nobody@e2e.test >/dev/null 2>&1' \
     "$KADR_BIN/kadrctl" "$KADR_CONFIG"
