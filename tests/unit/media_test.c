@@ -302,10 +302,10 @@ jint(const json_t *o, const char *key)
 struct job {
     struct kd_jobspec spec;
     struct kd_input input;
-    struct kd_input inputs[4];
+    struct kd_input inputs[50];
     struct kd_layer layers[4];
-    const char *paths[4];
-    char more_paths[4][512];
+    const char *paths[50];
+    char more_paths[50][512];
     const char *layer_paths[4];
     char layer_files[4][512];
     char audio_file[512];
@@ -1368,6 +1368,95 @@ START_TEST(edit_everything_at_once)
 }
 END_TEST
 
+START_TEST(edit_fifty_inputs)
+{
+    /* The most inputs a job may have, alternating files with and without
+     * sound: each decoded in turn, 50 x 0.2 s. */
+    struct job *j = job_new("av.mp4", "fifty.mp4");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.width = 160;
+    j->spec.output.height = 120;
+    j->input.start_s = 0.4;
+    j->input.end_s = 0.6;
+    for (int i = 1; i < 50; i++)
+        add_input(j, i % 2 ? "blue.mp4" : "av.mp4", 0.2 * (i % 10), 0.2 * (i % 10) + 0.2);
+    edit_ok(j);
+    p = probe_ok("fifty.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 10.0, 0.1);
+    ck_assert_ptr_nonnull(jstream(p, "audio"));
+    json_decref(p);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.45, 0.55), 0.05); /* input 2 */
+    ck_assert_double_le(audio_rms(j->out_path, 0.25, 0.35), 0.001); /* input 1 */
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_refuses_a_bad_second_input)
+{
+    static const struct {
+        const char *file;
+        enum kd_err rc;
+        const char *needle;
+    } cases[] = {
+        { "playlist.mp4", KD_EFORBIDDEN, "inputs[1]" },
+        { "truncated.mp4", KD_EMEDIA, "inputs[1]" },
+        { "subs.srt", KD_EMEDIA, "inputs[1]" },
+    };
+
+    for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
+        struct job *j = job_new("av.mp4", "bad2nd.mp4");
+        enum kd_err rc;
+
+        add_input(j, cases[i].file, 0, NAN);
+        rc = run_job(j);
+        ck_assert_msg(rc == cases[i].rc, "%s: %s (%s)", cases[i].file, kd_err_name(rc), j->e.err);
+        ck_assert_msg(strstr(j->e.err, cases[i].needle) != NULL, "%s: %s", cases[i].file,
+                      j->e.err);
+        free(j);
+    }
+    /* A layer that is sound only, a track that is picture only, an input
+     * not longer than the transition. */
+    {
+        struct job *j = job_new("av.mp4", "bad3rd.mp4");
+
+        add_file_layer(j, KD_LAYER_VIDEO, "tone.mp3", KD_POS_TOP, 0.3, 0, NAN);
+        ck_assert_int_eq(run_job(j), KD_EMEDIA);
+        ck_assert_ptr_nonnull(strstr(j->e.err, "layers[0]"));
+        free(j);
+        j = job_new("av.mp4", "bad3rd.mp4");
+        set_audio(j, "blue.mp4", KD_AUDIO_MIX);
+        ck_assert_int_eq(run_job(j), KD_EMEDIA);
+        ck_assert_ptr_nonnull(strstr(j->e.err, "audio"));
+        free(j);
+        j = job_new("av.mp4", "bad3rd.mp4");
+        j->input.end_s = 0.3;
+        add_input(j, "av.mp4", 0, NAN);
+        j->spec.has_transition = true;
+        j->spec.transition_s = 0.5;
+        ck_assert_int_eq(run_job(j), KD_EINVAL);
+        ck_assert_ptr_nonnull(strstr(j->e.err, "transition"));
+        free(j);
+    }
+}
+END_TEST
+
+START_TEST(edit_cancels_a_join)
+{
+    struct job *j = job_new("av.mp4", "cancel3.mp4");
+
+    add_input(j, "blue.mp4", 0, NAN);
+    add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP, 0.3, 0, NAN);
+    set_audio(j, "music.wav", KD_AUDIO_MIX)->loop = true;
+    j->cancel_after_progress = 3;
+    ck_assert_int_eq(run_job(j), KD_ECANCELED);
+    ck_assert_str_eq(j->e.err, "cancelled");
+    ck_assert_double_lt(j->fractions[j->n_fractions - 1], 0.5);
+    free(j);
+}
+END_TEST
+
 START_TEST(edit_subtitles_burned_and_soft)
 {
     /* Burned: the picture changes while the first cue (0.5 - 2.0 s) shows,
@@ -1510,6 +1599,9 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_image_with_alpha_and_opacity);
     tcase_add_test(edit_tc, edit_audio_mix_and_replace);
     tcase_add_test(edit_tc, edit_everything_at_once);
+    tcase_add_test(edit_tc, edit_fifty_inputs);
+    tcase_add_test(edit_tc, edit_refuses_a_bad_second_input);
+    tcase_add_test(edit_tc, edit_cancels_a_join);
     tcase_add_test(edit_tc, edit_subtitles_burned_and_soft);
     tcase_add_test(edit_tc, edit_thumbnails_from_the_output);
     tcase_add_test(edit_tc, edit_copy_remuxes);
