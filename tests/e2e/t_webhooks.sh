@@ -143,6 +143,44 @@ fi
 # Enough: stop the retries of this one for the rest of the suite.
 sql "UPDATE webhook_deliveries SET failed_at = now() WHERE job_id = '$job'" >/dev/null
 
+begin "kadr-notify --check-config names a bad key"
+out=$("$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" --check-config 2>&1)
+check "--check-config on a good file: $out" test "$out" == "configuration ok"
+out=$(KADR_NOTIFY_TIMEOUT_MS=1 "$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" --check-config 2>&1) &&
+    note "a timeout of 1 ms was accepted"
+check "the error does not name the key: $out" grep -q notify_timeout_ms <<<"$out"
+
+begin "two notifiers share the work: 20 events, each delivered once; SIGTERM stops cleanly"
+# A second notifier beside the stack's, as root on the same database.
+"$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" >"$E2E_TMP/notify2.log" 2>&1 &
+notify2=$!
+prefix="/ok/many-$RANDOM$RANDOM"
+jobs=()
+for i in $(seq 1 20); do
+    submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$prefix/$i\"}" ||
+        note "POST /jobs: $STATUS"
+    jobs+=("$JOB_ID")
+done
+for j in "${jobs[@]}"; do api POST "/api/v1/jobs/$j/cancel" '{}'; done
+n_prefix() { jq -r --arg p "$prefix/" 'select(.path | startswith($p)) | .path' "$hooks" | grep -c . || true; }
+_all_in() { [[ $(n_prefix) -ge 20 ]]; }
+wait_until 60 _all_in || note "only $(n_prefix) of 20 deliveries arrived"
+# Settled rows are never claimed again: with every row delivered on its
+# first try no duplicate can follow.
+_rows_done() { [[ $(sql "SELECT count(*) FROM webhook_deliveries WHERE url LIKE '%$prefix/%' AND delivered_at IS NOT NULL AND attempts = 1") -eq 20 ]]; }
+wait_until 30 _rows_done || note "not every delivery row is delivered on try 1: $(sql "SELECT string_agg(attempts || '/' || (delivered_at IS NOT NULL), ' ') FROM webhook_deliveries WHERE url LIKE '%$prefix/%'")"
+check "a path was delivered twice: $(jq -r --arg p "$prefix/" 'select(.path | startswith($p)) | .path' "$hooks" | sort | uniq -d | tr '\n' ' ')" \
+    test "$(n_prefix)" -eq 20
+got=$(jq -r --arg p "$prefix/" 'select(.path | startswith($p)) | .body' "$hooks" | jq -r .job.id | sort -u | wc -l)
+check "$got distinct jobs in 20 deliveries" test "$got" -eq 20
+kill -TERM "$notify2"
+code=0
+wait "$notify2" || code=$?
+check "the second notifier ended with status $code after SIGTERM" test "$code" -eq 0
+check "no 'stopped' line in its log: $(tail -n 3 "$E2E_TMP/notify2.log")" grep -q '"notify: stopped"' "$E2E_TMP/notify2.log"
+grep -qE 'Sanitizer|runtime error' "$E2E_TMP/notify2.log" && note "a sanitizer report in its log"
+echo "# deliveries per notifier: $(sql "SELECT string_agg(n || '=' || c, ' ') FROM (SELECT a.notifier n, count(*) c FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.url LIKE '%$prefix/%' GROUP BY 1) x")"
+
 begin "a job without webhook_url makes no delivery"
 submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\"}" ||
     note "POST /jobs: $STATUS"
