@@ -848,6 +848,10 @@ build_graph(struct run *r)
 
     if ((rc = kd_media_graph_init(&r->gr)) != KD_OK)
         goto out;
+    /* Slice threads for the filters that have them (overlay, xfade, the
+     * colour conversions), as many as the job's threads: what the ffmpeg
+     * command line does. */
+    r->gr.g->nb_threads = r->e->threads > 0 ? r->e->threads : 0;
     if ((vt = calloc(n, sizeof(*vt))) == NULL || (at = calloc(n, sizeof(*at))) == NULL ||
         (durs = calloc(n, sizeof(*durs))) == NULL) {
         rc = KD_ENOMEM;

@@ -36,7 +36,7 @@ kd_media_graph_init(struct kd_media_graph *gr)
     memset(gr, 0, sizeof(*gr));
     if ((gr->g = avfilter_graph_alloc()) == NULL)
         return KD_ENOMEM;
-    /* Filters run in the calling thread: the encoders use the cores. */
+    /* One thread unless the caller asks for slice threads. */
     gr->g->nb_threads = 1;
     return KD_OK;
 }
