@@ -197,9 +197,15 @@ open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
 static void
 printable(char *s)
 {
-    for (; *s != '\0'; s++)
+    char *end = s;
+
+    for (; *s != '\0'; s++) {
         if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
             *s = ' ';
+        if (*s != ' ')
+            end = s + 1;
+    }
+    *end = '\0'; /* no trailing blanks (a body's final newline) */
 }
 
 static enum kd_err

@@ -150,7 +150,7 @@ out=$(KADR_NOTIFY_TIMEOUT_MS=1 "$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" -
     note "a timeout of 1 ms was accepted"
 check "the error does not name the key: $out" grep -q notify_timeout_ms <<<"$out"
 
-begin "two notifiers share the work: 20 events, each delivered once; SIGTERM stops cleanly"
+begin "two notifiers side by side: 20 events, each delivered once; SIGTERM stops cleanly"
 # A second notifier beside the stack's, as root on the same database.
 "$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" >"$E2E_TMP/notify2.log" 2>&1 &
 notify2=$!
@@ -180,6 +180,60 @@ check "the second notifier ended with status $code after SIGTERM" test "$code" -
 check "no 'stopped' line in its log: $(tail -n 3 "$E2E_TMP/notify2.log")" grep -q '"notify: stopped"' "$E2E_TMP/notify2.log"
 grep -qE 'Sanitizer|runtime error' "$E2E_TMP/notify2.log" && note "a sanitizer report in its log"
 echo "# deliveries per notifier: $(sql "SELECT string_agg(n || '=' || c, ' ') FROM (SELECT a.notifier n, count(*) c FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.url LIKE '%$prefix/%' GROUP BY 1) x")"
+
+# The next cases need a notifier of their own settings alone: the stack's
+# is stopped meanwhile and started again by stack.sh afterwards.
+stack_notifier=$(cat "$KADR_STACK_DIR/notify.pid" 2>/dev/null || true)
+[[ -n $stack_notifier ]] && kill -TERM "$stack_notifier" 2>/dev/null
+_stack_notifier_gone() { ! kill -0 "$stack_notifier" 2>/dev/null; }
+# own_notifier VAR=VALUE...: starts a notifier with these settings; sets OWN.
+own_notifier() {
+    env "$@" "$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" >>"$E2E_TMP/notify3.log" 2>&1 &
+    OWN=$!
+}
+stop_own() { kill -TERM "$OWN" 2>/dev/null; wait "$OWN" 2>/dev/null; }
+# cancelled_hook PATH: a job cancelled at once, announced to PATH; sets job.
+cancelled_hook() {
+    submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$1\"}" ||
+        note "POST /jobs: $STATUS"
+    job=$JOB_ID
+    api POST "/api/v1/jobs/$job/cancel" '{}'
+}
+
+begin "a receiver that never succeeds is given up after the retry window, every try logged"
+wait_until 30 _stack_notifier_gone || note "the stack's notifier did not stop"
+own_notifier KADR_NOTIFY_RETRY_WINDOW_S=1
+path="/fail/1000/$RANDOM$RANDOM"
+cancelled_hook "$path"
+_given_up() { [[ -n $(sql "SELECT 1 FROM webhook_deliveries WHERE job_id = '$job' AND failed_at IS NOT NULL") ]]; }
+if wait_until 60 _given_up; then
+    row=$(sql "SELECT attempts || '|' || last_status || '|' || last_error || '|' || (delivered_at IS NULL) FROM webhook_deliveries WHERE job_id = '$job'")
+    tries=${row%%|*}
+    check "fewer than 2 tries before giving up: $row" test "$tries" -ge 2
+    check "the row does not end on the receiver's 500: $row" grep -q '^[0-9]*|500|HTTP 500: no thanks|true$' <<<"$row"
+    check "the receiver got $(n_hits "$path") requests, the log says $tries" test "$(n_hits "$path")" -eq "$tries"
+    n=$(sql "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.job_id = '$job' AND a.status_code = 500")
+    check "$n attempt rows for $tries tries" test "$n" -eq "$tries"
+else
+    note "not given up: $(sql "SELECT attempts, last_error, failed_at FROM webhook_deliveries WHERE job_id = '$job'")"
+fi
+stop_own
+
+begin "a receiver on a private address is refused unless notify_allow_private"
+own_notifier KADR_NOTIFY_ALLOW_PRIVATE=0 KADR_NOTIFY_RETRY_WINDOW_S=1
+path="/ok/private-$RANDOM$RANDOM"
+cancelled_hook "$path"
+if wait_until 60 _given_up; then
+    err=$(sql "SELECT last_error FROM webhook_deliveries WHERE job_id = '$job'")
+    check "last_error does not name the refusal: $err" grep -q 'private or reserved address' <<<"$err"
+    check "the receiver was reached anyway" test "$(n_hits "$path")" -eq 0
+else
+    note "not given up: $(sql "SELECT attempts, last_error, failed_at FROM webhook_deliveries WHERE job_id = '$job'")"
+fi
+stop_own
+grep -qE 'Sanitizer|runtime error' "$E2E_TMP/notify3.log" && note "a sanitizer report in a notifier's log"
+"$E2E_TOP/scripts/stack.sh" start --dir "$KADR_STACK_DIR" >"$E2E_TMP/restart.log" 2>&1 ||
+    note "stack.sh start did not bring the notifier back: $(tail -n 3 "$E2E_TMP/restart.log")"
 
 begin "a job without webhook_url makes no delivery"
 submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\"}" ||
