@@ -833,6 +833,32 @@ plan(struct run *r)
                                (spec->n_inputs > 1 && spec->has_transition));
 }
 
+/* Makes a chain last exactly len_s: xfade places each fade at an offset
+ * computed from the declared lengths, and ends the whole output if its
+ * first input stops before that offset. A picture that ends early holds
+ * its last frame, sound that ends early is followed by silence, and
+ * anything beyond is cut. */
+static enum kd_err
+exact_length(struct run *r, bool is_video, double len_s, struct kd_media_pad *tail)
+{
+    char len[32];
+    enum kd_err rc;
+
+    (void)snprintf(len, sizeof(len), "%.6f", len_s);
+    if (is_video)
+        rc = kd_media_graph_append(&r->gr, "tpad",
+                                   (const char *[]){ "stop_mode", "clone", "stop_duration", len,
+                                                     NULL },
+                                   tail, r->e->err);
+    else
+        rc = kd_media_graph_append(&r->gr, "apad", (const char *[]){ "whole_dur", len, NULL },
+                                   tail, r->e->err);
+    if (rc != KD_OK)
+        return rc;
+    return kd_media_graph_append(&r->gr, is_video ? "trim" : "atrim",
+                                 (const char *[]){ "duration", len, NULL }, tail, r->e->err);
+}
+
 /* Each input contributes its chains (or black and silence in their place),
  * they are joined, the layers are drawn in order, the track is added, and
  * the sinks end the tails. */
@@ -869,6 +895,8 @@ build_graph(struct run *r)
                 rc = kd_media_graph_black(&r->gr, &r->plan.vt, fd->dur_s, &vt[i], r->e->err);
             if (rc != KD_OK)
                 goto out;
+            if (trans > 0 && fd->v.is_used && (rc = exact_length(r, true, fd->dur_s, &vt[i])) != KD_OK)
+                goto out;
         }
         if (r->has_base_audio) {
             if (fd->a.is_used)
@@ -877,6 +905,8 @@ build_graph(struct run *r)
             else
                 rc = kd_media_graph_silence(&r->gr, &r->plan.at, fd->dur_s, &at[i], r->e->err);
             if (rc != KD_OK)
+                goto out;
+            if (trans > 0 && fd->a.is_used && (rc = exact_length(r, false, fd->dur_s, &at[i])) != KD_OK)
                 goto out;
         }
     }

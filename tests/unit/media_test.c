@@ -200,6 +200,12 @@ make_media(void)
                        "lavfi", "-i", "sine=frequency=660:sample_rate=44100", "-t", "1",
                        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p",
                        "-c:a", "aac", p, NULL });
+    /* Picture for 1 s, sound for 2 s: the file says 2 s. */
+    path_of(p, sizeof(p), "shortpic.mp4");
+    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+                       "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                       "-c:a", "aac", p, NULL });
     path_of(p, sizeof(p), "music.wav");
     run_ok((char *[]){ FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t",
                        "0.5", "-af", "volume=2", p, NULL });
@@ -1190,6 +1196,26 @@ START_TEST(edit_transition_crossfades)
 }
 END_TEST
 
+START_TEST(edit_transition_after_a_short_picture)
+{
+    /* The first input's picture stops 1 s before its sound: it holds its
+     * last frame, and the fade and the second input still come. */
+    struct job *j = job_new("shortpic.mp4", "shortfade.mkv");
+    unsigned char *f = malloc(W * H);
+
+    j->spec.output.container = KD_CONT_MKV;
+    add_input(j, "blue.mp4", 0, 1.0);
+    j->spec.has_transition = true;
+    j->spec.transition_s = 0.5;
+    edit_ok(j);
+    ck_assert_double_eq_tol(j->e.duration_s, 2.5, FRAME_S + 0.03);
+    grab_gray(j->out_path, 2.3, W, H, f);
+    ck_assert_double_eq_tol(region_mean(f, W, 0, 0, W, H), 29.0, 3.0);
+    free(f);
+    free(j);
+}
+END_TEST
+
 START_TEST(edit_picture_in_picture)
 {
     /* Red (1 s long) over blue, 80 px wide at the top right, with a white
@@ -1595,6 +1621,7 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_concat_mismatched_inputs);
     tcase_add_test(edit_tc, edit_concat_input_without_sound_is_silent);
     tcase_add_test(edit_tc, edit_transition_crossfades);
+    tcase_add_test(edit_tc, edit_transition_after_a_short_picture);
     tcase_add_test(edit_tc, edit_picture_in_picture);
     tcase_add_test(edit_tc, edit_image_with_alpha_and_opacity);
     tcase_add_test(edit_tc, edit_audio_mix_and_replace);
