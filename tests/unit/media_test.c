@@ -1196,6 +1196,47 @@ START_TEST(edit_transition_crossfades)
 }
 END_TEST
 
+START_TEST(edit_joins_sound_only_and_picture_only)
+{
+    /* Sound only + picture only into mp4: black, then silence. */
+    struct job *j = job_new("tone.mp3", "mixed_kinds.mp4");
+    unsigned char *f = malloc(W * H);
+    char kind[16];
+    json_t *p;
+
+    j->input.end_s = 1.0;
+    add_input(j, "blue.mp4", 0, 1.0);
+    edit_ok(j);
+    p = probe_ok("mixed_kinds.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 2.0, FRAME_S + 0.03);
+    ck_assert_ptr_nonnull(jstream(p, "video"));
+    ck_assert_ptr_nonnull(jstream(p, "audio"));
+    ck_assert_int_eq(jint(jstream(p, "video"), "width"), W);
+    json_decref(p);
+    grab_gray(j->out_path, 0.5, W, H, f);
+    ck_assert_double_le(region_mean(f, W, 0, 0, W, H), 2.0);
+    grab_gray(j->out_path, 1.5, W, H, f);
+    ck_assert_double_eq_tol(region_mean(f, W, 0, 0, W, H), 29.0, 3.0);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.9), 0.05);
+    ck_assert_double_le(audio_rms(j->out_path, 1.1, 1.9), 0.001);
+    free(j);
+    /* The same into m4a with a fade: sound only, 1.0 + 1.0 - 0.25. */
+    j = job_new("tone.mp3", "mixed_kinds.m4a");
+    j->spec.output.container = KD_CONT_M4A;
+    j->input.end_s = 1.0;
+    add_input(j, "av.mp4", 0, 1.0);
+    j->spec.has_transition = true;
+    j->spec.transition_s = 0.25;
+    edit_ok(j);
+    p = probe_ok("mixed_kinds.m4a", kind);
+    ck_assert_str_eq(kind, "audio");
+    ck_assert_double_eq_tol(jdur(p), 1.75, 0.05);
+    json_decref(p);
+    free(f);
+    free(j);
+}
+END_TEST
+
 START_TEST(edit_transition_after_a_short_picture)
 {
     /* The first input's picture stops 1 s before its sound: it holds its
@@ -1621,6 +1662,7 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_concat_mismatched_inputs);
     tcase_add_test(edit_tc, edit_concat_input_without_sound_is_silent);
     tcase_add_test(edit_tc, edit_transition_crossfades);
+    tcase_add_test(edit_tc, edit_joins_sound_only_and_picture_only);
     tcase_add_test(edit_tc, edit_transition_after_a_short_picture);
     tcase_add_test(edit_tc, edit_picture_in_picture);
     tcase_add_test(edit_tc, edit_image_with_alpha_and_opacity);
