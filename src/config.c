@@ -35,7 +35,7 @@ static const struct setting settings[] = {
     S("redis_socket", redis_socket, "", "Redis unix socket; used instead of host/port when set"),
     SECRET("redis_password", redis_password, "", "Redis AUTH password"),
     S("redis_prefix", redis_prefix, "kadr:", "prefix of every Redis key"),
-    S("storage_backend", storage_backend, "local", "where media bytes live: local"),
+    S("storage_backend", storage_backend, "local", "where media bytes live: local or s3"),
     S("storage_root", storage_root, "./run/storage", "local backend: the storage directory"),
     S("public_url", public_url, "http://127.0.0.1:8080",
       "base URL of nginx as clients reach it (presigned URLs)"),
@@ -43,6 +43,22 @@ static const struct setting settings[] = {
            "HMAC key of presigned URLs (at least 32 bytes)"),
     I("upload_url_ttl_s", upload_url_ttl_s, "3600", 10, 7 * 86400, "validity of upload URLs"),
     I("download_url_ttl_s", download_url_ttl_s, "900", 10, 7 * 86400, "validity of download URLs"),
+    S("s3_endpoint", s3_endpoint, "http://127.0.0.1:9000", "s3 backend: base URL of the S3 API"),
+    S("s3_public_endpoint", s3_public_endpoint, "",
+      "s3 backend: base URL of presigned URLs as browsers reach it (default s3_endpoint)"),
+    S("s3_region", s3_region, "us-east-1", "s3 backend: region signed into requests"),
+    S("s3_bucket", s3_bucket, "kadr", "s3 backend: the bucket"),
+    I("s3_path_style", s3_path_style, "1", 0, 1,
+      "s3 backend: 1 puts the bucket in the path, 0 in the host name"),
+    S("s3_access_key", s3_access_key, "", "s3 backend: access key id"),
+    SECRET("s3_secret_key", s3_secret_key, "", "s3 backend: secret access key"),
+    I("s3_part_size", s3_part_size, "64M", 5 * 1024 * 1024, 5 * GIB,
+      "s3 backend: size of multipart upload parts"),
+    I("s3_multipart_threshold", s3_multipart_threshold, "64M", 5 * 1024 * 1024, 5 * GIB,
+      "s3 backend: larger objects are uploaded in parts"),
+    I("s3_timeout_ms", s3_timeout_ms, "30000", 100, 3600000,
+      "s3 backend: a request stalled this long fails (retried)"),
+    I("s3_retries", s3_retries, "4", 0, 20, "s3 backend: retries of a transient failure"),
     I("api_db_timeout_ms", api_db_timeout_ms, "5000", 100, 600000,
       "statement timeout of API queries"),
     I("worker_slots", worker_slots, "2", 1, 64, "jobs a worker runs side by side"),
@@ -309,10 +325,31 @@ load_env(struct kd_config *cfg, char *errbuf, size_t errbuf_len)
 static enum kd_err
 validate(const struct kd_config *cfg, char *errbuf, size_t errbuf_len)
 {
-    if (strcmp(cfg->storage_backend, "local") != 0) {
-        snprintf(errbuf, errbuf_len, "storage_backend = \"%.32s\": expected local",
+    if (strcmp(cfg->storage_backend, "local") != 0 && strcmp(cfg->storage_backend, "s3") != 0) {
+        snprintf(errbuf, errbuf_len, "storage_backend = \"%.32s\": expected local or s3",
                  cfg->storage_backend);
         return KD_EINVAL;
+    }
+    if (strcmp(cfg->storage_backend, "s3") == 0) {
+        if (strncmp(cfg->s3_endpoint, "http://", 7) != 0 &&
+            strncmp(cfg->s3_endpoint, "https://", 8) != 0) {
+            snprintf(errbuf, errbuf_len, "s3_endpoint = \"%.64s\": expected an http(s) URL",
+                     cfg->s3_endpoint);
+            return KD_EINVAL;
+        }
+        if (cfg->s3_public_endpoint[0] != '\0' &&
+            strncmp(cfg->s3_public_endpoint, "http://", 7) != 0 &&
+            strncmp(cfg->s3_public_endpoint, "https://", 8) != 0) {
+            snprintf(errbuf, errbuf_len, "s3_public_endpoint = \"%.64s\": expected an http(s) URL",
+                     cfg->s3_public_endpoint);
+            return KD_EINVAL;
+        }
+        if (cfg->s3_bucket[0] == '\0' || cfg->s3_access_key[0] == '\0' ||
+            cfg->s3_secret_key[0] == '\0') {
+            snprintf(errbuf, errbuf_len, "storage_backend = s3 needs s3_bucket, s3_access_key "
+                                         "and s3_secret_key");
+            return KD_EINVAL;
+        }
     }
     if (kd_log_level_parse(cfg->log_level) < 0) {
         snprintf(errbuf, errbuf_len, "log_level = \"%.32s\": expected debug, info, warn or error",

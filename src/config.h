@@ -37,12 +37,23 @@ struct kd_config {
     char *redis_password;         /* secret */
     char *redis_prefix;           /* key prefix, e.g. "kadr:" */
     /* storage */
-    char *storage_backend;        /* "local" (S3 in a later issue) */
+    char *storage_backend;        /* "local" or "s3" */
     char *storage_root;           /* local backend: the directory */
     char *public_url;             /* base URL clients reach nginx at */
     char *url_signing_secret;     /* secret: HMAC key for presigned URLs */
     int64_t upload_url_ttl_s;
     int64_t download_url_ttl_s;
+    char *s3_endpoint;            /* s3: "http://host:port" of the S3 API */
+    char *s3_public_endpoint;     /* s3: the same as browsers reach it; "" = s3_endpoint */
+    char *s3_region;
+    char *s3_bucket;
+    int64_t s3_path_style;        /* 1: http://endpoint/bucket/key; 0: bucket.host */
+    char *s3_access_key;
+    char *s3_secret_key;          /* secret */
+    int64_t s3_part_size;         /* bytes per multipart part */
+    int64_t s3_multipart_threshold; /* larger objects go in parts */
+    int64_t s3_timeout_ms;        /* a stalled request fails after this */
+    int64_t s3_retries;           /* retries of a transient failure */
     /* api */
     int64_t api_db_timeout_ms;
     /* worker */
