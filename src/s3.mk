@@ -1,2 +1,3 @@
 # S3/MinIO storage backend (issue #6): SigV4 signer and the S3 client.
 src_libkadr_a_SOURCES += src/sigv4.c src/sigv4.h
+src_libkadr_a_SOURCES += src/storage_int.h src/storage_s3.c

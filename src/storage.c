@@ -1,5 +1,6 @@
 #include "storage.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,44 +10,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "storage_int.h"
 #include "util.h"
 
-/* Local layout: <root>/objects/<key> holds objects; <root>/tmp receives
- * partial files (nginx's client_body_temp_path points there too) so that
- * publishing an object is a rename within one file system. */
-struct kd_storage {
-    const struct kd_config *cfg;
-    char objects[2048];
-    char tmp[2048];
-};
-
 #define SIG_VERSION "kadr-v1"
-
-enum kd_err
-kd_storage_open(const struct kd_config *cfg, struct kd_storage **out)
-{
-    struct kd_storage *s;
-    enum kd_err rc;
-
-    if (strcmp(cfg->storage_backend, "local") != 0)
-        return KD_EUNSUPPORTED;
-    if ((s = calloc(1, sizeof(*s))) == NULL)
-        return KD_ENOMEM;
-    s->cfg = cfg;
-    if ((rc = kd_snprintf(s->objects, sizeof(s->objects), "%s/objects", cfg->storage_root)) != KD_OK ||
-        (rc = kd_snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", cfg->storage_root)) != KD_OK) {
-        free(s);
-        return KD_EINVAL;
-    }
-    *out = s;
-    return KD_OK;
-}
-
-void
-kd_storage_close(struct kd_storage *s)
-{
-    free(s);
-}
 
 bool
 kd_storage_key_valid(const char *key)
@@ -158,8 +125,8 @@ parent_dirs(const char *path)
     return kd_mkdir_p(dir, 0750);
 }
 
-enum kd_err
-kd_storage_put_file(struct kd_storage *s, const char *key, const char *path)
+static enum kd_err
+local_put_file(struct kd_storage *s, const char *key, const char *path)
 {
     char dst[2048], tmp[2048], rnd[9];
     unsigned char rb[4];
@@ -222,8 +189,8 @@ out:
     return rc;
 }
 
-enum kd_err
-kd_storage_get_file(struct kd_storage *s, const char *key, const char *path)
+static enum kd_err
+local_get_file(struct kd_storage *s, const char *key, const char *path)
 {
     char src[2048];
     int in = -1, out = -1;
@@ -248,8 +215,8 @@ out:
     return rc;
 }
 
-enum kd_err
-kd_storage_delete(struct kd_storage *s, const char *key)
+static enum kd_err
+local_delete(struct kd_storage *s, const char *key)
 {
     char path[2048];
     enum kd_err rc;
@@ -263,8 +230,8 @@ kd_storage_delete(struct kd_storage *s, const char *key)
     return KD_OK;
 }
 
-enum kd_err
-kd_storage_stat(struct kd_storage *s, const char *key, struct kd_storage_stat *out)
+static enum kd_err
+local_stat(struct kd_storage *s, const char *key, struct kd_storage_stat *out)
 {
     char path[2048];
     struct stat st;
@@ -281,14 +248,14 @@ kd_storage_stat(struct kd_storage *s, const char *key, struct kd_storage_stat *o
     return KD_OK;
 }
 
-enum kd_err
-kd_storage_local_path(struct kd_storage *s, const char *key, char *out, size_t out_len)
+static enum kd_err
+local_local_path(struct kd_storage *s, const char *key, char *out, size_t out_len)
 {
     return object_path(s, key, out, out_len);
 }
 
-enum kd_err
-kd_storage_check(struct kd_storage *s)
+static enum kd_err
+local_check(struct kd_storage *s)
 {
     if (access(s->objects, W_OK | X_OK) != 0) {
         kd_log_errno(KD_LOG_WARN, errno, "storage: %s is not usable", s->objects);
@@ -383,8 +350,8 @@ signature(struct kd_storage *s, const char *method, const char *key, int64_t exp
     return rc;
 }
 
-enum kd_err
-kd_storage_presign(struct kd_storage *s, const char *method, const char *key,
+static enum kd_err
+local_presign(struct kd_storage *s, const char *method, const char *key,
                    const struct kd_presign *opt, char **url, int64_t *expires_at)
 {
     struct kd_buf b;
@@ -424,8 +391,8 @@ kd_storage_presign(struct kd_storage *s, const char *method, const char *key,
     return KD_OK;
 }
 
-enum kd_err
-kd_storage_verify(struct kd_storage *s, const char *method, const char *request_uri,
+static enum kd_err
+local_verify(struct kd_storage *s, const char *method, const char *request_uri,
                   int64_t now_s, struct kd_presigned_req *out)
 {
     const char *q, *path, *prefix;
@@ -508,4 +475,412 @@ kd_storage_verify(struct kd_storage *s, const char *method, const char *request_
     out->size = size;
     snprintf(out->filename, sizeof(out->filename), "%s", name);
     return KD_OK;
+}
+
+/* --- reads by range and listing ---------------------------------------- */
+
+static enum kd_err
+local_read_range(struct kd_storage *s, const char *key, int64_t offset, void *buf, size_t len,
+                 size_t *got)
+{
+    char path[2048];
+    size_t done = 0;
+    int fd = -1;
+    enum kd_err rc;
+
+    if ((rc = object_path(s, key, path, sizeof(path))) != KD_OK)
+        goto out;
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        rc = errno == ENOENT ? KD_ENOTFOUND : KD_EIO;
+        goto out;
+    }
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)offset + (off_t)done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = KD_EIO;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    *got = done;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int
+name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Walks dir (the objects below rel) depth first in name order. Keys sort
+ * as paths do here because '/' sorts below every key character. */
+static enum kd_err
+list_dir(struct kd_storage *s, const char *rel, const char *prefix, kd_storage_list_fn fn,
+         void *arg, int depth)
+{
+    struct dirent **ents = NULL;
+    char dir[2048];
+    int n = -1;
+    enum kd_err rc = KD_OK;
+
+    if (depth > 32)
+        return KD_OK; /* keys have at most 100 segments; deeper is not ours */
+    if ((rc = kd_snprintf(dir, sizeof(dir), "%s%s%s", s->objects, rel[0] ? "/" : "", rel)) !=
+        KD_OK)
+        goto out;
+    if ((n = scandir(dir, &ents, NULL, name_cmp)) < 0) {
+        rc = errno == ENOENT ? KD_OK : KD_EIO;
+        goto out;
+    }
+    for (int i = 0; i < n && rc == KD_OK; i++) {
+        char key[2048];
+        struct stat st;
+        size_t plen = strlen(prefix), klen;
+
+        if (ents[i]->d_name[0] == '.')
+            continue;
+        if ((rc = kd_snprintf(key, sizeof(key), "%s%s%s", rel, rel[0] ? "/" : "",
+                              ents[i]->d_name)) != KD_OK)
+            break;
+        klen = strlen(key);
+        /* prune subtrees that cannot hold the prefix */
+        if (strncmp(key, prefix, klen < plen ? klen : plen) != 0)
+            continue;
+        if ((rc = kd_snprintf(dir, sizeof(dir), "%s/%s", s->objects, key)) != KD_OK)
+            break;
+        if (lstat(dir, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = list_dir(s, key, prefix, fn, arg, depth + 1);
+        else if (S_ISREG(st.st_mode) && klen >= plen && kd_storage_key_valid(key))
+            rc = fn(key, (int64_t)st.st_size, arg);
+    }
+out:
+    for (int i = 0; i < n; i++)
+        free(ents[i]);
+    free(ents);
+    return rc;
+}
+
+static enum kd_err
+local_list(struct kd_storage *s, const char *prefix, kd_storage_list_fn fn, void *arg)
+{
+    return list_dir(s, "", prefix, fn, arg, 0);
+}
+
+static void
+local_close(struct kd_storage *s)
+{
+    (void)s;
+}
+
+static const struct kd_storage_ops local_ops = {
+    .name = "local",
+    .close = local_close,
+    .put_file = local_put_file,
+    .get_file = local_get_file,
+    .del = local_delete,
+    .stat = local_stat,
+    .local_path = local_local_path,
+    .check = local_check,
+    .presign = local_presign,
+    .verify = local_verify,
+    .read_range = local_read_range,
+    .list = local_list,
+};
+
+/* --- dispatch ---------------------------------------------------------- */
+
+enum kd_err
+kd_storage_open(const struct kd_config *cfg, struct kd_storage **out)
+{
+    struct kd_storage *s = NULL;
+    enum kd_err rc;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    s->cfg = cfg;
+    if (strcmp(cfg->storage_backend, "s3") == 0) {
+        if ((rc = kd_storage_s3_init(s)) != KD_OK)
+            goto out;
+    } else if (strcmp(cfg->storage_backend, "local") == 0) {
+        s->ops = &local_ops;
+        if (kd_snprintf(s->objects, sizeof(s->objects), "%s/objects", cfg->storage_root) != KD_OK ||
+            kd_snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", cfg->storage_root) != KD_OK) {
+            rc = KD_EINVAL;
+            goto out;
+        }
+    } else {
+        rc = KD_EUNSUPPORTED;
+        goto out;
+    }
+    *out = s;
+    s = NULL;
+    rc = KD_OK;
+out:
+    free(s);
+    return rc;
+}
+
+void
+kd_storage_close(struct kd_storage *s)
+{
+    if (s == NULL)
+        return;
+    if (s->ops != NULL)
+        s->ops->close(s);
+    free(s);
+}
+
+const char *
+kd_storage_backend_name(const struct kd_storage *s)
+{
+    return s->ops->name;
+}
+
+enum kd_err
+kd_storage_put_file(struct kd_storage *s, const char *key, const char *path)
+{
+    return s->ops->put_file(s, key, path);
+}
+
+enum kd_err
+kd_storage_get_file(struct kd_storage *s, const char *key, const char *path)
+{
+    return s->ops->get_file(s, key, path);
+}
+
+enum kd_err
+kd_storage_delete(struct kd_storage *s, const char *key)
+{
+    return s->ops->del(s, key);
+}
+
+enum kd_err
+kd_storage_stat(struct kd_storage *s, const char *key, struct kd_storage_stat *out)
+{
+    return s->ops->stat(s, key, out);
+}
+
+enum kd_err
+kd_storage_local_path(struct kd_storage *s, const char *key, char *out, size_t out_len)
+{
+    return s->ops->local_path != NULL ? s->ops->local_path(s, key, out, out_len) : KD_EUNSUPPORTED;
+}
+
+enum kd_err
+kd_storage_check(struct kd_storage *s)
+{
+    return s->ops->check(s);
+}
+
+enum kd_err
+kd_storage_presign(struct kd_storage *s, const char *method, const char *key,
+                   const struct kd_presign *opt, char **url, int64_t *expires_at)
+{
+    return s->ops->presign(s, method, key, opt, url, expires_at);
+}
+
+enum kd_err
+kd_storage_verify(struct kd_storage *s, const char *method, const char *request_uri,
+                  int64_t now_s, struct kd_presigned_req *out)
+{
+    /* only kadr's own URLs (local disk behind nginx) are checked here;
+     * S3 checks its presigned URLs itself */
+    if (s->ops->verify == NULL)
+        return KD_EFORBIDDEN;
+    return s->ops->verify(s, method, request_uri, now_s, out);
+}
+
+enum kd_err
+kd_storage_read_range(struct kd_storage *s, const char *key, int64_t offset, void *buf,
+                      size_t len, size_t *got)
+{
+    if (offset < 0 || !kd_storage_key_valid(key))
+        return KD_EINVAL;
+    return s->ops->read_range(s, key, offset, buf, len, got);
+}
+
+enum kd_err
+kd_storage_list(struct kd_storage *s, const char *prefix, kd_storage_list_fn fn, void *arg)
+{
+    return s->ops->list(s, prefix != NULL ? prefix : "", fn, arg);
+}
+
+enum kd_err
+kd_storage_multipart_begin(struct kd_storage *s, const char *key, const char *content_type,
+                           char **upload_id)
+{
+    if (s->ops->mp_begin == NULL)
+        return KD_EUNSUPPORTED;
+    return s->ops->mp_begin(s, key, content_type, upload_id);
+}
+
+enum kd_err
+kd_storage_multipart_presign_part(struct kd_storage *s, const char *key, const char *upload_id,
+                                  int part_number, int64_t ttl_s, char **url, int64_t *expires_at)
+{
+    if (s->ops->mp_presign_part == NULL)
+        return KD_EUNSUPPORTED;
+    if (part_number < 1 || part_number > KD_STORAGE_MAX_PARTS)
+        return KD_EINVAL;
+    return s->ops->mp_presign_part(s, key, upload_id, part_number, ttl_s, url, expires_at);
+}
+
+enum kd_err
+kd_storage_multipart_upload_part(struct kd_storage *s, const char *key, const char *upload_id,
+                                 int part_number, int fd, int64_t offset, int64_t len,
+                                 struct kd_storage_part *out)
+{
+    if (s->ops->mp_upload_part == NULL)
+        return KD_EUNSUPPORTED;
+    if (part_number < 1 || part_number > KD_STORAGE_MAX_PARTS || offset < 0 || len < 0)
+        return KD_EINVAL;
+    return s->ops->mp_upload_part(s, key, upload_id, part_number, fd, offset, len, out);
+}
+
+enum kd_err
+kd_storage_multipart_complete(struct kd_storage *s, const char *key, const char *upload_id,
+                              const struct kd_storage_part *parts, size_t n)
+{
+    if (s->ops->mp_complete == NULL)
+        return KD_EUNSUPPORTED;
+    if (n == 0 || n > KD_STORAGE_MAX_PARTS)
+        return KD_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].part_number < 1 || parts[i].part_number > KD_STORAGE_MAX_PARTS ||
+            (i > 0 && parts[i].part_number <= parts[i - 1].part_number))
+            return KD_EINVAL;
+    return s->ops->mp_complete(s, key, upload_id, parts, n);
+}
+
+enum kd_err
+kd_storage_multipart_abort(struct kd_storage *s, const char *key, const char *upload_id)
+{
+    if (s->ops->mp_abort == NULL)
+        return KD_EUNSUPPORTED;
+    return s->ops->mp_abort(s, key, upload_id);
+}
+
+enum kd_err
+kd_storage_multipart_list_parts(struct kd_storage *s, const char *key, const char *upload_id,
+                                struct kd_storage_part **parts, size_t *n)
+{
+    if (s->ops->mp_list_parts == NULL)
+        return KD_EUNSUPPORTED;
+    return s->ops->mp_list_parts(s, key, upload_id, parts, n);
+}
+
+/* --- streaming reader -------------------------------------------------- */
+
+/* A read-ahead window: each refill is one ranged read (one GET on S3), so
+ * a demuxer reading a few KiB at a time costs one request per window, and
+ * a seek within the window costs none. */
+#define READER_WINDOW (4 * 1024 * 1024)
+
+struct kd_storage_reader {
+    struct kd_storage *s;
+    char key[256];
+    int64_t size;
+    int64_t pos;       /* the reader's position */
+    int64_t win_off;   /* object offset of win[0] */
+    size_t win_len;
+    unsigned char *win;
+};
+
+enum kd_err
+kd_storage_reader_open(struct kd_storage *s, const char *key, struct kd_storage_reader **out)
+{
+    struct kd_storage_reader *r = NULL;
+    struct kd_storage_stat st;
+    enum kd_err rc;
+
+    if (!kd_storage_key_valid(key)) {
+        rc = KD_EINVAL;
+        goto out;
+    }
+    if ((rc = kd_storage_stat(s, key, &st)) != KD_OK)
+        goto out;
+    if ((r = calloc(1, sizeof(*r))) == NULL || (r->win = malloc(READER_WINDOW)) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    r->s = s;
+    if ((rc = kd_snprintf(r->key, sizeof(r->key), "%s", key)) != KD_OK)
+        goto out;
+    r->size = st.size;
+    *out = r;
+    r = NULL;
+out:
+    kd_storage_reader_close(r);
+    return rc;
+}
+
+enum kd_err
+kd_storage_reader_read(struct kd_storage_reader *r, void *buf, size_t len, size_t *got)
+{
+    enum kd_err rc = KD_OK;
+    size_t n;
+
+    if (r->pos >= r->size || len == 0) {
+        *got = 0;
+        goto out;
+    }
+    if (r->pos < r->win_off || r->pos >= r->win_off + (int64_t)r->win_len) {
+        size_t want = READER_WINDOW;
+
+        if ((int64_t)want > r->size - r->pos)
+            want = (size_t)(r->size - r->pos);
+        r->win_len = 0;
+        r->win_off = r->pos;
+        if ((rc = kd_storage_read_range(r->s, r->key, r->pos, r->win, want, &r->win_len)) != KD_OK)
+            goto out;
+        if (r->win_len == 0) {
+            /* the object shrank under us: a replaced object is not ours */
+            rc = KD_EIO;
+            goto out;
+        }
+    }
+    n = (size_t)(r->win_off + (int64_t)r->win_len - r->pos);
+    if (n > len)
+        n = len;
+    memcpy(buf, r->win + (r->pos - r->win_off), n);
+    r->pos += (int64_t)n;
+    *got = n;
+out:
+    return rc;
+}
+
+enum kd_err
+kd_storage_reader_seek(struct kd_storage_reader *r, int64_t offset)
+{
+    if (offset < 0 || offset > r->size)
+        return KD_EINVAL;
+    r->pos = offset;
+    return KD_OK;
+}
+
+int64_t
+kd_storage_reader_size(const struct kd_storage_reader *r)
+{
+    return r->size;
+}
+
+void
+kd_storage_reader_close(struct kd_storage_reader *r)
+{
+    if (r == NULL)
+        return;
+    free(r->win);
+    free(r);
 }

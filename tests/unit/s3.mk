@@ -6,3 +6,10 @@ tests_unit_sigv4_test_SOURCES = tests/unit/sigv4_test.c
 tests_unit_sigv4_test_CFLAGS = $(UNIT_CFLAGS) -DKD_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_sigv4_test_LDADD = $(UNIT_LIBS)
 endif
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/storage_s3_test
+TESTS += tests/unit/storage_s3_test
+tests_unit_storage_s3_test_SOURCES = tests/unit/storage_s3_test.c
+tests_unit_storage_s3_test_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_storage_s3_test_LDADD = $(UNIT_LIBS)
+endif
