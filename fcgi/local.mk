@@ -8,7 +8,8 @@ fcgi_kadr_api_SOURCES = \
 	fcgi/uploads.c \
 	fcgi/media.c \
 	fcgi/jobs.c \
-	fcgi/internal.c
+	fcgi/internal.c \
+	fcgi/admin.c
 fcgi_kadr_api_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS)
 fcgi_kadr_api_LDADD = $(KADR_CORE_LIBS) $(FCGI_LIBS)
 

@@ -28,6 +28,7 @@ static const struct kd_route routes[] = {
     {"GET", "/api/v1/jobs/{id}/events", kd_jobs_events, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"POST", "/api/v1/jobs/{id}/cancel", kd_jobs_cancel, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"POST", "/api/v1/jobs/{id}/retry", kd_jobs_retry, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    {"GET", "/api/v1/admin/queue", kd_admin_queue, KD_ROUTE_ADMIN, KD_BODY_IGNORED, 0},
     /* nginx's auth_request subrequest keeps the client's method (PUT or GET)
      * and headers, Content-Length included, so this route takes any method
      * and never looks at a body. */

@@ -62,6 +62,8 @@ enum kd_err kd_jobs_delete(struct kd_req *rq, struct kd_resp *rs);
 
 enum kd_err kd_internal_verify(struct kd_req *rq, struct kd_resp *rs);
 
+enum kd_err kd_admin_queue(struct kd_req *rq, struct kd_resp *rs);
+
 /* Shared by the media and uploads handlers: answers status with the user's
  * live media id rendered by kadr_media_json, wrapped as {"media": ...} when
  * wrap is true. KD_ENOTFOUND when there is no such media. */

@@ -543,6 +543,34 @@ stop_notify() {
     stop_pids "the notifier" TERM 30 $pids
 }
 
+# ---------------------------------------------------------------- the scheduler
+# kadr-scheduler pushes due work (run_at, retries, lost pushes, expired
+# leases) and applies retention; several may run, one leads at a time.
+start_scheduler() {
+    local pidf=$run_dir/scheduler.pid
+    if [[ -n $(live_pids "$pidf") ]]; then
+        if ! program_changed kadr-scheduler; then
+            say "the scheduler is running"
+            return 0
+        fi
+        say "kadr-scheduler was rebuilt; restarting it"
+        # shellcheck disable=SC2046
+        stop_pids "the scheduler" TERM 15 $(live_pids "$pidf")
+    fi
+    rm -f "$pidf"
+    say "starting the scheduler"
+    (cd "$run_dir" && exec "${as_user_cmd[@]}" setsid /bin/sh -c 'echo $$ >"$0"; exec "$@"' \
+        "$pidf" "$bin_dir/kadr-scheduler" --config "$conf") </dev/null >>"$log_dir/scheduler.log" 2>&1 &
+    wait_for 10 test -s "$pidf" || die "the scheduler did not start (see $log_dir/scheduler.log)"
+}
+
+stop_scheduler() {
+    local pids
+    pids=$(live_pids "$run_dir/scheduler.pid")
+    # shellcheck disable=SC2086
+    stop_pids "the scheduler" TERM 15 $pids
+}
+
 # ---------------------------------------------------------------- nginx
 render() {
     local src=$1 dst=$2
@@ -618,7 +646,7 @@ api_healthy() {
 
 # ---------------------------------------------------------------- commands
 do_start() {
-    local api worker ctl notify=
+    local api worker ctl notify= sched
     need openssl openssl
     need pg_isready postgresql-client-15
     need redis-server redis-server
@@ -631,6 +659,7 @@ do_start() {
         api=$(find_program kadr-api fcgi) || die "kadr-api not found: build first (see README) or set KADR_BIN_DIR"
         worker=$(find_program kadr-worker workers) || die "kadr-worker not found: build first or set KADR_BIN_DIR"
         ctl=$(find_program kadrctl tools) || die "kadrctl not found: build first or set KADR_BIN_DIR"
+        sched=$(find_program kadr-scheduler workers) || die "kadr-scheduler not found: build first or set KADR_BIN_DIR"
         notify=$(find_program kadr-notify notify) ||
             say "kadr-notify not found: the stack runs without webhook delivery"
     fi
@@ -658,6 +687,7 @@ do_start() {
         install_program "$api"
         install_program "$worker"
         install_program "$ctl"
+        install_program "$sched"
         [[ -z $notify ]] || install_program "$notify"
         kadrctl --check-config >/dev/null || die "kadr.conf is invalid (kadrctl --config $conf --check-config)"
     fi
@@ -668,6 +698,7 @@ do_start() {
             { tail -n 20 "$log_dir/migrate.log" >&2; die "migrations failed (see $log_dir/migrate.log)"; }
         start_api
         start_workers
+        start_scheduler
         start_notify
     fi
     start_nginx
@@ -709,6 +740,7 @@ do_stop() {
     adopt_owner
     stop_nginx
     stop_workers
+    stop_scheduler
     stop_notify
     stop_api
     stop_redis
@@ -753,6 +785,7 @@ do_status() {
         [[ -f $f ]] && pids="$pids $(live_pids "$f")"
     done
     status_line worker "$pids" "$workers"
+    status_line scheduler "$(live_pids "$run_dir/scheduler.pid")"
     [[ ! -x $bin_dir/kadr-notify ]] || status_line notify "$(live_pids "$run_dir/notify.pid")"
     status_line nginx "$(live_pids "$nginx_pid")"
     if [[ $all_up -eq 1 ]] && api_healthy; then

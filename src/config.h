@@ -68,6 +68,9 @@ struct kd_config {
     int64_t worker_threads;       /* encoder threads per job; 0 = auto */
     int64_t worker_grace_s;       /* SIGTERM: time running jobs may finish */
     int64_t queue_claim_idle_ms;  /* reclaim entries idle this long */
+    int64_t job_lease_ms;         /* lease past each heartbeat */
+    int64_t user_max_processing;  /* default per-user concurrency */
+    int64_t queue_aging_s;        /* anti-starvation step */
     int64_t job_max_attempts;     /* default max_attempts of a job */
     int64_t retention_days;
     /* webhooks (kadr-notify) */

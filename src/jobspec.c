@@ -1361,7 +1361,8 @@ kd_jobspec_parse(const json_t *body, const struct kd_limits *lim, struct kd_jobs
 {
     static const char *const keys[] = {"type",   "inputs",      "transition", "layers",
                                        "audio",  "output",      "thumbnails", "priority",
-                                       "run_at", "webhook_url", "metadata",   NULL};
+                                       "run_at", "webhook_url", "metadata",   "max_attempts",
+                                       NULL};
     struct ctx c = {.lim = lim, .pb = pb, .pb_first = pb->n, .rc = KD_OK};
     struct kd_jobspec *spec = NULL;
     enum kd_err rc;
@@ -1393,6 +1394,8 @@ kd_jobspec_parse(const json_t *body, const struct kd_limits *lim, struct kd_jobs
         parse_thumbnails(&c, body, spec);
     if (c.rc == KD_OK)
         (void)get_small_int(&c, body, "", "priority", 1, 10, &spec->priority);
+    if (c.rc == KD_OK)
+        (void)get_small_int(&c, body, "", "max_attempts", 1, 10, &spec->max_attempts);
     if (c.rc == KD_OK)
         parse_run_at(&c, body, spec);
     if (c.rc == KD_OK)

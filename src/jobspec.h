@@ -115,6 +115,7 @@ struct kd_jobspec {
     struct kd_output output;
     struct kd_thumbnails thumbnails;
     int priority;                /* 1..10, default 5 */
+    int max_attempts;            /* 1..10; 0 when absent (the configured default) */
     bool has_run_at;
     int64_t run_at_ms;           /* unix milliseconds */
     char *webhook_url;           /* http(s) URL or NULL */

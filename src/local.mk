@@ -15,3 +15,4 @@ src_libkadr_a_SOURCES = \
 
 dist_pkgdata_DATA += sql/001_init.sql sql/002_enqueue.sql
 dist_pkgdata_DATA += sql/006_webhooks.sql
+dist_pkgdata_DATA += sql/003_lifecycle.sql

@@ -532,3 +532,85 @@ kd_queue_stats(struct kd_queue *q, struct kd_queue_stats *out)
     }
     return KD_OK;
 }
+
+/* --- locks and markers (the scheduler's leadership) ----------------------- */
+
+static enum kd_err
+key_name(const struct kd_queue *q, const char *name, char *out, size_t len)
+{
+    if (name == NULL || name[0] == '\0')
+        return KD_EINVAL;
+    return kd_snprintf(out, len, "%s%s", q->cfg->redis_prefix, name);
+}
+
+/* Take when free, renew when ours: one script, so that a lock that expired
+ * between a GET and a PEXPIRE cannot be renewed for someone else. */
+static const char LOCK_SCRIPT[] =
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end "
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+    "return 0";
+
+static const char UNLOCK_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+enum kd_err
+kd_queue_lock(struct kd_queue *q, const char *name, const char *token, int64_t ttl_ms, bool *held)
+{
+    char key[160], ttl[24];
+    redisReply *r;
+    enum kd_err rc;
+
+    *held = false;
+    if (token == NULL || token[0] == '\0' || ttl_ms < 1)
+        return KD_EINVAL;
+    if ((rc = key_name(q, name, key, sizeof(key))) != KD_OK)
+        return rc;
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    const char *argv[] = {"EVAL", LOCK_SCRIPT, "1", key, token, ttl};
+
+    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK)
+        return rc == KD_EAGAIN ? KD_EUNAVAIL : rc;
+    *held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return KD_OK;
+}
+
+enum kd_err
+kd_queue_unlock(struct kd_queue *q, const char *name, const char *token)
+{
+    char key[160];
+    redisReply *r;
+    enum kd_err rc;
+
+    if (token == NULL || token[0] == '\0')
+        return KD_EINVAL;
+    if ((rc = key_name(q, name, key, sizeof(key))) != KD_OK)
+        return rc;
+    const char *argv[] = {"EVAL", UNLOCK_SCRIPT, "1", key, token};
+
+    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK)
+        return rc == KD_EAGAIN ? KD_EUNAVAIL : rc;
+    freeReplyObject(r);
+    return KD_OK;
+}
+
+enum kd_err
+kd_queue_marker(struct kd_queue *q, const char *name, bool *created)
+{
+    char key[160];
+    redisReply *r;
+    enum kd_err rc;
+
+    *created = false;
+    if ((rc = key_name(q, name, key, sizeof(key))) != KD_OK)
+        return rc;
+    const char *argv[] = {"SET", key, "1", "NX"};
+
+    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK)
+        return rc == KD_EAGAIN ? KD_EUNAVAIL : rc;
+    *created = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return KD_OK;
+}

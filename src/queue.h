@@ -7,6 +7,7 @@
 #ifndef KD_QUEUE_H
 #define KD_QUEUE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -54,5 +55,18 @@ KD_MUST_CHECK enum kd_err kd_queue_claim_stale(struct kd_queue *q, const char *c
 /* Acknowledges and deletes the entry. */
 KD_MUST_CHECK enum kd_err kd_queue_ack(struct kd_queue *q, const struct kd_queue_msg *msg);
 KD_MUST_CHECK enum kd_err kd_queue_stats(struct kd_queue *q, struct kd_queue_stats *out);
+
+/* A lock with expiry, for electing one leader among several processes:
+ * takes the key <prefix><name> for token when it is free, or renews it when
+ * token holds it already, for ttl_ms. *held: token holds it now. */
+KD_MUST_CHECK enum kd_err kd_queue_lock(struct kd_queue *q, const char *name, const char *token,
+                                        int64_t ttl_ms, bool *held);
+/* Releases the lock if (and only if) token holds it. */
+KD_MUST_CHECK enum kd_err kd_queue_unlock(struct kd_queue *q, const char *name,
+                                          const char *token);
+/* Sets the key <prefix><name> when it is missing. *created is true when it
+ * was: the first call ever, or Redis lost its data since the last one (the
+ * caller then re-enqueues what PostgreSQL says is waiting). */
+KD_MUST_CHECK enum kd_err kd_queue_marker(struct kd_queue *q, const char *name, bool *created);
 
 #endif

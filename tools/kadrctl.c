@@ -43,6 +43,10 @@ static const char usage_text[] =
     "  apikey list --email E [--json]\n"
     "  apikey revoke ID\n"
     "  queue stats [--json]               queue lengths and jobs by status\n"
+    "  dlq list [--json] [--limit N]      dead letters: jobs that failed out of attempts\n"
+    "  dlq show JOB_ID                    a dead letter with its job and events (JSON)\n"
+    "  dlq requeue JOB_ID... | --all      back to pending with fresh attempts\n"
+    "  dlq purge JOB_ID... | --all | --older-than-days N   forget dead letters\n"
     "  config                             the effective settings (secrets masked)\n"
     "  config help                        every setting with its range and variable\n"
     "exit status: 0 done, 1 failed, 2 usage\n";
@@ -781,6 +785,217 @@ cmd_apikey(struct ctl *c, int argc, char **argv)
     return usage_error("apikey: unknown subcommand %s", argv[1]);
 }
 
+/* --- dlq: dead letters ------------------------------------------------------ */
+
+static const char SQL_DLQ_LIST[] =
+    "SELECT d.job_id, u.email, d.attempts, d.error_code, d.error_message, kadr_ts(d.created_at) "
+    "  FROM dead_letters d JOIN users u ON u.id = d.user_id "
+    " ORDER BY d.created_at, d.job_id LIMIT $1::int";
+
+static int
+dlq_list(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {NULL, 0, NULL, 0}};
+    struct kd_dbres *res = NULL;
+    json_t *arr = NULL;
+    bool json = false;
+    int64_t limit = 100;
+    char lim[24];
+    int st, opt;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'j')
+            json = true;
+        else if (opt == 'l' && kd_parse_i64(optarg, 1, 100000, &limit) == KD_OK)
+            continue;
+        else
+            return usage_error("dlq list: --json or --limit N (1..100000)");
+    }
+    if (optind != argc)
+        return usage_error("dlq list: unexpected argument %s", argv[optind]);
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    snprintf(lim, sizeof(lim), "%lld", (long long)limit);
+    const char *p[] = {lim};
+
+    if (kd_db_query(c->db, SQL_DLQ_LIST, 1, p, &res) != KD_OK) {
+        st = failure("cannot read the dead letters");
+        goto out;
+    }
+    if (!json) {
+        printf("%-36s  %-24s  %8s  %-14s  %-24s  %s\n", "JOB", "USER", "ATTEMPTS", "CODE",
+               "SINCE", "MESSAGE");
+        for (int i = 0; i < kd_dbres_rows(res); i++)
+            printf("%-36s  %-24s  %8s  %-14s  %-24s  %.100s\n", kd_dbres_get(res, i, 0),
+                   kd_dbres_get(res, i, 1), kd_dbres_get(res, i, 2), kd_dbres_get(res, i, 3),
+                   kd_dbres_get(res, i, 5), or_dash(kd_dbres_get(res, i, 4)));
+        st = EXIT_SUCCESS;
+        goto out;
+    }
+    if ((arr = json_array()) == NULL) {
+        st = failure("out of memory");
+        goto out;
+    }
+    for (int i = 0; i < kd_dbres_rows(res); i++) {
+        if (json_array_append_new(
+                arr, json_pack("{s:o,s:o,s:I,s:o,s:o,s:o}", "job_id", jfield(res, i, 0), "email",
+                               jfield(res, i, 1), "attempts",
+                               (json_int_t)kd_dbres_i64(res, i, 2, 0), "code", jfield(res, i, 3),
+                               "message", jfield(res, i, 4), "created_at",
+                               jfield(res, i, 5))) != 0) {
+            st = failure("out of memory");
+            goto out;
+        }
+    }
+    st = print_json(arr);
+    arr = NULL;
+out:
+    json_decref(arr);
+    kd_dbres_free(res);
+    return st;
+}
+
+static int
+dlq_show(struct ctl *c, int argc, char **argv)
+{
+    static const char sql[] =
+        "SELECT json_build_object('job_id', d.job_id, 'email', u.email, 'attempts', d.attempts, "
+        "  'code', d.error_code, 'message', d.error_message, 'created_at', kadr_ts(d.created_at), "
+        "  'job', kadr_job_json(j), "
+        "  'events', (SELECT COALESCE(json_agg(json_build_object('at', kadr_ts(e.at), "
+        "               'event', e.event, 'detail', e.detail) ORDER BY e.id), '[]'::json) "
+        "               FROM job_events e WHERE e.job_id = d.job_id))::text "
+        "  FROM dead_letters d JOIN users u ON u.id = d.user_id JOIN jobs j ON j.id = d.job_id "
+        " WHERE d.job_id = $1";
+    struct kd_dbres *res = NULL;
+    json_t *v = NULL;
+    char err[128];
+    int st;
+
+    if (argc != 2)
+        return usage_error("dlq show: give one job id");
+    if (!kd_uuid_valid(argv[1]))
+        return usage_error("dlq show: \"%s\" is not a job id", argv[1]);
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    const char *p[] = {argv[1]};
+
+    if (kd_db_query(c->db, sql, 1, p, &res) != KD_OK) {
+        st = failure("cannot read the dead letter");
+        goto out;
+    }
+    if (kd_dbres_rows(res) == 0) {
+        st = failure("no dead letter for job %s", argv[1]);
+        goto out;
+    }
+    const char *text = kd_dbres_get(res, 0, 0);
+
+    if (kd_json_parse(text, strlen(text), &v, err, sizeof(err)) != KD_OK) {
+        st = failure("the database answered something that is not JSON: %s", err);
+        goto out;
+    }
+    st = print_json(v);
+out:
+    kd_dbres_free(res);
+    return st;
+}
+
+/* Requeue: the job pending again with fresh attempts, its dead letter gone,
+ * a "requeued" event; the scheduler pushes it (enqueued_at NULL). */
+static const char SQL_DLQ_REQUEUE[] =
+    "WITH d AS (DELETE FROM dead_letters WHERE ($1::uuid IS NULL OR job_id = $1::uuid) "
+    "           RETURNING job_id), "
+    "j AS (UPDATE jobs SET status = 'pending', attempts = 0, progress = 0, stage = NULL, "
+    "        error_code = NULL, error_message = NULL, started_at = NULL, finished_at = NULL, "
+    "        worker = NULL, lease_expires_at = NULL, cancel_requested = false, run_at = NULL, "
+    "        enqueued_at = NULL, pushed_priority = NULL, updated_at = now() "
+    "       WHERE id IN (SELECT job_id FROM d) AND status = 'failed' AND deleted_at IS NULL "
+    "       RETURNING id), "
+    "e AS (INSERT INTO job_events (job_id, event, detail) "
+    "      SELECT id, 'requeued', json_build_object('reason', 'requeued from the dead letters')::jsonb "
+    "        FROM j) "
+    "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j)";
+
+static const char SQL_DLQ_PURGE[] =
+    "WITH d AS (DELETE FROM dead_letters "
+    "            WHERE ($1::uuid IS NULL OR job_id = $1::uuid) "
+    "              AND ($2::int IS NULL OR created_at < now() - $2::int * interval '1 day') "
+    "           RETURNING 1) SELECT count(*) FROM d";
+
+static int
+dlq_change(struct ctl *c, int argc, char **argv, bool requeue)
+{
+    const char *what = requeue ? "requeue" : "purge";
+    struct kd_dbres *res = NULL;
+    bool all = false;
+    int64_t days = -1, total = 0, jobs = 0;
+    char days_text[24];
+    int first = 1, st;
+
+    for (; first < argc && argv[first][0] == '-'; first++) {
+        if (strcmp(argv[first], "--all") == 0)
+            all = true;
+        else if (!requeue && strcmp(argv[first], "--older-than-days") == 0 && first + 1 < argc &&
+                 kd_parse_i64(argv[first + 1], 0, 36500, &days) == KD_OK)
+            first++;
+        else
+            return usage_error("dlq %s: unknown option %s", what, argv[first]);
+    }
+    if ((first < argc) == (all || days >= 0))
+        return usage_error("dlq %s: give job ids, or %s", what,
+                           requeue ? "--all" : "--all or --older-than-days N");
+    for (int i = first; i < argc; i++)
+        if (!kd_uuid_valid(argv[i]))
+            return usage_error("dlq %s: \"%s\" is not a job id", what, argv[i]);
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    snprintf(days_text, sizeof(days_text), "%lld", (long long)days);
+    for (int i = first; i < argc || (first == argc && i == first); i++) {
+        const char *id = i < argc ? argv[i] : NULL;
+        const char *p[] = {id, days >= 0 ? days_text : NULL};
+
+        if (kd_db_query(c->db, requeue ? SQL_DLQ_REQUEUE : SQL_DLQ_PURGE, requeue ? 1 : 2, p,
+                        &res) != KD_OK) {
+            st = failure("dlq %s failed", what);
+            goto out;
+        }
+        total += kd_dbres_i64(res, 0, 0, 0);
+        if (requeue)
+            jobs += kd_dbres_i64(res, 0, 1, 0);
+        if (id != NULL && kd_dbres_i64(res, 0, 0, 0) == 0)
+            fprintf(stderr, "kadrctl: no dead letter for job %s\n", id);
+        kd_dbres_free(res);
+        res = NULL;
+    }
+    if (requeue)
+        printf("requeued %lld job(s) of %lld dead letter(s)\n", (long long)jobs, (long long)total);
+    else
+        printf("purged %lld dead letter(s)\n", (long long)total);
+    st = EXIT_SUCCESS;
+out:
+    kd_dbres_free(res);
+    return st;
+}
+
+static int
+cmd_dlq(struct ctl *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("dlq: list, show, requeue or purge?");
+    if (strcmp(argv[1], "list") == 0)
+        return dlq_list(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return dlq_show(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "requeue") == 0)
+        return dlq_change(c, argc - 1, argv + 1, true);
+    if (strcmp(argv[1], "purge") == 0)
+        return dlq_change(c, argc - 1, argv + 1, false);
+    return usage_error("dlq: unknown subcommand %s", argv[1]);
+}
+
 /* --- queue, config ----------------------------------------------------------- */
 
 static const char *const job_statuses[] = {"pending", "processing", "completed", "failed",
@@ -910,7 +1125,7 @@ main(int argc, char **argv)
         int (*fn)(struct ctl *, int, char **);
     } commands[] = {
         {"migrate", cmd_migrate}, {"user", cmd_user},     {"apikey", cmd_apikey},
-        {"queue", cmd_queue},     {"config", cmd_config},
+        {"queue", cmd_queue},     {"config", cmd_config},   {"dlq", cmd_dlq},
     };
     struct ctl c = {0};
     bool check_only = false;

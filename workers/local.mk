@@ -13,6 +13,12 @@ workers_kadr_worker_CFLAGS = $(AM_CFLAGS) $(KADR_MEDIA_CFLAGS)
 # The media engine uses the core library, so it comes first.
 workers_kadr_worker_LDADD = $(KADR_MEDIA_LIBS) $(KADR_CORE_LIBS)
 
+# kadr-scheduler: pushes due work into the queue, reconciles it with
+# PostgreSQL, applies retention; one leads at a time (doc/lifecycle.md).
+bin_PROGRAMS += workers/kadr-scheduler
+workers_kadr_scheduler_SOURCES = workers/scheduler.c
+workers_kadr_scheduler_LDADD = $(KADR_CORE_LIBS)
+
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/worker_proto_test tests/unit/worker_policy_test \
 	tests/unit/worker_child_test tests/unit/worker_slot_test

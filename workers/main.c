@@ -32,20 +32,15 @@
  * and heartbeats written, longer when idle. Both keep signals prompt. */
 #define WAIT_BUSY_MS 200
 #define WAIT_IDLE_MS 1000
-/* How often to look for due work without a delivery (scheduled jobs, lost
- * or failed pushes), and how old a push must be to be made again. The
- * interval bounds how late a job with run_at starts. */
-#define SWEEP_EVERY_MS 1000
-#define SWEEP_STALE_S 30
+/* How often the worker records itself as online (workers table). Due work
+ * without a delivery (scheduled jobs, retries, lost pushes) is kadr-scheduler's. */
+#define ANNOUNCE_EVERY_MS 2000
 
 /* Poll interval of the pipes when no queue read follows. */
 #define POLL_MS 100
 /* An outcome that cannot be written for this long is given up on: by then
  * the lease has long expired and another worker may run the job again. */
 #define FINISH_GIVE_UP_MS (10 * 60 * 1000)
-/* The least lease: heartbeats come every 500 ms, so this rides out a
- * database restart without handing jobs to other workers. */
-#define MIN_LEASE_MS 15000
 
 static volatile sig_atomic_t stop_signals;
 
@@ -215,7 +210,7 @@ stop_all(struct kd_worker *w)
 static void
 run(struct kd_worker *w)
 {
-    int64_t next_take = 0, next_claim = 0, next_sweep = 0, shutdown_at = 0;
+    int64_t next_take = 0, next_claim = 0, next_announce = 0, shutdown_at = 0;
     int failures = 0;
 
     for (;;) {
@@ -240,12 +235,9 @@ run(struct kd_worker *w)
             }
         }
 
-        if (!w->stopping && now >= next_sweep) {
-            /* Failures here are the same outages the queue read reports
-             * and backs off from; the sweep just tries again later. */
-            if (kd_task_sweep(w, SWEEP_STALE_S) != KD_OK)
-                kd_log(KD_LOG_DEBUG, "worker: sweep deferred");
-            next_sweep = now + SWEEP_EVERY_MS;
+        if (!w->stopping && now >= next_announce && now >= w->db_retry_ms) {
+            kd_task_announce(w, busy_slots(w), false);
+            next_announce = now + ANNOUNCE_EVERY_MS;
         }
 
         struct kd_slot *slot = free_slot(w);
@@ -338,7 +330,7 @@ main(int argc, char **argv)
 
     w.cfg = cfg;
     w.n_slots = (size_t)cfg->worker_slots;
-    w.lease_ms = cfg->queue_claim_idle_ms > MIN_LEASE_MS ? cfg->queue_claim_idle_ms : MIN_LEASE_MS;
+    w.lease_ms = cfg->job_lease_ms;
     if (cfg->worker_name[0] != '\0') {
         rc = kd_snprintf(w.consumer, sizeof(w.consumer), "%s", cfg->worker_name);
     } else {
@@ -398,6 +390,7 @@ main(int argc, char **argv)
     kd_log(KD_LOG_INFO, "worker: %s started with %zu slot(s), lease %lld ms", w.consumer,
            w.n_slots, (long long)w.lease_ms);
     run(&w);
+    kd_task_announce(&w, 0, true);
     kd_log(KD_LOG_INFO, "worker: %s stopped", w.consumer);
     status = 0;
 out:

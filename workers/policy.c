@@ -21,21 +21,29 @@ kd_policy_code_final(const char *code)
     return false;
 }
 
-struct kd_decision
-kd_policy_decide(const char *code, int attempt, int max_attempts, bool retries_enabled)
+int64_t
+kd_policy_retry_ceiling_ms(int attempt)
 {
-    struct kd_decision d = {.fate = KD_FATE_FAIL, .delay_ms = 0};
+    int64_t d = KD_POLICY_RETRY_BASE_MS;
 
-    if (!retries_enabled || kd_policy_code_final(code) || attempt >= max_attempts)
+    for (int i = 1; i < attempt && d < KD_POLICY_RETRY_CAP_MS; i++)
+        d *= 2;
+    return d < KD_POLICY_RETRY_CAP_MS ? d : KD_POLICY_RETRY_CAP_MS;
+}
+
+struct kd_decision
+kd_policy_decide(const char *code, int attempt, int max_attempts, uint64_t rnd)
+{
+    struct kd_decision d = {.fate = KD_FATE_FAIL, .dead_letter = false, .delay_ms = 0};
+
+    if (kd_policy_code_final(code))
         return d;
+    if (attempt >= max_attempts) {
+        d.dead_letter = true;
+        return d;
+    }
     d.fate = KD_FATE_RETRY;
-    /* 30 s, 2 min, 8 min, ...: long enough for a dependency to come back,
-     * short enough that a user sees the job move within the hour. */
-    d.delay_ms = 30000;
-    for (int i = 1; i < attempt && d.delay_ms < 3600000; i++)
-        d.delay_ms *= 4;
-    if (d.delay_ms > 3600000)
-        d.delay_ms = 3600000;
+    d.delay_ms = (int64_t)(rnd % (uint64_t)(kd_policy_retry_ceiling_ms(attempt) + 1));
     return d;
 }
 

@@ -7,15 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Retrying a failed attempt is switched off until the retry scheduler
- * exists (run_at plus a wake-up of pending jobs); with it off every failure
- * is final and recorded as such. */
-#define KD_POLICY_RETRIES_ENABLED false
+/* Retries: the ceiling of the delay before attempt n+1 is base * 2^(n-1),
+ * at most the cap; the delay is drawn uniformly from 0 up to that ceiling
+ * ("full jitter"), so jobs that failed together (a dependency went down)
+ * do not come back together. */
+#define KD_POLICY_RETRY_BASE_MS 5000
+#define KD_POLICY_RETRY_CAP_MS (10 * 60 * 1000)
 
 enum kd_fate { KD_FATE_FAIL, KD_FATE_RETRY };
 
 struct kd_decision {
     enum kd_fate fate;
+    bool dead_letter;  /* FAIL of a retryable failure: out of attempts */
     int64_t delay_ms;  /* RETRY: run again no earlier than this from now */
 };
 
@@ -25,10 +28,15 @@ struct kd_decision {
 bool kd_policy_code_final(const char *code);
 
 /* What to do with an attempt that failed with code: attempt counts from 1.
- * Final codes, the last attempt, or retries disabled -> FAIL. Otherwise
- * RETRY after an exponential delay (30 s, 2 min, 8 min, ... capped at 1 h). */
+ * Final codes fail at once; a retryable one (internal, timeout, storage or
+ * database trouble: anything not final) is retried after a jittered
+ * exponential delay drawn with rnd (any random 64-bit value) while attempts
+ * are left, and becomes a dead letter on the last attempt. */
 struct kd_decision kd_policy_decide(const char *code, int attempt, int max_attempts,
-                                    bool retries_enabled);
+                                    uint64_t rnd);
+
+/* The ceiling of the jittered delay after attempt (from 1). */
+int64_t kd_policy_retry_ceiling_ms(int attempt);
 
 /* Delay before the next try after failures consecutive failures (from 1):
  * base_ms doubled each time, capped at max_ms. */

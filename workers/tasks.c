@@ -18,8 +18,9 @@
 #include "run.h"
 #include "util.h"
 
-/* The lease is renewed (and cancellation seen) at least this often. */
-#define HEARTBEAT_MS 500
+/* The lease is renewed (and cancellation seen) at least this often: a
+ * cancel takes effect within this plus one turn of the loop (200 ms). */
+#define HEARTBEAT_MS 250
 /* Child events recorded per attempt. */
 #define MAX_EVENTS 20
 /* A probe reads headers and hashes the file: minutes at most. */
@@ -55,7 +56,32 @@ static const char SQL_JOB_CLAIM[] =
     "WHERE id = $1 AND deleted_at IS NULL AND NOT cancel_requested "
     "AND (run_at IS NULL OR run_at <= now()) "
     "AND (status = 'pending' OR (status = 'processing' AND lease_gen = $4::bigint)) "
+    "AND (SELECT count(*) FROM jobs p WHERE p.user_id = jobs.user_id "
+    "     AND p.status = 'processing' AND p.id <> jobs.id) < "
+    "    (SELECT COALESCE(u.max_processing, $5::int) FROM users u WHERE u.id = jobs.user_id) "
     "RETURNING attempts, lease_gen, spec::text, user_id, priority, max_attempts";
+
+/* Claims of one user's jobs queue behind this lock (held to the end of the
+ * claim's transaction), so that two workers cannot both see the user one
+ * job short of the limit and both claim. */
+static const char SQL_USER_LOCK[] =
+    "SELECT 1 FROM users u JOIN jobs j ON j.user_id = u.id WHERE j.id = $1 FOR UPDATE OF u";
+
+/* After a claim that matched nothing: is the job still waiting (then its
+ * user is at the limit)? Its enqueued_at is cleared so that the scheduler
+ * pushes it again as soon as one of the user's jobs ends. */
+static const char SQL_JOB_AT_LIMIT[] =
+    "UPDATE jobs SET enqueued_at = NULL, pushed_priority = NULL "
+    "WHERE id = $1 AND status = 'pending' AND deleted_at IS NULL AND NOT cancel_requested "
+    "AND (run_at IS NULL OR run_at <= now())";
+
+/* A job out of attempts, recorded with its final failure. */
+static const char SQL_DEAD_LETTER[] =
+    "INSERT INTO dead_letters (job_id, user_id, attempts, error_code, error_message) "
+    "SELECT id, user_id, attempts, $2, $3 FROM jobs WHERE id = $1 "
+    "ON CONFLICT (job_id) DO UPDATE SET attempts = excluded.attempts, "
+    "error_code = excluded.error_code, error_message = excluded.error_message, "
+    "created_at = now()";
 
 /* A final status, from pending ($5 NULL) or from the lease generation $5. */
 static const char SQL_JOB_FINAL[] =
@@ -63,6 +89,14 @@ static const char SQL_JOB_FINAL[] =
     "finished_at = now(), lease_expires_at = NULL, updated_at = now() "
     "WHERE id = $1 AND ((status = 'pending' AND $5::bigint IS NULL) "
     "OR (status = 'processing' AND lease_gen = $5::bigint))";
+
+/* Locks the job's row for the rest of the transaction while lease generation
+ * $2 holds it: the outputs are registered under that lock, before the
+ * status changes, so whatever reacts to the job becoming completed (a
+ * trigger, a webhook) sees them. */
+static const char SQL_JOB_HOLD[] =
+    "SELECT 1 FROM jobs WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing' "
+    "AND deleted_at IS NULL FOR UPDATE";
 
 static const char SQL_JOB_DONE[] =
     "UPDATE jobs SET status = 'completed', progress = 100, stage = NULL, finished_at = now(), "
@@ -76,10 +110,12 @@ static const char SQL_JOB_REQUEUE[] =
     "lease_expires_at = NULL, attempts = greatest(attempts - 1, 0), updated_at = now() "
     "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing'";
 
+/* The scheduler pushes it once run_at has come (enqueued_at NULL). */
 static const char SQL_JOB_RETRY[] =
     "UPDATE jobs SET status = 'pending', stage = NULL, progress = 0, worker = NULL, "
     "lease_expires_at = NULL, error_code = $3, error_message = $4, "
-    "run_at = now() + $5::bigint * interval '1 millisecond', updated_at = now() "
+    "run_at = now() + $5::bigint * interval '1 millisecond', enqueued_at = NULL, "
+    "pushed_priority = NULL, updated_at = now() "
     "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing'";
 
 static const char SQL_JOB_HEARTBEAT[] =
@@ -94,6 +130,13 @@ static const char SQL_JOB_SETTLED[] =
 
 static const char SQL_EVENT[] =
     "INSERT INTO job_events (job_id, event, detail) VALUES ($1, $2, $3::jsonb)";
+
+/* An event of a running attempt outside a transaction that already checked
+ * the lease: recorded only while lease generation $4 holds the job. */
+static const char SQL_EVENT_FENCED[] =
+    "INSERT INTO job_events (job_id, event, detail) SELECT $1, $2, $3::jsonb "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND lease_gen = $4::bigint "
+    "AND status = 'processing')";
 
 static const char SQL_MEDIA_INSERT[] =
     "INSERT INTO media (id, user_id, filename, size, content_type, kind, status, probe, sha256, "
@@ -146,9 +189,11 @@ ack(struct kd_worker *w, const struct kd_queue_msg *msg)
     return rc;
 }
 
-/* Inserts a job event; steals detail (NULL means it could not be made). */
+/* Inserts a job event; steals detail (NULL means it could not be made).
+ * With gen, only while that lease generation holds the job. */
 static enum kd_err
-add_event(struct kd_worker *w, const char *job_id, const char *event, json_t *detail)
+add_event_gen(struct kd_worker *w, const char *job_id, const char *gen, const char *event,
+              json_t *detail)
 {
     char *text = NULL;
     enum kd_err rc;
@@ -157,13 +202,21 @@ add_event(struct kd_worker *w, const char *job_id, const char *event, json_t *de
         rc = KD_ENOMEM;
         goto out;
     }
-    const char *p[] = {job_id, event, text};
+    const char *p[] = {job_id, event, text, gen};
 
-    rc = kd_db_query(w->db, SQL_EVENT, 3, p, NULL);
+    rc = kd_db_query(w->db, gen != NULL ? SQL_EVENT_FENCED : SQL_EVENT, gen != NULL ? 4 : 3, p,
+                     NULL);
 out:
     free(text);
     json_decref(detail);
     return rc;
+}
+
+/* Inside a transaction whose conditional UPDATE holds the job's row. */
+static enum kd_err
+add_event(struct kd_worker *w, const char *job_id, const char *event, json_t *detail)
+{
+    return add_event_gen(w, job_id, NULL, event, detail);
 }
 
 /* A JSON string for text that may not be UTF-8 (jansson refuses that). */
@@ -179,8 +232,9 @@ jstr(const char *s)
  * or from lease generation gen, with its event in the same transaction.
  * *matched is false when the job was no longer in that state. */
 static enum kd_err
-finalize(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
-         const char *status, const char *code, const char *message, bool *matched)
+finalize_dl(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
+            const char *status, const char *code, const char *message, bool dead_letter,
+            bool *matched)
 {
     struct kd_dbres *res = NULL;
     char msg[KD_PROTO_TEXT_MAX + 1];
@@ -197,17 +251,31 @@ finalize(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
         goto out;
     if (kd_dbres_affected(res) == 0)
         goto out; /* rolled back below; nothing was changed anyway */
+    if (dead_letter) {
+        const char *dp[] = {job_id, code, msg};
+
+        if ((rc = kd_db_query(w->db, SQL_DEAD_LETTER, 3, dp, NULL)) != KD_OK)
+            goto out;
+    }
     rc = add_event(w, job_id, status,
-                   json_pack("{s:i,s:s,s:o}", "attempt", attempt, "code", code, "message",
-                             jstr(msg)));
+                   json_pack("{s:i,s:s,s:o,s:b}", "attempt", attempt, "code", code, "message",
+                             jstr(msg), "dead_letter", dead_letter));
     if (rc != KD_OK || (rc = kd_db_commit(w->db)) != KD_OK)
         goto out;
     *matched = true;
-    kd_log(KD_LOG_INFO, "job %s %s: %s: %s", job_id, status, code, msg);
+    kd_log(KD_LOG_INFO, "job %s %s: %s: %s%s", job_id, status, code, msg,
+           dead_letter ? " (out of attempts: dead letter)" : "");
 out:
     kd_db_rollback(w->db);
     kd_dbres_free(res);
     return rc;
+}
+
+static enum kd_err
+finalize(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
+         const char *status, const char *code, const char *message, bool *matched)
+{
+    return finalize_dl(w, job_id, gen, attempt, status, code, message, false, matched);
 }
 
 /* True when the job is finished or deleted, so that acknowledging its
@@ -593,9 +661,9 @@ check_inputs(const struct kd_dbres *inputs, char *bad, size_t bad_len, bool *wai
 static enum kd_err
 dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slot *s)
 {
-    struct kd_dbres *job = NULL, *inputs = NULL, *claim = NULL;
+    struct kd_dbres *job = NULL, *inputs = NULL, *claim = NULL, *limited = NULL;
     const char *p[] = {msg->ref};
-    char gen[24], lease_ms[24], bad[KD_PROTO_TEXT_MAX];
+    char gen[24], lease_ms[24], user_max[24], bad[KD_PROTO_TEXT_MAX];
     const char *seen_gen = NULL, *status;
     bool matched, waiting;
     int attempts;
@@ -635,8 +703,8 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
                holder != NULL ? holder : "?",
                ours ? "a previous run of this worker" : "its lease expired");
         if (!kd_dbres_bool(job, 0, 5) && attempts >= (int)kd_dbres_i64(job, 0, 7, 1)) {
-            rc = finalize(w, msg->ref, seen_gen, attempts, "failed", "internal",
-                          "the worker running the job stopped responding", &matched);
+            rc = finalize_dl(w, msg->ref, seen_gen, attempts, "failed", "internal",
+                             "the worker running the job stopped responding", true, &matched);
             if (rc == KD_OK)
                 rc = ack(w, msg);
             goto out;
@@ -670,15 +738,26 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
     }
 
     snprintf(lease_ms, sizeof(lease_ms), "%lld", (long long)w->lease_ms);
-    const char *cp[] = {msg->ref, w->consumer, lease_ms, seen_gen};
+    snprintf(user_max, sizeof(user_max), "%lld", (long long)w->cfg->user_max_processing);
+    const char *cp[] = {msg->ref, w->consumer, lease_ms, seen_gen, user_max};
 
     if ((rc = kd_db_begin(w->db)) != KD_OK)
         goto out;
-    if ((rc = kd_db_query(w->db, SQL_JOB_CLAIM, 4, cp, &claim)) != KD_OK)
+    if ((rc = kd_db_query(w->db, SQL_USER_LOCK, 1, p, NULL)) != KD_OK)
+        goto out;
+    if ((rc = kd_db_query(w->db, SQL_JOB_CLAIM, 5, cp, &claim)) != KD_OK)
         goto out;
     if (kd_dbres_rows(claim) == 0) {
         kd_db_rollback(w->db);
-        kd_log(KD_LOG_DEBUG, "job %s: taken by someone else", msg->ref);
+        /* Still waiting: its user has as many jobs processing as allowed.
+         * The delivery goes (the worker must not hold it and block others'
+         * jobs); the scheduler pushes the job again when a slot frees. */
+        if ((rc = kd_db_query(w->db, SQL_JOB_AT_LIMIT, 1, p, &limited)) != KD_OK)
+            goto out;
+        if (kd_dbres_affected(limited) > 0)
+            kd_log(KD_LOG_DEBUG, "job %s: its user is at the processing limit", msg->ref);
+        else
+            kd_log(KD_LOG_DEBUG, "job %s: taken by someone else", msg->ref);
         rc = ack(w, msg);
         goto out;
     }
@@ -709,6 +788,7 @@ out:
     kd_dbres_free(job);
     kd_dbres_free(inputs);
     kd_dbres_free(claim);
+    kd_dbres_free(limited);
     return rc;
 }
 
@@ -819,8 +899,9 @@ kd_task_event(void *ud, struct kd_slot *s, const struct kd_proto_msg *m)
                m->event);
     } else if (s->n_events < MAX_EVENTS) {
         s->n_events++;
-        rc = add_event(w, s->ref, "warning",
-                       json_pack("{s:i,s:o}", "attempt", s->attempt, "detail", jstr(m->detail)));
+        rc = add_event_gen(w, s->ref, s->lease_gen, "warning",
+                           json_pack("{s:i,s:o}", "attempt", s->attempt, "detail",
+                                     jstr(m->detail)));
         if (rc != KD_OK)
             kd_log(KD_LOG_WARN, "job %s: could not record a warning (%s)", s->ref,
                    kd_err_name(rc));
@@ -1000,13 +1081,19 @@ commit_success(struct kd_worker *w, struct kd_slot *s, bool *matched)
     *matched = false;
     if ((rc = kd_db_begin(w->db)) != KD_OK)
         goto out;
+    if ((rc = kd_db_query(w->db, SQL_JOB_HOLD, 2, p, &res)) != KD_OK)
+        goto out;
+    if (kd_dbres_rows(res) == 0)
+        goto out;
+    kd_dbres_free(res);
+    res = NULL;
+    for (size_t i = 0; i < s->n_stored; i++)
+        if ((rc = insert_output(w, s, i)) != KD_OK)
+            goto out;
     if ((rc = kd_db_query(w->db, SQL_JOB_DONE, 2, p, &res)) != KD_OK)
         goto out;
     if (kd_dbres_affected(res) == 0)
         goto out;
-    for (size_t i = 0; i < s->n_stored; i++)
-        if ((rc = insert_output(w, s, i)) != KD_OK)
-            goto out;
     rc = add_event(w, s->ref, "completed",
                    json_pack("{s:i,s:i,s:f}", "attempt", s->attempt, "outputs", (int)s->n_stored,
                              "duration", duration));
@@ -1021,20 +1108,23 @@ out:
     return rc;
 }
 
-/* A failed attempt: final, or (once retries are enabled) back to pending
- * with a run_at in the future. */
+/* A failed attempt: final (and a dead letter when it was the last one of a
+ * retryable failure), or back to pending with a run_at in the future. */
 static enum kd_err
 record_failure(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
-    struct kd_decision d =
-        kd_policy_decide(s->code, s->attempt, s->max_attempts, KD_POLICY_RETRIES_ENABLED);
+    uint64_t rnd = 0;
     struct kd_dbres *res = NULL;
     char delay[24];
     enum kd_err rc;
 
+    if (kd_random_bytes(&rnd, sizeof(rnd)) != KD_OK)
+        rnd = (uint64_t)kd_mono_ms(); /* jitter only; any value will do */
+    struct kd_decision d = kd_policy_decide(s->code, s->attempt, s->max_attempts, rnd);
+
     if (d.fate == KD_FATE_FAIL)
-        return finalize(w, s->ref, s->lease_gen, s->attempt, "failed", s->code, s->message,
-                        matched);
+        return finalize_dl(w, s->ref, s->lease_gen, s->attempt, "failed", s->code, s->message,
+                           d.dead_letter, matched);
     *matched = false;
     snprintf(delay, sizeof(delay), "%lld", (long long)d.delay_ms);
     const char *p[] = {s->ref, s->lease_gen, s->code, s->message, delay};
@@ -1181,57 +1271,21 @@ kd_task_abandon(struct kd_worker *w, struct kd_slot *s)
     kd_log_set_job(NULL, 0);
 }
 
-enum kd_err
-kd_task_sweep(struct kd_worker *w, int64_t stale_s)
+void
+kd_task_announce(struct kd_worker *w, size_t busy, bool leaving)
 {
-    static const char due_jobs[] =
-        "UPDATE jobs SET enqueued_at = now() "
-        " WHERE id IN (SELECT id FROM jobs "
-        "               WHERE status = 'pending' AND deleted_at IS NULL "
-        "                 AND (run_at IS NULL OR run_at <= now()) "
-        "                 AND (enqueued_at IS NULL "
-        "                      OR enqueued_at < now() - $1::bigint * interval '1 second') "
-        "               ORDER BY priority, created_at LIMIT 500 "
-        "               FOR UPDATE SKIP LOCKED) "
-        "RETURNING id::text, priority";
-    static const char due_probes[] =
-        "UPDATE media SET enqueued_at = now() "
-        " WHERE id IN (SELECT id FROM media "
-        "               WHERE status = 'processing' AND deleted_at IS NULL "
-        "                 AND (enqueued_at IS NULL "
-        "                      OR enqueued_at < now() - $1::bigint * interval '1 second') "
-        "               LIMIT 500 FOR UPDATE SKIP LOCKED) "
-        "RETURNING id::text";
-    struct kd_dbres *res = NULL;
-    char stale[24];
-    const char *p[] = {stale};
-    enum kd_err rc;
-    int n;
+    static const char upsert[] =
+        "INSERT INTO workers (name, slots, busy) VALUES ($1, $2::int, $3::int) "
+        "ON CONFLICT (name) DO UPDATE SET seen_at = now(), slots = excluded.slots, "
+        "busy = excluded.busy";
+    static const char leave[] = "DELETE FROM workers WHERE name = $1";
+    char slots[24], n_busy[24];
+    const char *p[] = {w->consumer, slots, n_busy};
 
-    snprintf(stale, sizeof(stale), "%lld", (long long)stale_s);
-    /* A probe is cheap and jobs wait for it: probes go at priority 1. */
-    if ((rc = kd_db_query(w->db, due_probes, 1, p, &res)) != KD_OK)
-        goto out;
-    n = kd_dbres_rows(res);
-    for (int i = 0; i < n; i++)
-        if ((rc = kd_queue_push(w->queue, "probe", kd_dbres_get(res, i, 0), 1)) != KD_OK)
-            goto out;
-    if (n > 0)
-        kd_log(KD_LOG_INFO, "sweep: pushed %d probe(s) again", n);
-    kd_dbres_free(res);
-    res = NULL;
-    if ((rc = kd_db_query(w->db, due_jobs, 1, p, &res)) != KD_OK)
-        goto out;
-    n = kd_dbres_rows(res);
-    for (int i = 0; i < n; i++)
-        if ((rc = kd_queue_push(w->queue, "edit", kd_dbres_get(res, i, 0),
-                                (int)kd_dbres_i64(res, i, 1, 5))) != KD_OK)
-            goto out;
-    if (n > 0)
-        kd_log(KD_LOG_INFO, "sweep: pushed %d due job(s)", n);
-out:
-    /* A push that failed half way leaves rows marked but not pushed: the
-     * next sweep after stale_s takes them again. */
-    kd_dbres_free(res);
-    return rc;
+    snprintf(slots, sizeof(slots), "%zu", w->n_slots);
+    snprintf(n_busy, sizeof(n_busy), "%zu", busy);
+    /* Only for the admin view: a failure (PostgreSQL down) is not worth a
+     * line of its own; the queue read reports the outage. */
+    if (kd_db_query(w->db, leaving ? leave : upsert, leaving ? 1 : 3, p, NULL) != KD_OK)
+        kd_log(KD_LOG_DEBUG, "worker: could not announce itself");
 }

@@ -43,12 +43,8 @@ KD_MUST_CHECK enum kd_err kd_task_finish(struct kd_worker *w, struct kd_slot *s)
  * again once its lease has expired. */
 void kd_task_abandon(struct kd_worker *w, struct kd_slot *s);
 
-/* Pushes work that is due but has no recent delivery: pending jobs whose
- * run_at has come (or that have none) and media waiting for a probe, whose
- * last push is missing or older than stale_s. That covers a push that failed
- * (Redis down), a message Redis lost, and scheduled jobs. Rows are marked
- * under FOR UPDATE SKIP LOCKED, so several workers sweeping at once push
- * each row once. Returns KD_EUNAVAIL when a dependency is down. */
-KD_MUST_CHECK enum kd_err kd_task_sweep(struct kd_worker *w, int64_t stale_s);
+/* Records the worker in the workers table (name, slots, busy, seen_at) for
+ * GET /api/v1/admin/queue; leaving deletes the row. Best effort. */
+void kd_task_announce(struct kd_worker *w, size_t busy, bool leaving);
 
 #endif

@@ -309,3 +309,131 @@ band_psnr() {
 above() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "inf") exit 0; exit !(a + 0 > b + 0) }'; }
 # below A B: A < B as numbers (an empty or "inf" A is not).
 below() { [[ -n $1 && $1 != inf ]] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+
+# ------------------------------------------------------------------ faults
+# Helpers of the fault-injection cases (t_fault_*.sh): they stop and start
+# the stack's own daemons through its pidfiles, run extra workers, and read
+# PostgreSQL directly.
+
+# sql QUERY: runs QUERY on the stack's database; prints rows (-tA, '|').
+sql() {
+    local conninfo
+    conninfo=$(sed -n 's/^database_url *= *//p' "$KADR_CONFIG" | tail -n 1)
+    psql "$conninfo" -X -tAq -v ON_ERROR_STOP=1 -c "$1" 2>>"$E2E_TMP/sql.err"
+}
+
+# stack_user: the user the stack's daemons run as (the owner of its directory).
+stack_user() { stat -c %U "$KADR_STACK_DIR"; }
+
+# as_stack_user CMD...: runs CMD as that user (directly when we are it).
+as_stack_user() {
+    local u
+    u=$(stack_user)
+    if [[ $EUID -eq 0 && $u != root ]]; then
+        setpriv --reuid="$u" --regid="$(stat -c %G "$KADR_STACK_DIR")" --init-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# start_worker NAME [VAR=VALUE...]: starts an extra kadr-worker of the stack
+# named NAME (its consumer name and jobs.worker), with the KADR_* settings
+# given; logs to logs/worker-NAME.log. Sets WORKER_PID (the worker itself).
+start_worker() {
+    local name=$1
+    shift
+    (cd "$KADR_STACK_DIR" && exec env KADR_WORKER_NAME="$name" "$@" \
+        setpriv --reuid="$(stack_user)" --regid="$(stat -c %G "$KADR_STACK_DIR")" --init-groups -- \
+        "$KADR_BIN/kadr-worker" --config "$KADR_CONFIG") \
+        </dev/null >>"$KADR_STACK_DIR/logs/worker-$name.log" 2>&1 &
+    WORKER_PID=$!
+    # No "Killed" line from the shell when a case kills it.
+    disown "$WORKER_PID" 2>/dev/null || true
+    FAULT_PIDS+=("$WORKER_PID")
+}
+
+# The extra workers a case started; fault_cleanup stops those still alive
+# and starts whatever of the stack is not running (its own workers).
+FAULT_PIDS=()
+fault_cleanup() {
+    local p
+    for p in "${FAULT_PIDS[@]}"; do stop_pid "$p" TERM 60; done
+    FAULT_PIDS=()
+    restart_stack
+}
+
+# fault_abort MESSAGE: records a failure, cleans up and ends the case file.
+fault_abort() {
+    note "$*"
+    fault_cleanup
+    finish
+    exit 1
+}
+
+# gone PID...: none of the processes is alive.
+gone() {
+    local p
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && return 1; done
+    return 0
+}
+
+# stop_pid PID [SIGNAL] [TIMEOUT_S]: signals a process and waits until it is gone.
+stop_pid() {
+    kill "-${2:-TERM}" "$1" 2>/dev/null || return 0
+    wait_until "${3:-60}" gone "$1"
+}
+
+# stack_pids NAME: live pids in the stack's pidfile NAME (worker-1.pid,
+# scheduler.pid, api.pid, redis/redis.pid).
+stack_pids() {
+    local p f=$KADR_STACK_DIR/$1
+    [[ -f $f ]] || return 0
+    while read -r p || [[ -n $p ]]; do
+        [[ $p =~ ^[0-9]+$ ]] && kill -0 "$p" 2>/dev/null && echo "$p"
+    done <"$f"
+    return 0
+}
+
+# stop_stack_workers: SIGTERM the stack's own workers and waits for them
+# (they hand back what they run); restart_stack brings them back.
+stop_stack_workers() {
+    local f p
+    for f in "$KADR_STACK_DIR"/worker-*.pid; do
+        [[ -f $f ]] || continue
+        for p in $(stack_pids "$(basename "$f")"); do stop_pid "$p" TERM 60; done
+    done
+}
+
+# restart_stack: starts whatever of the stack is not running.
+restart_stack() {
+    "$E2E_TOP/scripts/stack.sh" start --dir "$KADR_STACK_DIR" >>"$E2E_TMP/restart.log" 2>&1 ||
+        { note "stack.sh start failed: $(tail -n 5 "$E2E_TMP/restart.log")"; return 1; }
+}
+
+# jobs_in STATUS ID...: how many of the jobs have that status.
+jobs_in() {
+    local status=$1 ids
+    shift
+    ids=$(printf "'%s'," "$@")
+    sql "SELECT count(*) FROM jobs WHERE status = '$status' AND id IN (${ids%,})"
+}
+
+# all_jobs_final ID...: every job is completed, failed or cancelled.
+all_jobs_final() {
+    local ids
+    ids=$(printf "'%s'," "$@")
+    [[ $(sql "SELECT count(*) FROM jobs WHERE status NOT IN ('completed','failed','cancelled') AND id IN (${ids%,})") == 0 ]]
+}
+
+# new_admin NAME: like new_user, for an admin user (no plan limits: the
+# fault cases submit dozens of jobs at once); prints the key.
+new_admin() {
+    local email="$1-$RANDOM$RANDOM@e2e.test" out key
+    out=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user create --email "$email" --admin --api-key 2>&1) || {
+        echo "new_admin: kadrctl failed: $out" >&2
+        return 1
+    }
+    key=$(sed -n 's/^api_key: *//p' <<<"$out" | head -n 1)
+    [[ $key == kadr_* ]] || { echo "new_admin: no api_key line in: $out" >&2; return 1; }
+    printf '%s\n' "$key"
+}

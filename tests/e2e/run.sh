@@ -62,6 +62,9 @@ echo "e2e: stack in $stack_dir on port base $port_base"
 # holds it for its own minimum). local.conf survives restarts of the stack.
 mkdir -p "$stack_dir"
 echo "queue_claim_idle_ms = 3000" >"$stack_dir/local.conf"
+# A job's lease lasts 5 s past each heartbeat (not 30 s): a job of a killed
+# worker is taken over soon (t_crash.sh, t_fault_*.sh).
+echo "job_lease_ms = 5000" >>"$stack_dir/local.conf"
 # Webhook retries 100 times sooner than in production (0.1 s, 0.3 s, ...),
 # and the receivers of t_webhooks.sh listen on loopback.
 printf 'notify_backoff_base_ms = 100\nnotify_allow_private = 1\n' >>"$stack_dir/local.conf"

@@ -575,7 +575,8 @@ START_TEST(test_nulls_are_absent)
     struct kd_jobspec *s =
         parse_ok("{'type':null,'inputs':[{'media_id':'" U1 "','start':null,'end':null}],"
                  "'transition':null,'layers':null,'audio':null,'output':null,'thumbnails':null,"
-                 "'priority':null,'run_at':null,'webhook_url':null,'metadata':null}",
+                 "'priority':null,'run_at':null,'webhook_url':null,'metadata':null,"
+                 "'max_attempts':null}",
                  &lim_default);
 
     ck_assert_str_eq(s->type, "edit");
@@ -587,6 +588,7 @@ START_TEST(test_nulls_are_absent)
     ck_assert_int_eq(s->output.container, KD_CONT_MP4);
     ck_assert_int_eq(s->thumbnails.count, 0);
     ck_assert_int_eq(s->priority, 5);
+    ck_assert_int_eq(s->max_attempts, 0);
     ck_assert(!s->has_run_at);
     ck_assert_ptr_null(s->webhook_url);
     ck_assert_ptr_null(s->metadata);
@@ -730,7 +732,7 @@ START_TEST(test_valid_misc)
                  "'layers':[{'type':'text','text':'12345678','size':512,'margin':1000,"
                  "'color':'#aabbcc','background':'#AABBCC00','font':'Noto Sans-CJK_JP.1',"
                  "'position':'center'}],'audio':{'media_id':'" U2 "','mode':'replace',"
-                 "'volume':4,'offset':60,'fade_out':0,'loop':false},'priority':10,"
+                 "'volume':4,'offset':60,'fade_out':0,'loop':false},'priority':10,'max_attempts':10,"
                  "'thumbnails':{'count':20,'width':16}}",
                  &lim_small);
     ck_assert_double_near(s->inputs[0].end_s, 60);
@@ -742,6 +744,7 @@ START_TEST(test_valid_misc)
     ck_assert_int_eq(s->audio.mode, KD_AUDIO_REPLACE);
     ck_assert_double_near(s->audio.volume, 4);
     ck_assert_int_eq(s->priority, 10);
+    ck_assert_int_eq(s->max_attempts, 10);
     ck_assert_int_eq(s->thumbnails.count, 20);
     ck_assert_int_eq(s->thumbnails.width, 16);
     kd_jobspec_free(s);
@@ -1013,6 +1016,11 @@ static const struct bad_case bad_cases[] = {
     {"{" IN1 ",'priority':11}", "priority"},
     {"{" IN1 ",'priority':5.5}", "priority"},
     {"{" IN1 ",'priority':'5'}", "priority"},
+    /* max_attempts */
+    {"{" IN1 ",'max_attempts':0}", "max_attempts"},
+    {"{" IN1 ",'max_attempts':11}", "max_attempts"},
+    {"{" IN1 ",'max_attempts':2.5}", "max_attempts"},
+    {"{" IN1 ",'max_attempts':'3'}", "max_attempts"},
     /* run_at */
     {"{" IN1 ",'run_at':'tomorrow'}", "run_at"},
     {"{" IN1 ",'run_at':1769882400}", "run_at"},

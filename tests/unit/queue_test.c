@@ -319,6 +319,52 @@ START_TEST(oversized_or_malformed_entries_are_dropped)
 }
 END_TEST
 
+START_TEST(one_lock_holder_at_a_time)
+{
+    static const char *const flush[] = {"FLUSHALL"};
+    struct kd_queue *a = NULL, *b = NULL;
+    bool held, created;
+
+    ck_assert_int_eq(kd_queue_open(cfg, &a), KD_OK);
+    ck_assert_int_eq(kd_queue_open(cfg, &b), KD_OK);
+    ck_assert_int_eq(kd_queue_lock(a, "leader", "tok-a", 5000, &held), KD_OK);
+    ck_assert(held);
+    ck_assert_int_eq(kd_queue_lock(b, "leader", "tok-b", 5000, &held), KD_OK);
+    ck_assert(!held);
+    /* Renewal by the holder. */
+    ck_assert_int_eq(kd_queue_lock(a, "leader", "tok-a", 5000, &held), KD_OK);
+    ck_assert(held);
+    /* Someone else's unlock changes nothing. */
+    ck_assert_int_eq(kd_queue_unlock(b, "leader", "tok-b"), KD_OK);
+    ck_assert_int_eq(kd_queue_lock(b, "leader", "tok-b", 5000, &held), KD_OK);
+    ck_assert(!held);
+    ck_assert_int_eq(kd_queue_unlock(a, "leader", "tok-a"), KD_OK);
+    ck_assert_int_eq(kd_queue_lock(b, "leader", "tok-b", 200, &held), KD_OK);
+    ck_assert(held);
+    /* Expiry hands it over without an unlock. */
+    usleep(400 * 1000);
+    ck_assert_int_eq(kd_queue_lock(a, "leader", "tok-a", 5000, &held), KD_OK);
+    ck_assert(held);
+    ck_assert_int_eq(kd_queue_lock(a, "leader", "", 5000, &held), KD_EINVAL);
+
+    /* The marker: created once, and again after Redis lost its data. */
+    ck_assert_int_eq(kd_queue_marker(a, "epoch", &created), KD_OK);
+    ck_assert(created);
+    ck_assert_int_eq(kd_queue_marker(b, "epoch", &created), KD_OK);
+    ck_assert(!created);
+    ck_assert_int_eq(cli(flush, 1), 0);
+    ck_assert_int_eq(kd_queue_marker(a, "epoch", &created), KD_OK);
+    ck_assert(created);
+    /* Redis down: unavailable, not an answer. */
+    stop_redis();
+    ck_assert_int_eq(kd_queue_marker(a, "epoch", &created), KD_EUNAVAIL);
+    ck_assert_int_eq(kd_queue_lock(b, "leader", "tok-b", 5000, &held), KD_EUNAVAIL);
+    ck_assert(!held);
+    kd_queue_close(a);
+    kd_queue_close(b);
+}
+END_TEST
+
 START_TEST(a_very_long_wait_is_fine)
 {
     static const char *const push[] = {"XADD", "kadr:q:1", "*", "kind", "edit", "ref", "late"};
@@ -361,6 +407,7 @@ main(void)
     tcase_add_test(tc, a_restart_between_calls_loses_nothing);
     tcase_add_test(tc, oversized_or_malformed_entries_are_dropped);
     tcase_add_test(tc, a_very_long_wait_is_fine);
+    tcase_add_test(tc, one_lock_holder_at_a_time);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

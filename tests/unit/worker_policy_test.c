@@ -24,24 +24,42 @@ START_TEST(decide)
 {
     struct kd_decision d;
 
-    /* Retries off (today's setting): everything fails at once. */
-    d = kd_policy_decide("internal", 1, 3, false);
+    d = kd_policy_decide("internal", 1, 3, 0);
+    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
+    ck_assert(!d.dead_letter);
+    ck_assert_int_eq(d.delay_ms, 0);
+    /* Full jitter: 0 up to the ceiling, inclusive. */
+    d = kd_policy_decide("internal", 1, 3, 5000);
+    ck_assert_int_eq(d.delay_ms, 5000);
+    d = kd_policy_decide("internal", 1, 3, 5001);
+    ck_assert_int_eq(d.delay_ms, 0);
+    d = kd_policy_decide("timeout", 2, 3, UINT64_MAX);
+    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
+    ck_assert_int_le(d.delay_ms, 10000);
+    /* Out of attempts: a dead letter. */
+    d = kd_policy_decide("timeout", 3, 3, 7);
     ck_assert_int_eq(d.fate, KD_FATE_FAIL);
-    ck_assert_int_eq(KD_POLICY_RETRIES_ENABLED, false);
+    ck_assert(d.dead_letter);
+    /* Final codes fail at once and are no dead letters. */
+    d = kd_policy_decide("invalid_media", 1, 3, 7);
+    ck_assert_int_eq(d.fate, KD_FATE_FAIL);
+    ck_assert(!d.dead_letter);
+    d = kd_policy_decide("cancelled", 3, 3, 7);
+    ck_assert(!d.dead_letter);
+    d = kd_policy_decide("internal", 9, 10, UINT64_MAX - 1);
+    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
+    ck_assert_int_le(d.delay_ms, KD_POLICY_RETRY_CAP_MS);
+}
+END_TEST
 
-    d = kd_policy_decide("internal", 1, 3, true);
-    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
-    ck_assert_int_eq(d.delay_ms, 30000);
-    d = kd_policy_decide("timeout", 2, 3, true);
-    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
-    ck_assert_int_eq(d.delay_ms, 120000);
-    d = kd_policy_decide("timeout", 3, 3, true);
-    ck_assert_int_eq(d.fate, KD_FATE_FAIL);
-    d = kd_policy_decide("invalid_media", 1, 3, true);
-    ck_assert_int_eq(d.fate, KD_FATE_FAIL);
-    d = kd_policy_decide("internal", 9, 10, true);
-    ck_assert_int_eq(d.fate, KD_FATE_RETRY);
-    ck_assert_int_eq(d.delay_ms, 3600000);
+START_TEST(retry_ceiling_doubles_up_to_ten_minutes)
+{
+    ck_assert_int_eq(kd_policy_retry_ceiling_ms(1), 5000);
+    ck_assert_int_eq(kd_policy_retry_ceiling_ms(2), 10000);
+    ck_assert_int_eq(kd_policy_retry_ceiling_ms(3), 20000);
+    ck_assert_int_eq(kd_policy_retry_ceiling_ms(7), 320000);
+    ck_assert_int_eq(kd_policy_retry_ceiling_ms(8), 600000);
+    ck_assert_int_eq(kd_policy_retry_ceiling_ms(1000), 600000);
 }
 END_TEST
 
@@ -86,6 +104,7 @@ main(void)
 
     tcase_add_test(tc, input_errors_are_final);
     tcase_add_test(tc, decide);
+    tcase_add_test(tc, retry_ceiling_doubles_up_to_ten_minutes);
     tcase_add_test(tc, backoff_doubles_up_to_its_cap);
     tcase_add_test(tc, describes_how_a_child_ended);
     suite_add_tcase(s, tc);
