@@ -43,29 +43,29 @@
 #include "log.h"
 #include "util.h"
 
-#define CANCEL_EVERY_N 16     /* frames or packets between polls ... */
-#define CANCEL_EVERY_MS 100   /* ... or this much time, whichever first */
-#define MAX_DECODE_ERRORS 100 /* damaged packets skipped before giving up */
+#define CANCEL_EVERY_N     16   /* frames or packets between polls ... */
+#define CANCEL_EVERY_MS    100  /* ... or this much time, whichever first */
+#define MAX_DECODE_ERRORS  100  /* damaged packets skipped before giving up */
 #define SEEK_CHECK_PACKETS 1000 /* read after a seek to see where it landed */
-#define SEEK_ATTEMPTS 6       /* targets moved back 1+2+...+32 s, then the start */
+#define SEEK_ATTEMPTS      6    /* targets moved back 1+2+...+32 s, then the start */
 /* Packets read without the graph asking any source for more: past this the
  * graph is stuck (our bug), and reading on would only fill memory. */
 #define MAX_BLIND_READS 100000
-#define DEFAULT_FPS 25
+#define DEFAULT_FPS     25
 
 /* One stream of a feed on its way into the graph. */
 struct side {
     bool is_video;
-    bool is_used;                 /* decoded into the graph */
-    int idx;                      /* stream index in the file */
+    bool is_used; /* decoded into the graph */
+    int idx;      /* stream index in the file */
     AVStream *st;
-    AVCodecContext *dec;          /* from the feed's first read to its end */
+    AVCodecContext *dec; /* from the feed's first read to its end */
     AVFilterContext *src;
-    int64_t offset;               /* the file's start time, in st's time base */
-    int64_t shift;                /* added to every timestamp: the loops played before */
-    int64_t next_pts;             /* for frames without a timestamp */
-    int64_t end_pts;              /* end of the last frame pushed (shifted) */
-    bool is_closed;               /* nothing more goes into the graph */
+    int64_t offset;   /* the file's start time, in st's time base */
+    int64_t shift;    /* added to every timestamp: the loops played before */
+    int64_t next_pts; /* for frames without a timestamp */
+    int64_t end_pts;  /* end of the last frame pushed (shifted) */
+    bool is_closed;   /* nothing more goes into the graph */
     bool has_pushed;
     /* what the source was configured with: frames must keep to it */
     int width, height, format, sample_rate;
@@ -77,16 +77,16 @@ enum feed_role { FEED_INPUT, FEED_LAYER, FEED_AUDIO };
 /* One opened file. */
 struct feed {
     enum feed_role role;
-    char name[40];                /* "inputs[3]", "layers[1]", "audio" for messages */
+    char name[40]; /* "inputs[3]", "layers[1]", "audio" for messages */
     const char *path;
     struct kd_media_input *in;
     struct side v, a;
-    struct kd_media_span span;    /* what is cut from the file (inputs) */
-    double dur_s;                 /* its length on the output (inputs); NAN: unknown */
-    bool is_started;              /* decoders opened, seeked */
-    bool is_done;                 /* read to its end, decoders freed */
-    bool is_loop;                 /* read again from the start at its end */
-    int64_t loop_start_pts;       /* the audio side's end_pts when this pass began */
+    struct kd_media_span span; /* what is cut from the file (inputs) */
+    double dur_s;              /* its length on the output (inputs); NAN: unknown */
+    bool is_started;           /* decoders opened, seeked */
+    bool is_done;              /* read to its end, decoders freed */
+    bool is_loop;              /* read again from the start at its end */
+    int64_t loop_start_pts;    /* the audio side's end_pts when this pass began */
     int n_decode_errors;
 };
 
@@ -95,29 +95,29 @@ struct osink {
     bool is_video;
     bool is_active;
     AVFilterContext *sink;
-    int64_t last_pts;             /* video's last, sound's next */
+    int64_t last_pts; /* video's last, sound's next */
     bool is_eof;
     int64_t n_frames;
-    double end_s;                 /* output timeline: end of the last frame out */
+    double end_s; /* output timeline: end of the last frame out */
 };
 
 struct run {
     struct kd_edit *e;
-    struct feed *feeds;           /* inputs, then layers (by index), then the track */
+    struct feed *feeds; /* inputs, then layers (by index), then the track */
     size_t n_feeds;
-    struct feed *track;           /* the audio track's feed, or NULL */
+    struct feed *track; /* the audio track's feed, or NULL */
     struct kd_media_graph gr;
     struct kd_media_plan plan;
     struct kd_media_output *out;
-    struct kd_subs **subs;        /* per layer; set for subtitle layers */
+    struct kd_subs **subs; /* per layer; set for subtitle layers */
     struct kd_thumbs *thumbs;
     struct osink ov, oa;
-    bool has_base_audio;          /* the inputs' sound (or silence) is in the output */
-    AVRational vfr_tb;            /* frame durations when the output keeps the timing */
+    bool has_base_audio; /* the inputs' sound (or silence) is in the output */
+    AVRational vfr_tb;   /* frame durations when the output keeps the timing */
     AVPacket *pkt;
-    AVFrame *frame;               /* decoded */
-    AVFrame *filtered;            /* out of a sink */
-    double total_s;               /* the output's length; NAN when unknown */
+    AVFrame *frame;    /* decoded */
+    AVFrame *filtered; /* out of a sink */
+    double total_s;    /* the output's length; NAN when unknown */
     double last_fraction;
     int64_t last_poll_ms;
     unsigned n_since_poll;
@@ -137,9 +137,8 @@ check_spec(struct kd_edit *e)
 {
     const struct kd_jobspec *spec = e->spec;
 
-    if (spec == NULL || spec->n_inputs == 0 || e->input_paths == NULL ||
-        e->out_path == NULL || e->lim == NULL ||
-        (spec->has_audio && e->audio_path == NULL)) {
+    if (spec == NULL || spec->n_inputs == 0 || e->input_paths == NULL || e->out_path == NULL ||
+        e->lim == NULL || (spec->has_audio && e->audio_path == NULL)) {
         kd_media_seterr(e->err, "internal error (an incomplete edit request)");
         return KD_EINTERNAL;
     }
@@ -174,8 +173,8 @@ check_spec(struct kd_edit *e)
             return KD_EUNSUPPORTED;
         }
     }
-    if (spec->thumbnails.count > 0 &&
-        (spec->output.video_codec == KD_VCODEC_COPY || spec->output.audio_codec == KD_ACODEC_COPY)) {
+    if (spec->thumbnails.count > 0 && (spec->output.video_codec == KD_VCODEC_COPY ||
+                                       spec->output.audio_codec == KD_ACODEC_COPY)) {
         kd_media_seterr(e->err, "thumbnails together with codec \"copy\" are not supported yet");
         return KD_EUNSUPPORTED;
     }
@@ -308,8 +307,8 @@ drain_sink(struct run *r, struct osink *s, bool *got)
         }
         s->n_frames++;
         if (s->is_video && r->thumbs != NULL &&
-            (rc = kd_thumbs_push(r->thumbs, f, av_buffersink_get_time_base(s->sink),
-                                 r->e->err)) != KD_OK) {
+            (rc = kd_thumbs_push(r->thumbs, f, av_buffersink_get_time_base(s->sink), r->e->err)) !=
+                KD_OK) {
             av_frame_unref(f);
             return rc;
         }
@@ -395,7 +394,7 @@ push_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
     if (s->is_video)
         dur = f->pkt_duration > 0 ? f->pkt_duration : 0;
     else
-        dur = av_rescale_q(f->nb_samples, (AVRational){ 1, f->sample_rate }, s->st->time_base);
+        dur = av_rescale_q(f->nb_samples, (AVRational){1, f->sample_rate}, s->st->time_base);
     s->next_pts = pts + dur;
     t = (double)(pts - s->offset) * av_q2d(s->st->time_base);
     /* The header's duration was checked; the packets may still run on. */
@@ -492,16 +491,14 @@ setup_side(struct run *r, struct feed *fd, struct side *s, int idx, bool is_vide
         s->height = par->height;
         s->format = par->format;
         if (s->format == AV_PIX_FMT_NONE || s->width <= 0 || s->height <= 0) {
-            kd_media_seterr(r->e->err, "%s: the picture format could not be determined",
-                            fd->name);
+            kd_media_seterr(r->e->err, "%s: the picture format could not be determined", fd->name);
             return KD_EMEDIA;
         }
         return KD_OK;
     }
     s->format = par->format;
     s->sample_rate = par->sample_rate;
-    if (s->format == AV_SAMPLE_FMT_NONE || s->sample_rate <= 0 ||
-        par->ch_layout.nb_channels <= 0) {
+    if (s->format == AV_SAMPLE_FMT_NONE || s->sample_rate <= 0 || par->ch_layout.nb_channels <= 0) {
         kd_media_seterr(r->e->err, "%s: the sound format could not be determined", fd->name);
         return KD_EMEDIA;
     }
@@ -561,8 +558,10 @@ input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
     fd->span.start_s = ispec->start_s > 0 ? ispec->start_s : 0.0;
     fd->span.end_s = ispec->end_s;
     if (!isnan(dur) && fd->span.start_s >= dur) {
-        kd_media_seterr(r->e->err, "%s.start (%.3f s) is not before the end of the input "
-                        "(%.3f s)", fd->name, fd->span.start_s, dur);
+        kd_media_seterr(r->e->err,
+                        "%s.start (%.3f s) is not before the end of the input "
+                        "(%.3f s)",
+                        fd->name, fd->span.start_s, dur);
         return KD_EINVAL;
     }
     end = fd->span.end_s;
@@ -593,8 +592,8 @@ open_subs(struct run *r)
         if (spec->layers[i].type != KD_LAYER_SUBTITLES)
             continue;
         if ((rc = kd_subs_open(r->e->layer_paths[i], r->e->work_dir, (unsigned)i, r->e->lim,
-                               r->e->event, r->e->ud, r->e->cancelled, &r->subs[i],
-                               r->e->err)) != KD_OK)
+                               r->e->event, r->e->ud, r->e->cancelled, &r->subs[i], r->e->err)) !=
+            KD_OK)
             return rc;
     }
     return KD_OK;
@@ -604,9 +603,8 @@ open_subs(struct run *r)
 static struct kd_subs_timing
 subs_timing(const struct kd_layer *l)
 {
-    return (struct kd_subs_timing){ .shift_s = 0,
-                                    .from_s = l->start_s > 0 ? l->start_s : 0.0,
-                                    .to_s = l->end_s };
+    return (struct kd_subs_timing){
+        .shift_s = 0, .from_s = l->start_s > 0 ? l->start_s : 0.0, .to_s = l->end_s};
 }
 
 static bool
@@ -710,10 +708,10 @@ video_target(struct run *r, const AVStream *st)
         AVRational fr = av_guess_frame_rate(NULL, (AVStream *)st, NULL);
 
         if (fr.num <= 0 || fr.den <= 0 || av_q2d(fr) < 1 || av_q2d(fr) > 120)
-            fr = (AVRational){ DEFAULT_FPS, 1 };
+            fr = (AVRational){DEFAULT_FPS, 1};
         vt->fps = fr;
     } else {
-        vt->fps = (AVRational){ 0, 1 }; /* one input keeps its own timing */
+        vt->fps = (AVRational){0, 1}; /* one input keeps its own timing */
         r->vfr_tb = st->time_base;
     }
 }
@@ -732,16 +730,20 @@ total_length(struct run *r, bool is_needed)
 
         if (isnan(fd->dur_s)) {
             if (is_needed) {
-                kd_media_seterr(r->e->err, "%s: the length of the file is unknown; give it an "
-                                "end", fd->name);
+                kd_media_seterr(r->e->err,
+                                "%s: the length of the file is unknown; give it an "
+                                "end",
+                                fd->name);
                 return KD_EMEDIA;
             }
             r->total_s = NAN;
             return KD_OK;
         }
         if (trans > 0 && fd->dur_s <= trans) {
-            kd_media_seterr(r->e->err, "%s lasts %.3f s after trimming, not longer than the "
-                            "transition (%.3f s)", fd->name, fd->dur_s, trans);
+            kd_media_seterr(r->e->err,
+                            "%s lasts %.3f s after trimming, not longer than the "
+                            "transition (%.3f s)",
+                            fd->name, fd->dur_s, trans);
             return KD_EINVAL;
         }
         total += fd->dur_s;
@@ -846,17 +848,16 @@ exact_length(struct run *r, bool is_video, double len_s, struct kd_media_pad *ta
 
     (void)snprintf(len, sizeof(len), "%.6f", len_s);
     if (is_video)
-        rc = kd_media_graph_append(&r->gr, "tpad",
-                                   (const char *[]){ "stop_mode", "clone", "stop_duration", len,
-                                                     NULL },
-                                   tail, r->e->err);
+        rc = kd_media_graph_append(
+            &r->gr, "tpad", (const char *[]){"stop_mode", "clone", "stop_duration", len, NULL},
+            tail, r->e->err);
     else
-        rc = kd_media_graph_append(&r->gr, "apad", (const char *[]){ "whole_dur", len, NULL },
-                                   tail, r->e->err);
+        rc = kd_media_graph_append(&r->gr, "apad", (const char *[]){"whole_dur", len, NULL}, tail,
+                                   r->e->err);
     if (rc != KD_OK)
         return rc;
     return kd_media_graph_append(&r->gr, is_video ? "trim" : "atrim",
-                                 (const char *[]){ "duration", len, NULL }, tail, r->e->err);
+                                 (const char *[]){"duration", len, NULL}, tail, r->e->err);
 }
 
 /* Each input contributes its chains (or black and silence in their place),
@@ -867,7 +868,7 @@ build_graph(struct run *r)
 {
     const struct kd_jobspec *spec = r->e->spec;
     size_t n = spec->n_inputs, li = spec->n_inputs;
-    struct kd_media_pad *vt = NULL, *at = NULL, vtail = { NULL, 0 }, atail = { NULL, 0 };
+    struct kd_media_pad *vt = NULL, *at = NULL, vtail = {NULL, 0}, atail = {NULL, 0};
     double *durs = NULL;
     double trans = n > 1 && spec->has_transition ? spec->transition_s : 0;
     enum kd_err rc;
@@ -895,7 +896,8 @@ build_graph(struct run *r)
                 rc = kd_media_graph_black(&r->gr, &r->plan.vt, fd->dur_s, &vt[i], r->e->err);
             if (rc != KD_OK)
                 goto out;
-            if (trans > 0 && fd->v.is_used && (rc = exact_length(r, true, fd->dur_s, &vt[i])) != KD_OK)
+            if (trans > 0 && fd->v.is_used &&
+                (rc = exact_length(r, true, fd->dur_s, &vt[i])) != KD_OK)
                 goto out;
         }
         if (r->has_base_audio) {
@@ -906,7 +908,8 @@ build_graph(struct run *r)
                 rc = kd_media_graph_silence(&r->gr, &r->plan.at, fd->dur_s, &at[i], r->e->err);
             if (rc != KD_OK)
                 goto out;
-            if (trans > 0 && fd->a.is_used && (rc = exact_length(r, false, fd->dur_s, &at[i])) != KD_OK)
+            if (trans > 0 && fd->a.is_used &&
+                (rc = exact_length(r, false, fd->dur_s, &at[i])) != KD_OK)
                 goto out;
         }
     }
@@ -915,7 +918,7 @@ build_graph(struct run *r)
                                   r->plan.at.sample_rate, r->e->err)) != KD_OK)
         goto out;
     vtail = vt[0];
-    atail = r->has_base_audio ? at[0] : (struct kd_media_pad){ NULL, 0 };
+    atail = r->has_base_audio ? at[0] : (struct kd_media_pad){NULL, 0};
     for (size_t i = 0; i < spec->n_layers; i++) {
         const struct kd_layer *l = &spec->layers[i];
 
@@ -926,13 +929,13 @@ build_graph(struct run *r)
 
             if (is_soft_subs(l))
                 continue; /* a stream of the output, not a node */
-            rc = kd_subs_burn_node(r->subs[i], l, &t, r->plan.vt.width, r->plan.vt.height,
-                                   &r->gr, &vtail, r->e->err);
+            rc = kd_subs_burn_node(r->subs[i], l, &t, r->plan.vt.width, r->plan.vt.height, &r->gr,
+                                   &vtail, r->e->err);
         } else {
             struct feed *fd = &r->feeds[li++];
 
-            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, &fd->v.src,
-                                        &vtail, r->e->err);
+            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, &fd->v.src, &vtail,
+                                        r->e->err);
         }
         if (rc != KD_OK)
             goto out;
@@ -944,11 +947,10 @@ build_graph(struct run *r)
         goto out;
     if (r->plan.has_video) {
         /* Overlays may hand on a format with alpha: the encoder's, exactly. */
-        if ((rc = kd_media_graph_append(&r->gr, "format",
-                                        (const char *[]){ "pix_fmts",
-                                                          av_get_pix_fmt_name(r->plan.vt.pix_fmt),
-                                                          NULL },
-                                        &vtail, r->e->err)) != KD_OK ||
+        if ((rc = kd_media_graph_append(
+                 &r->gr, "format",
+                 (const char *[]){"pix_fmts", av_get_pix_fmt_name(r->plan.vt.pix_fmt), NULL},
+                 &vtail, r->e->err)) != KD_OK ||
             (rc = kd_media_graph_sink(&r->gr, true, &vtail, &r->ov.sink, r->e->err)) != KD_OK)
             goto out;
     }
@@ -1070,7 +1072,7 @@ seek_to_span(struct run *r, struct feed *fd)
 static enum kd_err
 start_feed(struct run *r, struct feed *fd)
 {
-    struct side *sides[2] = { &fd->v, &fd->a };
+    struct side *sides[2] = {&fd->v, &fd->a};
     enum kd_err rc;
 
     fd->is_started = true;
@@ -1110,8 +1112,7 @@ end_of_file(struct run *r, struct feed *fd)
 
     if ((rc = decode(r, fd, &fd->v, NULL)) != KD_OK || (rc = decode(r, fd, &fd->a, NULL)) != KD_OK)
         return rc;
-    if (fd->is_loop && !fd->a.is_closed && fd->a.has_pushed &&
-        fd->a.end_pts > fd->loop_start_pts) {
+    if (fd->is_loop && !fd->a.is_closed && fd->a.has_pushed && fd->a.end_pts > fd->loop_start_pts) {
         ts = fd->in->start_time;
         if (avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0) >= 0) {
             avcodec_flush_buffers(fd->a.dec);
@@ -1191,8 +1192,8 @@ pick_feed(struct run *r, bool *is_blind)
             most = n;
             best = fd;
         }
-        if (first == NULL && ((fd->v.is_used && !fd->v.is_closed) ||
-                              (fd->a.is_used && !fd->a.is_closed)))
+        if (first == NULL &&
+            ((fd->v.is_used && !fd->v.is_closed) || (fd->a.is_used && !fd->a.is_closed)))
             first = fd;
     }
     *is_blind = best == NULL;
@@ -1210,7 +1211,7 @@ is_all_eof(const struct run *r)
 static enum kd_err
 transcode(struct run *r)
 {
-    struct osink *sinks[2] = { &r->ov, &r->oa };
+    struct osink *sinks[2] = {&r->ov, &r->oa};
     long blind = 0;
     enum kd_err rc;
     int ret;
@@ -1243,7 +1244,7 @@ transcode(struct run *r)
         blind = is_blind ? blind + 1 : 0;
         if (blind > MAX_BLIND_READS) {
             kd_media_seterr(r->e->err, "internal error (the filter graph stopped asking for "
-                            "input)");
+                                       "input)");
             return KD_EINTERNAL;
         }
         if ((rc = read_feed(r, fd)) != KD_OK)

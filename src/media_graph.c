@@ -28,7 +28,7 @@
 
 /* Box padding of a text background, as a share of the font size. */
 #define TEXT_BOX_PAD_DIV 4
-#define FONT_FAMILY_MAX 128
+#define FONT_FAMILY_MAX  128
 
 enum kd_err
 kd_media_graph_init(struct kd_media_graph *gr)
@@ -187,11 +187,11 @@ add_rotation(struct kd_media_graph *gr, int rot, struct kd_media_pad *tail,
     enum kd_err rc = KD_OK;
 
     if (rot == 90)
-        rc = kd_media_graph_append(gr, "transpose", (const char *[]){ "dir", "clock", NULL },
-                                   tail, err);
+        rc = kd_media_graph_append(gr, "transpose", (const char *[]){"dir", "clock", NULL}, tail,
+                                   err);
     else if (rot == 270)
-        rc = kd_media_graph_append(gr, "transpose", (const char *[]){ "dir", "cclock", NULL },
-                                   tail, err);
+        rc = kd_media_graph_append(gr, "transpose", (const char *[]){"dir", "cclock", NULL}, tail,
+                                   err);
     else if (rot == 180) {
         if ((rc = kd_media_graph_append(gr, "hflip", NULL, tail, err)) == KD_OK)
             rc = kd_media_graph_append(gr, "vflip", NULL, tail, err);
@@ -212,45 +212,43 @@ add_fit(struct kd_media_graph *gr, const AVStream *st, const struct kd_media_vta
     fmt_int(h, vt->height);
     if (sar.num > 0 && sar.den > 0 && sar.num != sar.den && av_q2d(sar) >= 0.25 &&
         av_q2d(sar) <= 4.0) {
-        rc = kd_media_graph_append(gr, "scale",
-                                   (const char *[]){ "w", "trunc(iw*sar/2)*2", "h", "ih", NULL },
-                                   tail, err);
+        rc = kd_media_graph_append(
+            gr, "scale", (const char *[]){"w", "trunc(iw*sar/2)*2", "h", "ih", NULL}, tail, err);
         if (rc != KD_OK)
             return rc;
     }
-    if ((rc = kd_media_graph_append(gr, "setsar", (const char *[]){ "sar", "1", NULL }, tail,
-                                    err)) != KD_OK)
+    if ((rc = kd_media_graph_append(gr, "setsar", (const char *[]){"sar", "1", NULL}, tail, err)) !=
+        KD_OK)
         return rc;
     switch (vt->fit) {
     case KD_FIT_COVER:
-        rc = kd_media_graph_append(gr, "scale",
-                                   (const char *[]){ "w", w, "h", h, "force_original_aspect_ratio",
-                                                     "increase", NULL },
-                                   tail, err);
+        rc = kd_media_graph_append(
+            gr, "scale",
+            (const char *[]){"w", w, "h", h, "force_original_aspect_ratio", "increase", NULL}, tail,
+            err);
         if (rc == KD_OK)
-            rc = kd_media_graph_append(gr, "crop", (const char *[]){ "w", w, "h", h, NULL }, tail,
+            rc = kd_media_graph_append(gr, "crop", (const char *[]){"w", w, "h", h, NULL}, tail,
                                        err);
         break;
     case KD_FIT_STRETCH:
-        rc = kd_media_graph_append(gr, "scale", (const char *[]){ "w", w, "h", h, NULL }, tail,
-                                   err);
+        rc = kd_media_graph_append(gr, "scale", (const char *[]){"w", w, "h", h, NULL}, tail, err);
         break;
     case KD_FIT_CONTAIN:
     default:
         rc = kd_media_graph_append(gr, "scale",
-                                   (const char *[]){ "w", w, "h", h, "force_original_aspect_ratio",
-                                                     "decrease", "force_divisible_by", "2", NULL },
+                                   (const char *[]){"w", w, "h", h, "force_original_aspect_ratio",
+                                                    "decrease", "force_divisible_by", "2", NULL},
                                    tail, err);
         if (rc == KD_OK)
             rc = kd_media_graph_append(gr, "pad",
-                                       (const char *[]){ "w", w, "h", h, "x", "(ow-iw)/2", "y",
-                                                         "(oh-ih)/2", "color", "black", NULL },
+                                       (const char *[]){"w", w, "h", h, "x", "(ow-iw)/2", "y",
+                                                        "(oh-ih)/2", "color", "black", NULL},
                                        tail, err);
         break;
     }
     if (rc != KD_OK)
         return rc;
-    return kd_media_graph_append(gr, "setsar", (const char *[]){ "sar", "1", NULL }, tail, err);
+    return kd_media_graph_append(gr, "setsar", (const char *[]){"sar", "1", NULL}, tail, err);
 }
 
 /* trim + timestamps from 0: the slice becomes the output's timeline. The
@@ -268,13 +266,13 @@ add_span(struct kd_media_graph *gr, bool is_video, const struct kd_media_span *s
     (void)snprintf(expr, sizeof(expr), "PTS-%.6f/TB", span->start_s);
     rc = kd_media_graph_append(gr, is_video ? "trim" : "atrim",
                                isnan(span->end_s)
-                                   ? (const char *[]){ "start", start, NULL }
-                                   : (const char *[]){ "start", start, "end", end, NULL },
+                                   ? (const char *[]){"start", start, NULL}
+                                   : (const char *[]){"start", start, "end", end, NULL},
                                tail, err);
     if (rc != KD_OK)
         return rc;
     return kd_media_graph_append(gr, is_video ? "setpts" : "asetpts",
-                                 (const char *[]){ "expr", expr, NULL }, tail, err);
+                                 (const char *[]){"expr", expr, NULL}, tail, err);
 }
 
 /* A buffer source for a picture stream, from its parameters. */
@@ -374,18 +372,19 @@ kd_media_graph_input_video(struct kd_media_graph *gr, const AVStream *st,
                            AVFilterContext **src, struct kd_media_pad *tail,
                            char err[KD_MEDIA_ERRLEN])
 {
-    struct kd_media_pad t = { NULL, 0 };
+    struct kd_media_pad t = {NULL, 0};
+    AVFilterContext *f = NULL;
     char rate[64];
     enum kd_err rc;
 
-    if ((rc = video_source(gr, st, src, &t, err)) != KD_OK)
+    if ((rc = video_source(gr, st, &f, &t, err)) != KD_OK)
         return rc;
     if ((rc = add_span(gr, true, span, &t, err)) != KD_OK)
         return rc;
     if (vt->fps.num > 0 && vt->fps.den > 0) {
         fmt_rate(rate, vt->fps);
-        if ((rc = kd_media_graph_append(gr, "fps", (const char *[]){ "fps", rate, NULL }, &t,
-                                        err)) != KD_OK)
+        if ((rc = kd_media_graph_append(gr, "fps", (const char *[]){"fps", rate, NULL}, &t, err)) !=
+            KD_OK)
             return rc;
     }
     if ((rc = add_rotation(gr, kd_media_stream_rotation(st), &t, err)) != KD_OK)
@@ -393,11 +392,11 @@ kd_media_graph_input_video(struct kd_media_graph *gr, const AVStream *st,
     if ((rc = add_fit(gr, st, vt, &t, err)) != KD_OK)
         return rc;
     rc = kd_media_graph_append(gr, "format",
-                               (const char *[]){ "pix_fmts", av_get_pix_fmt_name(vt->pix_fmt),
-                                                 NULL },
+                               (const char *[]){"pix_fmts", av_get_pix_fmt_name(vt->pix_fmt), NULL},
                                &t, err);
     if (rc != KD_OK)
         return rc;
+    *src = f;
     *tail = t;
     return KD_OK;
 }
@@ -413,12 +412,11 @@ kd_media_graph_aformat(struct kd_media_graph *gr, const struct kd_media_atarget 
         kd_media_seterr(err, "internal error (channel layout)");
         return KD_EINTERNAL;
     }
-    return kd_media_graph_append(gr, "aformat",
-                                 (const char *[]){ "sample_fmts",
-                                                   av_get_sample_fmt_name(at->sample_fmt),
-                                                   "sample_rates", rate, "channel_layouts",
-                                                   layout, NULL },
-                                 tail, err);
+    return kd_media_graph_append(
+        gr, "aformat",
+        (const char *[]){"sample_fmts", av_get_sample_fmt_name(at->sample_fmt), "sample_rates",
+                         rate, "channel_layouts", layout, NULL},
+        tail, err);
 }
 
 enum kd_err
@@ -427,10 +425,11 @@ kd_media_graph_input_audio(struct kd_media_graph *gr, const AVStream *st,
                            AVFilterContext **src, struct kd_media_pad *tail,
                            char err[KD_MEDIA_ERRLEN])
 {
-    struct kd_media_pad t = { NULL, 0 };
+    struct kd_media_pad t = {NULL, 0};
+    AVFilterContext *f = NULL;
     enum kd_err rc;
 
-    if ((rc = audio_source(gr, st, src, &t, err)) != KD_OK)
+    if ((rc = audio_source(gr, st, &f, &t, err)) != KD_OK)
         return rc;
     if (span != NULL && (rc = add_span(gr, false, span, &t, err)) != KD_OK)
         return rc;
@@ -438,6 +437,7 @@ kd_media_graph_input_audio(struct kd_media_graph *gr, const AVStream *st,
         return rc;
     if ((rc = kd_media_graph_aformat(gr, at, &t, err)) != KD_OK)
         return rc;
+    *src = f;
     *tail = t;
     return KD_OK;
 }
@@ -446,32 +446,31 @@ enum kd_err
 kd_media_graph_black(struct kd_media_graph *gr, const struct kd_media_vtarget *vt, double dur_s,
                      struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
 {
-    struct kd_media_pad t = { NULL, 0 };
+    struct kd_media_pad t = {NULL, 0};
     char size[64], rate[64], dur[32];
     enum kd_err rc;
 
     (void)snprintf(size, sizeof(size), "%dx%d", vt->width, vt->height);
     fmt_rate(rate, vt->fps);
     fmt_seconds(dur, dur_s);
-    if ((rc = kd_media_graph_append(gr, "color",
-                                    (const char *[]){ "color", "black", "size", size, "rate",
-                                                      rate, "duration", dur, NULL },
-                                    &t, err)) != KD_OK)
+    if ((rc = kd_media_graph_append(
+             gr, "color",
+             (const char *[]){"color", "black", "size", size, "rate", rate, "duration", dur, NULL},
+             &t, err)) != KD_OK)
         return rc;
-    if ((rc = kd_media_graph_append(gr, "format",
-                                    (const char *[]){ "pix_fmts",
-                                                      av_get_pix_fmt_name(vt->pix_fmt), NULL },
-                                    &t, err)) != KD_OK)
+    if ((rc = kd_media_graph_append(
+             gr, "format", (const char *[]){"pix_fmts", av_get_pix_fmt_name(vt->pix_fmt), NULL}, &t,
+             err)) != KD_OK)
         return rc;
     *tail = t;
     return KD_OK;
 }
 
 enum kd_err
-kd_media_graph_silence(struct kd_media_graph *gr, const struct kd_media_atarget *at,
-                       double dur_s, struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
+kd_media_graph_silence(struct kd_media_graph *gr, const struct kd_media_atarget *at, double dur_s,
+                       struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
 {
-    struct kd_media_pad t = { NULL, 0 };
+    struct kd_media_pad t = {NULL, 0};
     char rate[32], layout[128], dur[32];
     enum kd_err rc;
 
@@ -481,12 +480,11 @@ kd_media_graph_silence(struct kd_media_graph *gr, const struct kd_media_atarget 
         kd_media_seterr(err, "internal error (channel layout)");
         return KD_EINTERNAL;
     }
-    if ((rc = kd_media_graph_append(gr, "anullsrc",
-                                    (const char *[]){ "channel_layout", layout, "sample_rate",
-                                                      rate, NULL },
-                                    &t, err)) != KD_OK)
+    if ((rc = kd_media_graph_append(
+             gr, "anullsrc", (const char *[]){"channel_layout", layout, "sample_rate", rate, NULL},
+             &t, err)) != KD_OK)
         return rc;
-    if ((rc = kd_media_graph_append(gr, "atrim", (const char *[]){ "duration", dur, NULL }, &t,
+    if ((rc = kd_media_graph_append(gr, "atrim", (const char *[]){"duration", dur, NULL}, &t,
                                     err)) != KD_OK)
         return rc;
     if ((rc = kd_media_graph_aformat(gr, at, &t, err)) != KD_OK)
@@ -514,19 +512,19 @@ join_fades(struct kd_media_graph *gr, size_t n, struct kd_media_pad *tails, bool
         at += dur_s[k - 1] - trans_s;
         fmt_seconds(off, at);
         if (is_video)
-            rc = kd_media_graph_node(gr, "xfade",
-                                     (const char *[]){ "transition", "fade", "duration", d,
-                                                       "offset", off, NULL },
-                                     &f, err);
+            rc = kd_media_graph_node(
+                gr, "xfade",
+                (const char *[]){"transition", "fade", "duration", d, "offset", off, NULL}, &f,
+                err);
         else
-            rc = kd_media_graph_node(gr, "acrossfade", (const char *[]){ "duration", d, NULL },
-                                     &f, err);
+            rc = kd_media_graph_node(gr, "acrossfade", (const char *[]){"duration", d, NULL}, &f,
+                                     err);
         if (rc != KD_OK)
             return rc;
         if ((rc = kd_media_graph_link(cur, f, 0, err)) != KD_OK ||
             (rc = kd_media_graph_link(tails[k], f, 1, err)) != KD_OK)
             return rc;
-        cur = (struct kd_media_pad){ f, 0 };
+        cur = (struct kd_media_pad){f, 0};
     }
     tails[0] = cur;
     return KD_OK;
@@ -547,15 +545,14 @@ kd_media_graph_join(struct kd_media_graph *gr, size_t n, struct kd_media_pad *vt
     if (trans_s > 0) {
         if (vtails != NULL && (rc = join_fades(gr, n, vtails, true, dur_s, trans_s, err)) != KD_OK)
             return rc;
-        if (atails != NULL &&
-            (rc = join_fades(gr, n, atails, false, dur_s, trans_s, err)) != KD_OK)
+        if (atails != NULL && (rc = join_fades(gr, n, atails, false, dur_s, trans_s, err)) != KD_OK)
             return rc;
         return KD_OK;
     }
     fmt_int(num, (long long)n);
     if ((rc = kd_media_graph_node(gr, "concat",
-                                  (const char *[]){ "n", num, "v", vtails != NULL ? "1" : "0",
-                                                    "a", atails != NULL ? "1" : "0", NULL },
+                                  (const char *[]){"n", num, "v", vtails != NULL ? "1" : "0", "a",
+                                                   atails != NULL ? "1" : "0", NULL},
                                   &f, err)) != KD_OK)
         return rc;
     /* Segments in order, each with its picture then its sound. */
@@ -567,16 +564,16 @@ kd_media_graph_join(struct kd_media_graph *gr, size_t n, struct kd_media_pad *vt
     }
     /* concat counts time in microseconds: back to the output's units. */
     if (vtails != NULL) {
-        vtails[0] = (struct kd_media_pad){ f, 0 };
+        vtails[0] = (struct kd_media_pad){f, 0};
         fmt_rate(rate, fps);
-        if ((rc = kd_media_graph_append(gr, "fps", (const char *[]){ "fps", rate, NULL },
-                                        &vtails[0], err)) != KD_OK)
+        if ((rc = kd_media_graph_append(gr, "fps", (const char *[]){"fps", rate, NULL}, &vtails[0],
+                                        err)) != KD_OK)
             return rc;
     }
     if (atails != NULL) {
-        atails[0] = (struct kd_media_pad){ f, vtails != NULL ? 1 : 0 };
+        atails[0] = (struct kd_media_pad){f, vtails != NULL ? 1 : 0};
         (void)snprintf(tb, sizeof(tb), "1/%d", sample_rate);
-        if ((rc = kd_media_graph_append(gr, "asettb", (const char *[]){ "expr", tb, NULL },
+        if ((rc = kd_media_graph_append(gr, "asettb", (const char *[]){"expr", tb, NULL},
                                         &atails[0], err)) != KD_OK)
             return rc;
     }
@@ -645,12 +642,12 @@ fmt_color(char buf[32], struct kd_rgba c)
 }
 
 enum kd_err
-kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer,
-                       const AVStream *st, int out_w, AVFilterContext **src,
-                       struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
+kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, const AVStream *st,
+                       int out_w, AVFilterContext **src, struct kd_media_pad *tail,
+                       char err[KD_MEDIA_ERRLEN])
 {
-    struct kd_media_pad t = { NULL, 0 };
-    AVFilterContext *ov = NULL;
+    struct kd_media_pad t = {NULL, 0};
+    AVFilterContext *ov = NULL, *f = NULL;
     bool is_image = layer->type == KD_LAYER_IMAGE;
     double frac = layer->width > 0 ? layer->width : is_image ? 0.15 : 0.3;
     double start = layer->start_s > 0 ? layer->start_s : 0.0;
@@ -663,35 +660,33 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer,
 
     if (lw < 2)
         lw = 2;
-    if ((rc = video_source(gr, st, src, &t, err)) != KD_OK)
+    if ((rc = video_source(gr, st, &f, &t, err)) != KD_OK)
         return rc;
     if ((rc = add_rotation(gr, kd_media_stream_rotation(st), &t, err)) != KD_OK)
         return rc;
     /* Only the part of the layer its window can show is decoded on. */
     if (!isnan(layer->end_s)) {
         fmt_seconds(num, layer->end_s - start);
-        if ((rc = kd_media_graph_append(gr, "trim", (const char *[]){ "end", num, NULL }, &t,
-                                        err)) != KD_OK)
+        if ((rc = kd_media_graph_append(gr, "trim", (const char *[]){"end", num, NULL}, &t, err)) !=
+            KD_OK)
             return rc;
     }
     (void)snprintf(expr, sizeof(expr), "PTS-STARTPTS+%.6f/TB", start);
-    if ((rc = kd_media_graph_append(gr, "setpts", (const char *[]){ "expr", expr, NULL }, &t,
-                                    err)) != KD_OK)
-        return rc;
-    fmt_int(w, lw);
-    if ((rc = kd_media_graph_append(gr, "scale",
-                                    (const char *[]){ "w", w, "h", "-2", NULL }, &t, err)) !=
+    if ((rc = kd_media_graph_append(gr, "setpts", (const char *[]){"expr", expr, NULL}, &t, err)) !=
         KD_OK)
         return rc;
-    if ((rc = kd_media_graph_append(gr, "setsar", (const char *[]){ "sar", "1", NULL }, &t,
+    fmt_int(w, lw);
+    if ((rc = kd_media_graph_append(gr, "scale", (const char *[]){"w", w, "h", "-2", NULL}, &t,
                                     err)) != KD_OK)
+        return rc;
+    if ((rc = kd_media_graph_append(gr, "setsar", (const char *[]){"sar", "1", NULL}, &t, err)) !=
+        KD_OK)
         return rc;
     /* A format with alpha: scale converts once, and the image's
      * transparency, a border's alpha and the opacity all live in it. */
-    if ((rc = kd_media_graph_append(gr, "format",
-                                    (const char *[]){ "pix_fmts", is_image ? "rgba" : "yuva420p",
-                                                      NULL },
-                                    &t, err)) != KD_OK)
+    if ((rc = kd_media_graph_append(
+             gr, "format", (const char *[]){"pix_fmts", is_image ? "rgba" : "yuva420p", NULL}, &t,
+             err)) != KD_OK)
         return rc;
     if (layer->type == KD_LAYER_VIDEO && layer->has_border && layer->border_width > 0) {
         char pw[64], ph[64], off[32];
@@ -700,16 +695,16 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer,
         (void)snprintf(ph, sizeof(ph), "ih+%d", 2 * layer->border_width);
         fmt_int(off, layer->border_width);
         fmt_color(color, layer->border_color);
-        if ((rc = kd_media_graph_append(gr, "pad",
-                                        (const char *[]){ "w", pw, "h", ph, "x", off, "y", off,
-                                                          "color", color, NULL },
-                                        &t, err)) != KD_OK)
+        if ((rc = kd_media_graph_append(
+                 gr, "pad",
+                 (const char *[]){"w", pw, "h", ph, "x", off, "y", off, "color", color, NULL}, &t,
+                 err)) != KD_OK)
             return rc;
     }
     if (is_image && layer->opacity < 1.0) {
         (void)snprintf(num, sizeof(num), "%.4f", layer->opacity > 0 ? layer->opacity : 0.0);
-        if ((rc = kd_media_graph_append(gr, "colorchannelmixer",
-                                        (const char *[]){ "aa", num, NULL }, &t, err)) != KD_OK)
+        if ((rc = kd_media_graph_append(gr, "colorchannelmixer", (const char *[]){"aa", num, NULL},
+                                        &t, err)) != KD_OK)
             return rc;
     }
     overlay_xy(layer->position, margin, x, y);
@@ -731,7 +726,8 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer,
     if ((rc = kd_media_graph_link(*tail, ov, 0, err)) != KD_OK ||
         (rc = kd_media_graph_link(t, ov, 1, err)) != KD_OK)
         return rc;
-    *tail = (struct kd_media_pad){ ov, 0 };
+    *src = f;
+    *tail = (struct kd_media_pad){ov, 0};
     return KD_OK;
 }
 
@@ -741,47 +737,46 @@ kd_media_graph_audio_track(struct kd_media_graph *gr, const struct kd_audio *aud
                            struct kd_media_pad *base, AVFilterContext **src,
                            struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
 {
-    struct kd_media_pad t = { NULL, 0 };
-    AVFilterContext *mix = NULL;
+    struct kd_media_pad t = {NULL, 0};
+    AVFilterContext *mix = NULL, *f = NULL;
     bool is_mix = base != NULL && base->f != NULL;
     char num[32], end[32], st_s[32];
     enum kd_err rc;
 
-    if ((rc = kd_media_graph_input_audio(gr, st, NULL, at, src, &t, err)) != KD_OK)
+    if ((rc = kd_media_graph_input_audio(gr, st, NULL, at, &f, &t, err)) != KD_OK)
         return rc;
     if (audio->volume != 1.0) {
         (void)snprintf(num, sizeof(num), "%.6f", audio->volume);
-        if ((rc = kd_media_graph_append(gr, "volume", (const char *[]){ "volume", num, NULL }, &t,
+        if ((rc = kd_media_graph_append(gr, "volume", (const char *[]){"volume", num, NULL}, &t,
                                         err)) != KD_OK)
             return rc;
     }
     if (audio->offset_s > 0) {
         (void)snprintf(num, sizeof(num), "%.3f", audio->offset_s * 1000.0);
         if ((rc = kd_media_graph_append(gr, "adelay",
-                                        (const char *[]){ "delays", num, "all", "1", NULL }, &t,
+                                        (const char *[]){"delays", num, "all", "1", NULL}, &t,
                                         err)) != KD_OK)
             return rc;
     }
     /* From here the track's timeline is the output's, counted in samples. */
-    if ((rc = kd_media_graph_append(gr, "asetpts", (const char *[]){ "expr", "N/SR/TB", NULL },
-                                    &t, err)) != KD_OK)
+    if ((rc = kd_media_graph_append(gr, "asetpts", (const char *[]){"expr", "N/SR/TB", NULL}, &t,
+                                    err)) != KD_OK)
         return rc;
     fmt_seconds(end, total_s);
     /* Alone, the track fills the whole output, silent where it has ended. */
-    if (!is_mix && (rc = kd_media_graph_append(gr, "apad",
-                                               (const char *[]){ "whole_dur", end, NULL }, &t,
-                                               err)) != KD_OK)
+    if (!is_mix && (rc = kd_media_graph_append(gr, "apad", (const char *[]){"whole_dur", end, NULL},
+                                               &t, err)) != KD_OK)
         return rc;
-    if ((rc = kd_media_graph_append(gr, "atrim", (const char *[]){ "end", end, NULL }, &t,
-                                    err)) != KD_OK)
+    if ((rc = kd_media_graph_append(gr, "atrim", (const char *[]){"end", end, NULL}, &t, err)) !=
+        KD_OK)
         return rc;
     if (audio->fade_out_s > 0) {
         fmt_seconds(st_s, total_s > audio->fade_out_s ? total_s - audio->fade_out_s : 0.0);
         fmt_seconds(num, audio->fade_out_s < total_s ? audio->fade_out_s : total_s);
-        if ((rc = kd_media_graph_append(gr, "afade",
-                                        (const char *[]){ "type", "out", "start_time", st_s,
-                                                          "duration", num, NULL },
-                                        &t, err)) != KD_OK)
+        if ((rc = kd_media_graph_append(
+                 gr, "afade",
+                 (const char *[]){"type", "out", "start_time", st_s, "duration", num, NULL}, &t,
+                 err)) != KD_OK)
             return rc;
     }
     if (is_mix) {
@@ -789,24 +784,25 @@ kd_media_graph_audio_track(struct kd_media_graph *gr, const struct kd_audio *aud
 
         if (audio->original_volume != 1.0) {
             (void)snprintf(num, sizeof(num), "%.6f", audio->original_volume);
-            if ((rc = kd_media_graph_append(gr, "volume", (const char *[]){ "volume", num, NULL },
-                                            &b, err)) != KD_OK)
+            if ((rc = kd_media_graph_append(gr, "volume", (const char *[]){"volume", num, NULL}, &b,
+                                            err)) != KD_OK)
                 return rc;
         }
         /* Plain sums: amix would otherwise halve both. The original sets
          * the length. */
-        if ((rc = kd_media_graph_node(gr, "amix",
-                                      (const char *[]){ "inputs", "2", "duration", "first",
-                                                        "normalize", "0", NULL },
-                                      &mix, err)) != KD_OK)
+        if ((rc = kd_media_graph_node(
+                 gr, "amix",
+                 (const char *[]){"inputs", "2", "duration", "first", "normalize", "0", NULL}, &mix,
+                 err)) != KD_OK)
             return rc;
         if ((rc = kd_media_graph_link(b, mix, 0, err)) != KD_OK ||
             (rc = kd_media_graph_link(t, mix, 1, err)) != KD_OK)
             return rc;
-        t = (struct kd_media_pad){ mix, 0 };
+        t = (struct kd_media_pad){mix, 0};
     }
     if ((rc = kd_media_graph_aformat(gr, at, &t, err)) != KD_OK)
         return rc;
+    *src = f;
     *tail = t;
     return KD_OK;
 }
@@ -838,7 +834,6 @@ font_pattern(const char *family, char out[FONT_FAMILY_MAX * 2 + 1], char err[KD_
     return KD_OK;
 }
 
-
 enum kd_err
 kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
                     const struct kd_limits *lim, struct kd_media_pad *tail,
@@ -859,15 +854,14 @@ kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
                         (long long)lim->max_text_bytes);
         return KD_EINVAL;
     }
-    if ((rc = font_pattern(layer->font != NULL ? layer->font : "DejaVu Sans", font, err)) !=
-        KD_OK)
+    if ((rc = font_pattern(layer->font != NULL ? layer->font : "DejaVu Sans", font, err)) != KD_OK)
         return rc;
     fmt_int(size, fsize);
     fmt_color(color, layer->color);
     kv[n++] = "text";
-    kv[n++] = layer->text;     /* a value: drawn as given */
+    kv[n++] = layer->text; /* a value: drawn as given */
     kv[n++] = "expansion";
-    kv[n++] = "none";          /* "%{...}" stays literal */
+    kv[n++] = "none"; /* "%{...}" stays literal */
     kv[n++] = "font";
     kv[n++] = font;
     kv[n++] = "fontsize";
@@ -875,7 +869,7 @@ kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
     kv[n++] = "fontcolor";
     kv[n++] = color;
     kv[n++] = "fix_bounds";
-    kv[n++] = "1";             /* a long line stays inside the picture */
+    kv[n++] = "1"; /* a long line stays inside the picture */
     if (layer->has_background) {
         box_pad = fsize / TEXT_BOX_PAD_DIV > 2 ? fsize / TEXT_BOX_PAD_DIV : 2;
         fmt_color(boxcolor, layer->background);

@@ -45,8 +45,8 @@ static const char FORMAT_WHITELIST[] =
 /* Demuxers whose whole point is to read other files or URLs: a file that
  * looks like one of these is an attempt to reach something else. */
 static const char *const REFERRING_FORMATS[] = {
-    "hls", "concat", "dash", "webm_dash_manifest", "imf", "sdp", "rtsp", "rtp",
-    "avisynth", "vapoursynth",
+    "hls", "concat", "dash", "webm_dash_manifest", "imf",
+    "sdp", "rtsp",   "rtp",  "avisynth",           "vapoursynth",
 };
 
 /* Single-picture formats: the file is an image, not a video. */
@@ -54,17 +54,17 @@ static const char *const IMAGE_FORMATS[] = {
     "image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe",
 };
 
-static const char *const SUBTITLE_FORMATS[] = { "srt", "webvtt", "ass" };
+static const char *const SUBTITLE_FORMATS[] = {"srt", "webvtt", "ass"};
 
 /* How much of the file the format probe and avformat_find_stream_info may
  * read, and how much of the timeline the latter may analyse. Enough for any
  * sane file; a file that needs more is refused rather than read whole. */
-#define PROBE_BYTES (1 << 20)
+#define PROBE_BYTES     (1 << 20)
 #define PROBESIZE_BYTES "5000000"
-#define ANALYZE_US "10000000"
+#define ANALYZE_US      "10000000"
 
 /* Beyond these the "audio" is an attack on the resampler's allocations. */
-#define MAX_CHANNELS 32
+#define MAX_CHANNELS    32
 #define MAX_SAMPLE_RATE 384000
 
 /* cancelled() may be expensive (it may read a pipe): poll it at most this
@@ -130,8 +130,8 @@ kd_media_seterr(char err[KD_MEDIA_ERRLEN], const char *fmt, ...)
 }
 
 void
-kd_media_guard_init(struct kd_media_guard *g, int64_t timeout_ms,
-                    kd_media_cancelled_fn *cancelled, void *ud)
+kd_media_guard_init(struct kd_media_guard *g, int64_t timeout_ms, kd_media_cancelled_fn *cancelled,
+                    void *ud)
 {
     memset(g, 0, sizeof(*g));
     g->deadline_ms = timeout_ms > 0 ? kd_mono_ms() + timeout_ms : 0;
@@ -264,8 +264,8 @@ check_limits(const AVFormatContext *fmt, const struct kd_limits *lim, bool final
     double dur;
 
     if ((int64_t)fmt->nb_streams > lim->max_streams) {
-        kd_media_seterr(err, "the file has %u streams; at most %lld are allowed",
-                        fmt->nb_streams, (long long)lim->max_streams);
+        kd_media_seterr(err, "the file has %u streams; at most %lld are allowed", fmt->nb_streams,
+                        (long long)lim->max_streams);
         return KD_EMEDIA;
     }
     for (unsigned i = 0; i < fmt->nb_streams; i++) {
@@ -322,9 +322,8 @@ pick_stream(const AVFormatContext *fmt, enum AVMediaType type)
 
         if (par->codec_type != type || avcodec_find_decoder(par->codec_id) == NULL)
             continue;
-        if (type == AVMEDIA_TYPE_VIDEO &&
-            ((st->disposition & AV_DISPOSITION_ATTACHED_PIC) || par->width <= 0 ||
-             par->height <= 0))
+        if (type == AVMEDIA_TYPE_VIDEO && ((st->disposition & AV_DISPOSITION_ATTACHED_PIC) ||
+                                           par->width <= 0 || par->height <= 0))
             continue;
         if (type == AVMEDIA_TYPE_AUDIO &&
             (par->sample_rate <= 0 || par->ch_layout.nb_channels <= 0))
@@ -359,8 +358,7 @@ classify(struct kd_media_input *in, char err[KD_MEDIA_ERRLEN])
     in->audio_idx = pick_stream(fmt, AVMEDIA_TYPE_AUDIO);
     if (in->video_idx >= 0) {
         const AVStream *st = fmt->streams[in->video_idx];
-        bool one_frame = strcmp(name, "gif") == 0 &&
-                         (isnan(in->duration_s) || st->nb_frames == 1);
+        bool one_frame = strcmp(name, "gif") == 0 && (isnan(in->duration_s) || st->nb_frames == 1);
 
         if (name_in(name, IMAGE_FORMATS, KD_ARRAY_LEN(IMAGE_FORMATS)) || one_frame)
             in->kind = KD_MEDIA_KIND_IMAGE;
@@ -487,7 +485,7 @@ kd_media_input_open(const char *path, const struct kd_limits *lim, int64_t timeo
     if ((rc = set_dict(&io_opts, "protocol_whitelist", "file")) != KD_OK)
         goto out;
     ret = avio_open2(&in->pb, url, AVIO_FLAG_READ,
-                     &(AVIOInterruptCB){ kd_media_guard_check, &in->guard }, &io_opts);
+                     &(AVIOInterruptCB){kd_media_guard_check, &in->guard}, &io_opts);
     if (ret < 0) {
         rc = kd_media_averr(&in->guard, ret, KD_EIO, err, "the file could not be opened");
         goto out;
@@ -576,8 +574,8 @@ kd_media_input_close(struct kd_media_input *in)
 }
 
 enum kd_err
-kd_media_decoder_open(struct kd_media_input *in, int idx, const struct kd_limits *lim,
-                      int threads, AVCodecContext **out, char err[KD_MEDIA_ERRLEN])
+kd_media_decoder_open(struct kd_media_input *in, int idx, const struct kd_limits *lim, int threads,
+                      AVCodecContext **out, char err[KD_MEDIA_ERRLEN])
 {
     const AVStream *st = in->fmt->streams[idx];
     const AVCodec *codec;

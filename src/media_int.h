@@ -42,8 +42,8 @@ struct kd_media_guard {
     int64_t deadline_ms;              /* kd_mono_ms() value; 0: no deadline */
     kd_media_cancelled_fn *cancelled; /* NULL: never cancelled */
     void *ud;
-    int64_t last_poll_ms;             /* cancelled() is polled at most every 100 ms */
-    bool is_cancelled;                /* latched once cancelled() said yes */
+    int64_t last_poll_ms; /* cancelled() is polled at most every 100 ms */
+    bool is_cancelled;    /* latched once cancelled() said yes */
     bool is_timed_out;
 };
 
@@ -69,15 +69,15 @@ const char *kd_media_kind_name(enum kd_media_kind k);
  * restricted to the whitelists and checked against the limits. */
 struct kd_media_input {
     AVFormatContext *fmt;
-    AVIOContext *pb;              /* ours: closed after fmt */
+    AVIOContext *pb; /* ours: closed after fmt */
     struct kd_media_guard guard;
     enum kd_media_kind kind;
-    int video_idx;                /* the picture stream (not cover art), or -1 */
-    int audio_idx;                /* the sound stream, or -1 */
-    int64_t start_time;           /* AV_TIME_BASE units; what "0 s" means in the file */
-    double duration_s;            /* NAN when the file does not say */
-    int64_t size;                 /* bytes */
-    bool is_nested_refused;       /* the demuxer tried to open another file */
+    int video_idx;          /* the picture stream (not cover art), or -1 */
+    int audio_idx;          /* the sound stream, or -1 */
+    int64_t start_time;     /* AV_TIME_BASE units; what "0 s" means in the file */
+    double duration_s;      /* NAN when the file does not say */
+    int64_t size;           /* bytes */
+    bool is_nested_refused; /* the demuxer tried to open another file */
 };
 
 /* Opens path for reading: protocol "file" only, a demuxer from the
@@ -90,9 +90,8 @@ struct kd_media_input {
  * which for the user. The deadline applies to opening only; afterwards the
  * guard checks cancellation alone. */
 KD_MUST_CHECK enum kd_err kd_media_input_open(const char *path, const struct kd_limits *lim,
-                                              int64_t timeout_ms,
-                                              kd_media_cancelled_fn *cancelled, void *ud,
-                                              struct kd_media_input **out,
+                                              int64_t timeout_ms, kd_media_cancelled_fn *cancelled,
+                                              void *ud, struct kd_media_input **out,
                                               char err[KD_MEDIA_ERRLEN]);
 void kd_media_input_close(struct kd_media_input *in); /* NULL is a no-op */
 
@@ -116,14 +115,14 @@ struct kd_media_pad {
 
 struct kd_media_graph {
     AVFilterGraph *g;
-    unsigned n_nodes;             /* names nodes uniquely ("n7_trim") */
+    unsigned n_nodes; /* names nodes uniquely ("n7_trim") */
 };
 
 /* What every input's video is brought to before layers are drawn. */
 struct kd_media_vtarget {
-    int width, height;            /* even */
+    int width, height; /* even */
     enum kd_fit fit;
-    AVRational fps;               /* 0/1: keep the input's timing */
+    AVRational fps; /* 0/1: keep the input's timing */
     enum AVPixelFormat pix_fmt;
 };
 
@@ -137,7 +136,7 @@ struct kd_media_atarget {
 /* A slice of an input, in its own seconds (from its start_time). */
 struct kd_media_span {
     double start_s;
-    double end_s;                 /* NAN: to the end */
+    double end_s; /* NAN: to the end */
 };
 
 KD_MUST_CHECK enum kd_err kd_media_graph_init(struct kd_media_graph *gr);
@@ -148,8 +147,7 @@ void kd_media_graph_clear(struct kd_media_graph *gr);
  * set); *tail becomes its output 0. Values are set as option values, never
  * parsed as graph syntax. */
 KD_MUST_CHECK enum kd_err kd_media_graph_append(struct kd_media_graph *gr, const char *name,
-                                                const char *const *kv,
-                                                struct kd_media_pad *tail,
+                                                const char *const *kv, struct kd_media_pad *tail,
                                                 char err[KD_MEDIA_ERRLEN]);
 
 /* Allocates and initialises a node of filter name with options kv (as
@@ -164,8 +162,7 @@ KD_MUST_CHECK enum kd_err kd_media_graph_link(struct kd_media_pad from, AVFilter
 /* The video of one input: buffer source (from the stream's parameters) ->
  * trim to span -> timeline from 0 -> [fps] -> rotation -> fit to vt. *src
  * is the buffer source to feed; *tail the end of the chain. */
-KD_MUST_CHECK enum kd_err kd_media_graph_input_video(struct kd_media_graph *gr,
-                                                     const AVStream *st,
+KD_MUST_CHECK enum kd_err kd_media_graph_input_video(struct kd_media_graph *gr, const AVStream *st,
                                                      const struct kd_media_span *span,
                                                      const struct kd_media_vtarget *vt,
                                                      AVFilterContext **src,
@@ -173,8 +170,7 @@ KD_MUST_CHECK enum kd_err kd_media_graph_input_video(struct kd_media_graph *gr,
                                                      char err[KD_MEDIA_ERRLEN]);
 /* The audio of one input: abuffer -> trim -> timeline from 0 -> resample to
  * at. A NULL span keeps the whole stream and its timestamps. */
-KD_MUST_CHECK enum kd_err kd_media_graph_input_audio(struct kd_media_graph *gr,
-                                                     const AVStream *st,
+KD_MUST_CHECK enum kd_err kd_media_graph_input_audio(struct kd_media_graph *gr, const AVStream *st,
                                                      const struct kd_media_span *span,
                                                      const struct kd_media_atarget *at,
                                                      AVFilterContext **src,
@@ -198,34 +194,29 @@ KD_MUST_CHECK enum kd_err kd_media_graph_silence(struct kd_media_graph *gr,
 KD_MUST_CHECK enum kd_err kd_media_graph_join(struct kd_media_graph *gr, size_t n,
                                               struct kd_media_pad *vtails,
                                               struct kd_media_pad *atails, const double *dur_s,
-                                              double trans_s, AVRational fps,
-                                              int sample_rate, char err[KD_MEDIA_ERRLEN]);
+                                              double trans_s, AVRational fps, int sample_rate,
+                                              char err[KD_MEDIA_ERRLEN]);
 /* A video or image layer from stream st drawn over *tail (output timeline,
  * out_w wide): buffer -> window -> scale -> [border] -> [opacity] ->
  * overlay, whose last frame is held to the end of the window. */
 KD_MUST_CHECK enum kd_err kd_media_graph_overlay(struct kd_media_graph *gr,
-                                                 const struct kd_layer *layer,
-                                                 const AVStream *st, int out_w,
-                                                 AVFilterContext **src,
+                                                 const struct kd_layer *layer, const AVStream *st,
+                                                 int out_w, AVFilterContext **src,
                                                  struct kd_media_pad *tail,
                                                  char err[KD_MEDIA_ERRLEN]);
 /* The added audio track: abuffer (timestamps given by the feeder, loops
  * included) -> format -> volume -> offset -> [pad] -> cut at total_s ->
  * [fade out]; mixed with *base (when base->f is set) into *tail. */
-KD_MUST_CHECK enum kd_err kd_media_graph_audio_track(struct kd_media_graph *gr,
-                                                     const struct kd_audio *audio,
-                                                     const AVStream *st,
-                                                     const struct kd_media_atarget *at,
-                                                     double total_s, struct kd_media_pad *base,
-                                                     AVFilterContext **src,
-                                                     struct kd_media_pad *tail,
-                                                     char err[KD_MEDIA_ERRLEN]);
+KD_MUST_CHECK enum kd_err
+kd_media_graph_audio_track(struct kd_media_graph *gr, const struct kd_audio *audio,
+                           const AVStream *st, const struct kd_media_atarget *at, double total_s,
+                           struct kd_media_pad *base, AVFilterContext **src,
+                           struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN]);
 /* A text layer drawn over *tail (output timeline). */
 KD_MUST_CHECK enum kd_err kd_media_graph_text(struct kd_media_graph *gr,
                                               const struct kd_layer *layer,
                                               const struct kd_limits *lim,
-                                              struct kd_media_pad *tail,
-                                              char err[KD_MEDIA_ERRLEN]);
+                                              struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN]);
 /* Brings *tail to at exactly (after nodes that change the format). */
 KD_MUST_CHECK enum kd_err kd_media_graph_aformat(struct kd_media_graph *gr,
                                                  const struct kd_media_atarget *at,
@@ -254,9 +245,9 @@ struct kd_media_plan {
 
 /* Chooses the muxer and codecs for out given which kinds of streams the
  * input offers, and the audio target from the reference sound stream's
- * parameters apar (NULL when in_audio is false). KD_EINVAL names an impossible combination (h264 in webm);
- * KD_EUNSUPPORTED a missing encoder. plan->at.ch_layout must be uninit'd
- * with kd_media_plan_clear. */
+ * parameters apar (NULL when in_audio is false). KD_EINVAL names an impossible combination (h264 in
+ * webm); KD_EUNSUPPORTED a missing encoder. plan->at.ch_layout must be uninit'd with
+ * kd_media_plan_clear. */
 KD_MUST_CHECK enum kd_err kd_media_plan_codecs(const struct kd_output *out, bool in_video,
                                                bool in_audio, const AVCodecParameters *apar,
                                                struct kd_media_plan *plan,
@@ -268,7 +259,7 @@ struct kd_media_output {
     struct kd_media_guard guard;
     AVCodecContext *venc, *aenc;
     AVStream *vst, *ast;
-    AVPacket *pkt;                /* reused for every encoded packet */
+    AVPacket *pkt; /* reused for every encoded packet */
     bool is_header_written;
 };
 

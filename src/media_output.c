@@ -18,7 +18,7 @@
 
 /* Quality when the spec gives neither crf nor bitrate: libvpx would
  * otherwise fall back to a fixed low bitrate. */
-#define VP9_DEFAULT_CRF 32
+#define VP9_DEFAULT_CRF       32
 #define AUDIO_DEFAULT_BITRATE 128000
 
 static const char *
@@ -156,7 +156,7 @@ pick_sample_fmt(const AVCodec *c, enum AVSampleFormat in_fmt)
 static enum kd_err
 pick_layout(const AVCodec *c, const AVCodecParameters *apar, AVChannelLayout *out)
 {
-    AVChannelLayout in = { 0 }, want = { 0 };
+    AVChannelLayout in = {0}, want = {0};
     enum kd_err rc = KD_OK;
 
     if (apar->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
@@ -167,13 +167,13 @@ pick_layout(const AVCodec *c, const AVCodecParameters *apar, AVChannelLayout *ou
     }
     if (c->ch_layouts == NULL) {
         *out = in;
-        in = (AVChannelLayout){ 0 };
+        in = (AVChannelLayout){0};
         goto out;
     }
     for (const AVChannelLayout *l = c->ch_layouts; l->nb_channels != 0; l++) {
         if (av_channel_layout_compare(l, &in) == 0) {
             *out = in;
-            in = (AVChannelLayout){ 0 };
+            in = (AVChannelLayout){0};
             goto out;
         }
     }
@@ -280,11 +280,11 @@ vp9_speed(const char *preset, const char **deadline, const char **cpu_used)
     static const struct {
         const char *preset, *deadline, *cpu_used;
     } map[] = {
-        { "ultrafast", "realtime", "8" }, { "superfast", "realtime", "7" },
-        { "veryfast", "realtime", "6" },  { "faster", "good", "5" },
-        { "fast", "good", "4" },          { "medium", "good", "3" },
-        { "slow", "good", "2" },          { "slower", "good", "1" },
-        { "veryslow", "good", "0" },
+        {"ultrafast", "realtime", "8"}, {"superfast", "realtime", "7"},
+        {"veryfast", "realtime", "6"},  {"faster", "good", "5"},
+        {"fast", "good", "4"},          {"medium", "good", "3"},
+        {"slow", "good", "2"},          {"slower", "good", "1"},
+        {"veryslow", "good", "0"},
     };
 
     *deadline = "good";
@@ -305,8 +305,7 @@ dict_set(AVDictionary **d, const char *k, const char *v)
 
 /* The private options of the video encoder from the spec. */
 static enum kd_err
-video_options(const AVCodec *codec, const struct kd_output *spec, int threads,
-              AVDictionary **opts)
+video_options(const AVCodec *codec, const struct kd_output *spec, int threads, AVDictionary **opts)
 {
     char num[64];
     enum kd_err rc = KD_OK;
@@ -442,7 +441,7 @@ open_audio(struct kd_media_output *o, const struct kd_output *spec,
         rc = kd_media_averr(NULL, ret, KD_EINTERNAL, err, "internal error (channel layout)");
         goto out;
     }
-    enc->time_base = (AVRational){ 1, enc->sample_rate };
+    enc->time_base = (AVRational){1, enc->sample_rate};
     enc->thread_count = threads;
     if (plan->acodec->id != AV_CODEC_ID_PCM_S16LE)
         enc->bit_rate = spec->audio_bitrate > 0 ? spec->audio_bitrate : AUDIO_DEFAULT_BITRATE;

@@ -20,8 +20,8 @@
 #include "media.h"
 #include "util.h"
 
-#define W 320
-#define H 240
+#define W       320
+#define H       240
 #define FRAME_S 0.04 /* one frame at 25 fps */
 
 static char dir[256];
@@ -147,73 +147,140 @@ make_media(void)
 
 #define FF "ffmpeg", "-nostdin", "-v", "error", "-y"
     path_of(p, sizeof(p), "av.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi",
-                       "-i", "sine=frequency=440:sample_rate=48000", "-t", "3", "-c:v",
-                       "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
-                       "-c:a", "aac", p, NULL });
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=320x240:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=440:sample_rate=48000",
+                      "-t",
+                      "3",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-g",
+                      "25",
+                      "-pix_fmt",
+                      "yuv420p",
+                      "-c:a",
+                      "aac",
+                      p,
+                      NULL});
     path_of(p, sizeof(p), "blue.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "color=c=blue:size=320x240:rate=25", "-t", "3",
-                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p,
-                       NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "color=c=blue:size=320x240:rate=25", "-t", "3",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p, NULL});
     /* A phone-style video: upright only through its display matrix (the
      * 5.1 command line writes one when copying, not when encoding). */
     path_of(p, sizeof(p), "flat.mp4");
     path_of(q, sizeof(q), "rot.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "1",
-                       "-c:v", "libx264", "-preset", "ultrafast", p, NULL });
-    run_ok((char *[]){ FF, "-i", p, "-c", "copy", "-metadata:s:v:0", "rotate=90", q, NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "1", "-c:v",
+                      "libx264", "-preset", "ultrafast", p, NULL});
+    run_ok((char *[]){FF, "-i", p, "-c", "copy", "-metadata:s:v:0", "rotate=90", q, NULL});
     path_of(p, sizeof(p), "tone.mp3");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t",
-                       "2", "-c:a", "libmp3lame", p, NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
+                      "-c:a", "libmp3lame", p, NULL});
     path_of(p, sizeof(p), "tone.wav");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t",
-                       "1", p, NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "1", p,
+                      NULL});
     path_of(p, sizeof(p), "pic.png");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p,
-                       NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p, NULL});
     path_of(p, sizeof(p), "pic.jpg");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p,
-                       NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p, NULL});
     /* MPEG-TS has no index: seeking may land past the keyframe asked for. */
     path_of(p, sizeof(p), "gop.ts");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi",
-                       "-i", "sine=sample_rate=48000", "-t", "8", "-c:v", "libx264", "-preset",
-                       "ultrafast", "-g", "50", "-c:a", "aac", p, NULL });
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=320x240:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=sample_rate=48000",
+                      "-t",
+                      "8",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-g",
+                      "50",
+                      "-c:a",
+                      "aac",
+                      p,
+                      NULL});
     path_of(p, sizeof(p), "anim.gif");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", p,
-                       NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", p, NULL});
     path_of(p, sizeof(p), "one.gif");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p,
-                       NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p, NULL});
     /* For joining, layers and sound: solid colours, mismatched formats. */
     path_of(p, sizeof(p), "red.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "color=c=red:size=160x120:rate=25", "-t", "1",
-                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p,
-                       NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "color=c=red:size=160x120:rate=25", "-t", "1",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p, NULL});
     path_of(p, sizeof(p), "wide.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi",
-                       "-i", "sine=frequency=440:sample_rate=48000", "-t", "1", "-ac", "2",
-                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                       "-c:a", "aac", p, NULL });
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=640x360:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=440:sample_rate=48000",
+                      "-t",
+                      "1",
+                      "-ac",
+                      "2",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-pix_fmt",
+                      "yuv420p",
+                      "-c:a",
+                      "aac",
+                      p,
+                      NULL});
     path_of(p, sizeof(p), "narrow.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "color=c=green:size=320x240:rate=30", "-f",
-                       "lavfi", "-i", "sine=frequency=660:sample_rate=44100", "-t", "1",
-                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p",
-                       "-c:a", "aac", p, NULL });
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "color=c=green:size=320x240:rate=30",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=660:sample_rate=44100",
+                      "-t",
+                      "1",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-pix_fmt",
+                      "yuv444p",
+                      "-c:a",
+                      "aac",
+                      p,
+                      NULL});
     /* Picture for 1 s, sound for 2 s: the file says 2 s. */
     path_of(p, sizeof(p), "shortpic.mp4");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
-                       "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
-                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                       "-c:a", "aac", p, NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-f",
+                      "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2", "-c:v",
+                      "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", p,
+                      NULL});
     path_of(p, sizeof(p), "music.wav");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t",
-                       "0.5", "-af", "volume=2", p, NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t", "0.5",
+                      "-af", "volume=2", p, NULL});
     /* 64x64, the left half opaque red, the right half transparent. */
     path_of(p, sizeof(p), "logo.png");
-    run_ok((char *[]){ FF, "-f", "lavfi", "-i",
-                       "color=c=red:size=64x64,format=rgba,geq=r=255:g=0:b=0:a='if(lt(X,32),255,0)'",
-                       "-frames:v", "1", p, NULL });
+    run_ok((char *[]){FF, "-f", "lavfi", "-i",
+                      "color=c=red:size=64x64,format=rgba,geq=r=255:g=0:b=0:a='if(lt(X,32),255,0)'",
+                      "-frames:v", "1", p, NULL});
 #undef FF
     static const char srt[] = "1\n00:00:00,500 --> 00:00:02,000\nHello\n\n"
                               "2\n00:00:02,500 --> 00:00:03,000\nWorld\n";
@@ -248,7 +315,7 @@ remove_dir(void)
 {
     if (dir[0] == '\0')
         return;
-    char *argv[] = { "rm", "-rf", "--", dir, NULL };
+    char *argv[] = {"rm", "-rf", "--", dir, NULL};
     (void)run_capture(argv, NULL, 0);
 }
 
@@ -287,9 +354,9 @@ jstream(const json_t *j, const char *type)
     size_t i;
     const json_t *s;
 
-    json_array_foreach(json_object_get(j, "streams"), i, s)
-        if (strcmp(json_string_value(json_object_get(s, "type")), type) == 0)
-            return s;
+    json_array_foreach(json_object_get(j, "streams"), i,
+                       s) if (strcmp(json_string_value(json_object_get(s, "type")), type) ==
+                              0) return s;
     return NULL;
 }
 
@@ -401,7 +468,7 @@ add_text(struct job *j, const char *text, enum kd_position pos, double start, do
     l->text = (char *)text;
     l->font = "DejaVu Sans";
     l->size = 32;
-    l->color = (struct kd_rgba){ 255, 255, 255, 255 };
+    l->color = (struct kd_rgba){255, 255, 255, 255};
     l->position = pos;
     l->margin = 16;
     l->start_s = start;
@@ -419,7 +486,7 @@ add_input(struct job *j, const char *name, double start, double end)
         j->inputs[0] = j->input;
         j->spec.inputs = j->inputs;
     }
-    j->inputs[k] = (struct kd_input){ .start_s = start, .end_s = end };
+    j->inputs[k] = (struct kd_input){.start_s = start, .end_s = end};
     path_of(j->more_paths[k], sizeof(j->more_paths[k]), name);
     j->paths[k] = j->more_paths[k];
     j->spec.n_inputs++;
@@ -451,7 +518,7 @@ static struct kd_audio *
 set_audio(struct job *j, const char *name, enum kd_audio_mode mode)
 {
     j->spec.has_audio = true;
-    j->spec.audio = (struct kd_audio){ .mode = mode, .volume = 1, .original_volume = 1 };
+    j->spec.audio = (struct kd_audio){.mode = mode, .volume = 1, .original_volume = 1};
     path_of(j->audio_file, sizeof(j->audio_file), name);
     j->e.audio_path = j->audio_file;
     return &j->spec.audio;
@@ -482,8 +549,9 @@ grab_gray(const char *path, double t, int w, int h, unsigned char *buf)
     ssize_t n;
 
     (void)snprintf(ts, sizeof(ts), "%.3f", t);
-    char *argv[] = { "ffmpeg", "-nostdin", "-v", "error", "-i", (char *)path, "-ss", ts,
-                     "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-", NULL };
+    char *argv[] = {"ffmpeg",   "-nostdin", "-v",        "error", "-i", (char *)path,
+                    "-ss",      ts,         "-frames:v", "1",     "-f", "rawvideo",
+                    "-pix_fmt", "gray",     "-",         NULL};
     n = run_capture(argv, buf, (size_t)w * h);
     ck_assert_int_eq(n, (ssize_t)w * h);
 }
@@ -497,16 +565,16 @@ grab_first_after(const char *path, double t, int w, int h, unsigned char *buf)
     ssize_t n;
 
     (void)snprintf(vf, sizeof(vf), "trim=start=%.3f", t);
-    char *argv[] = { "ffmpeg", "-nostdin", "-v", "error", "-i", (char *)path, "-vf", vf,
-                     "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-", NULL };
+    char *argv[] = {"ffmpeg",   "-nostdin", "-v",        "error", "-i", (char *)path,
+                    "-vf",      vf,         "-frames:v", "1",     "-f", "rawvideo",
+                    "-pix_fmt", "gray",     "-",         NULL};
     n = run_capture(argv, buf, (size_t)w * h);
     ck_assert_int_eq(n, (ssize_t)w * h);
 }
 
 /* Mean absolute difference of two frames over [x0,x1)x[y0,y1). */
 static double
-region_diff(const unsigned char *a, const unsigned char *b, int w, int x0, int y0, int x1,
-            int y1)
+region_diff(const unsigned char *a, const unsigned char *b, int w, int x0, int y0, int x1, int y1)
 {
     double sum = 0;
 
@@ -579,8 +647,8 @@ audio_rms(const char *path, double t0, double t1)
     double sum = 0;
 
     ck_assert_ptr_nonnull(pcm);
-    char *argv[] = { "ffmpeg", "-nostdin", "-v", "error", "-i", (char *)path, "-vn", "-ac", "1",
-                     "-ar", "8000", "-f", "s16le", "-", NULL };
+    char *argv[] = {"ffmpeg", "-nostdin", "-v",   "error", "-i",    (char *)path, "-vn", "-ac",
+                    "1",      "-ar",      "8000", "-f",    "s16le", "-",          NULL};
     n = run_capture(argv, (unsigned char *)pcm, cap);
     ck_assert_int_ge(n, 0);
     got = (size_t)n / 2;
@@ -625,7 +693,7 @@ START_TEST(probe_video_with_sound)
     ck_assert_ptr_nonnull(json_object_get(a, "language"));
     /* The hash is sha256sum's. */
     path_of(p, sizeof(p), "av.mp4");
-    n = run_capture((char *[]){ "sha256sum", p, NULL }, out, sizeof(out));
+    n = run_capture((char *[]){"sha256sum", p, NULL}, out, sizeof(out));
     ck_assert_int_ge(n, 64);
     ck_assert_int_eq(memcmp(out, sha, 64), 0);
     ck_assert_uint_eq(strlen(sha), 64);
@@ -638,13 +706,10 @@ START_TEST(probe_kinds)
     static const struct {
         const char *file, *kind, *format, *codec;
     } cases[] = {
-        { "tone.mp3", "audio", "mp3", "mp3" },
-        { "tone.wav", "audio", "wav", "pcm_s16le" },
-        { "pic.png", "image", "png_pipe", "png" },
-        { "pic.jpg", "image", "jpeg_pipe", "mjpeg" },
-        { "subs.srt", "subtitle", "srt", "subrip" },
-        { "anim.gif", "video", "gif", "gif" },
-        { "one.gif", "image", "gif", "gif" },
+        {"tone.mp3", "audio", "mp3", "mp3"},       {"tone.wav", "audio", "wav", "pcm_s16le"},
+        {"pic.png", "image", "png_pipe", "png"},   {"pic.jpg", "image", "jpeg_pipe", "mjpeg"},
+        {"subs.srt", "subtitle", "srt", "subrip"}, {"anim.gif", "video", "gif", "gif"},
+        {"one.gif", "image", "gif", "gif"},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -673,13 +738,13 @@ START_TEST(probe_refuses_hostile_files)
         enum kd_err rc;
         const char *needle;
     } cases[] = {
-        { "empty.mp4", KD_EMEDIA, "empty" },
-        { "truncated.mp4", KD_EMEDIA, "" },
-        { "text.mp4", KD_EMEDIA, "" },
-        { "huge.png", KD_EMEDIA, "" },
-        { "playlist.mp4", KD_EFORBIDDEN, "hls" },
-        { "concat.mp4", KD_EFORBIDDEN, "concat" },
-        { "missing.mp4", KD_EIO, "opened" },
+        {"empty.mp4", KD_EMEDIA, "empty"},
+        {"truncated.mp4", KD_EMEDIA, ""},
+        {"text.mp4", KD_EMEDIA, ""},
+        {"huge.png", KD_EMEDIA, ""},
+        {"playlist.mp4", KD_EFORBIDDEN, "hls"},
+        {"concat.mp4", KD_EFORBIDDEN, "concat"},
+        {"missing.mp4", KD_EIO, "opened"},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -775,7 +840,7 @@ END_TEST
 
 START_TEST(edit_trims_mpegts)
 {
-    static const double starts[] = { 3.0, 5.5, 6.3 };
+    static const double starts[] = {3.0, 5.5, 6.3};
     struct job *whole = job_new("gop.ts", "ts_whole.mp4");
     unsigned char *a = malloc(W * H), *b = malloc(W * H);
 
@@ -810,16 +875,16 @@ START_TEST(edit_containers_and_codecs)
         enum kd_acodec a;
         const char *file, *kind, *vcodec, *acodec;
     } cases[] = {
-        { KD_CONT_MP4, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o1.mp4", "video", "h264", "aac" },
-        { KD_CONT_MOV, KD_VCODEC_H264, KD_ACODEC_AAC, "o2.mov", "video", "h264", "aac" },
-        { KD_CONT_MKV, KD_VCODEC_HEVC, KD_ACODEC_OPUS, "o3.mkv", "video", "hevc", "opus" },
-        { KD_CONT_WEBM, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o4.webm", "video", "vp9", "opus" },
-        { KD_CONT_MP4, KD_VCODEC_HEVC, KD_ACODEC_MP3, "o5.mp4", "video", "hevc", "mp3" },
-        { KD_CONT_MP3, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o6.mp3", "audio", NULL, "mp3" },
-        { KD_CONT_M4A, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o7.m4a", "audio", NULL, "aac" },
-        { KD_CONT_WAV, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o8.wav", "audio", NULL, "pcm_s16le" },
+        {KD_CONT_MP4, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o1.mp4", "video", "h264", "aac"},
+        {KD_CONT_MOV, KD_VCODEC_H264, KD_ACODEC_AAC, "o2.mov", "video", "h264", "aac"},
+        {KD_CONT_MKV, KD_VCODEC_HEVC, KD_ACODEC_OPUS, "o3.mkv", "video", "hevc", "opus"},
+        {KD_CONT_WEBM, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o4.webm", "video", "vp9", "opus"},
+        {KD_CONT_MP4, KD_VCODEC_HEVC, KD_ACODEC_MP3, "o5.mp4", "video", "hevc", "mp3"},
+        {KD_CONT_MP3, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o6.mp3", "audio", NULL, "mp3"},
+        {KD_CONT_M4A, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o7.m4a", "audio", NULL, "aac"},
+        {KD_CONT_WAV, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o8.wav", "audio", NULL, "pcm_s16le"},
         /* Sound alone in a video container stays sound alone. */
-        { KD_CONT_MP4, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o9.mp4", "audio", NULL, "aac" },
+        {KD_CONT_MP4, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o9.mp4", "audio", NULL, "aac"},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -904,7 +969,7 @@ END_TEST
 
 START_TEST(edit_fps_size_and_fit)
 {
-    static const enum kd_fit fits[] = { KD_FIT_CONTAIN, KD_FIT_COVER, KD_FIT_STRETCH };
+    static const enum kd_fit fits[] = {KD_FIT_CONTAIN, KD_FIT_COVER, KD_FIT_STRETCH};
     unsigned char *f = malloc(160 * 160);
 
     for (size_t i = 0; i < KD_ARRAY_LEN(fits); i++) {
@@ -988,7 +1053,7 @@ START_TEST(edit_text_layer_in_box_and_window)
     j->spec.output.crf = 0;
     l = add_text(j, "Hi", KD_POS_TOP_LEFT, 1.0, 2.0);
     l->has_background = true;
-    l->background = (struct kd_rgba){ 255, 255, 0, 255 };
+    l->background = (struct kd_rgba){255, 255, 0, 255};
     edit_ok(j);
     grab_gray(j->out_path, 0.5, W, H, before);
     grab_gray(j->out_path, 1.5, W, H, during);
@@ -1272,7 +1337,7 @@ START_TEST(edit_picture_in_picture)
     l = add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP_RIGHT, 0.25, 0.5, 2.5);
     l->has_border = true;
     l->border_width = 4;
-    l->border_color = (struct kd_rgba){ 255, 255, 255, 255 };
+    l->border_color = (struct kd_rgba){255, 255, 255, 255};
     edit_ok(j);
     ck_assert_double_eq_tol(j->e.duration_s, 3.0, FRAME_S + 0.001);
     grab_gray(j->out_path, 0.2, W, H, before);
@@ -1303,7 +1368,7 @@ END_TEST
 
 START_TEST(edit_image_with_alpha_and_opacity)
 {
-    static const double opacities[] = { 1.0, 0.5 };
+    static const double opacities[] = {1.0, 0.5};
     unsigned char *base = malloc(W * H), *f = malloc(W * H);
 
     for (size_t i = 0; i < KD_ARRAY_LEN(opacities); i++) {
@@ -1427,8 +1492,8 @@ START_TEST(edit_everything_at_once)
     json_decref(p);
     /* The red picture sits in the middle within its window. */
     grab_gray(j->out_path, 1.0, W, H, f);
-    ck_assert_double_eq_tol(region_mean(f, W, W / 2 - 30, H / 2 - 20, W / 2 + 30, H / 2 + 20),
-                            76.0, 8.0);
+    ck_assert_double_eq_tol(region_mean(f, W, W / 2 - 30, H / 2 - 20, W / 2 + 30, H / 2 + 20), 76.0,
+                            8.0);
     ck_assert_double_ge(audio_rms(j->out_path, 1.9, 2.05), 0.05);
     free(f);
     free(j);
@@ -1454,7 +1519,7 @@ START_TEST(edit_fifty_inputs)
     ck_assert_double_eq_tol(jdur(p), 10.0, 0.1);
     ck_assert_ptr_nonnull(jstream(p, "audio"));
     json_decref(p);
-    ck_assert_double_ge(audio_rms(j->out_path, 0.45, 0.55), 0.05); /* input 2 */
+    ck_assert_double_ge(audio_rms(j->out_path, 0.45, 0.55), 0.05);  /* input 2 */
     ck_assert_double_le(audio_rms(j->out_path, 0.25, 0.35), 0.001); /* input 1 */
     free(j);
 }
@@ -1467,9 +1532,9 @@ START_TEST(edit_refuses_a_bad_second_input)
         enum kd_err rc;
         const char *needle;
     } cases[] = {
-        { "playlist.mp4", KD_EFORBIDDEN, "inputs[1]" },
-        { "truncated.mp4", KD_EMEDIA, "inputs[1]" },
-        { "subs.srt", KD_EMEDIA, "inputs[1]" },
+        {"playlist.mp4", KD_EFORBIDDEN, "inputs[1]"},
+        {"truncated.mp4", KD_EMEDIA, "inputs[1]"},
+        {"subs.srt", KD_EMEDIA, "inputs[1]"},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -1479,8 +1544,7 @@ START_TEST(edit_refuses_a_bad_second_input)
         add_input(j, cases[i].file, 0, NAN);
         rc = run_job(j);
         ck_assert_msg(rc == cases[i].rc, "%s: %s (%s)", cases[i].file, kd_err_name(rc), j->e.err);
-        ck_assert_msg(strstr(j->e.err, cases[i].needle) != NULL, "%s: %s", cases[i].file,
-                      j->e.err);
+        ck_assert_msg(strstr(j->e.err, cases[i].needle) != NULL, "%s: %s", cases[i].file, j->e.err);
         free(j);
     }
     /* A layer that is sound only, a track that is picture only, an input
@@ -1616,11 +1680,8 @@ START_TEST(edit_refuses_hostile_inputs)
         const char *file;
         enum kd_err rc;
     } cases[] = {
-        { "playlist.mp4", KD_EFORBIDDEN },
-        { "concat.mp4", KD_EFORBIDDEN },
-        { "empty.mp4", KD_EMEDIA },
-        { "truncated.mp4", KD_EMEDIA },
-        { "text.mp4", KD_EMEDIA },
+        {"playlist.mp4", KD_EFORBIDDEN}, {"concat.mp4", KD_EFORBIDDEN}, {"empty.mp4", KD_EMEDIA},
+        {"truncated.mp4", KD_EMEDIA},    {"text.mp4", KD_EMEDIA},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
