@@ -24,8 +24,8 @@ RUN_PKGS=(
     fonts-dejavu-core openssl ca-certificates
     util-linux procps curl jq ffmpeg python3
 )
-# Benchmarks only (scripts/bench-api.sh).
-BENCH_PKGS=(wrk)
+# Benchmarks only (scripts/bench-api.sh; bench/jobs.sh's Celery comparison).
+BENCH_PKGS=(wrk python3-celery python3-redis python3-av)
 
 all_pkgs() {
     printf '%s\n' "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${BENCH_PKGS[@]}"
