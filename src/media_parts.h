@@ -56,7 +56,8 @@ struct kd_subs_timing {
  *     else SRT); never from the name;
  *   - timing: in SRT/WebVTT, a cue whose timing line does not parse (or
  *     ends before it starts) is dropped and reported once per cue through
- *     event(ud, "subtitle_warning", "line 12: invalid timing ..."); the
+ *     event(ud, "warning",
+ *     "subtitles: line 12: invalid timing line, cue skipped"); the
  *     rest is kept;
  *   - the cleaned copy is then opened through kd_media_input_open (the
  *     srt/webvtt/ass demuxers only, protocol file only) and every cue is

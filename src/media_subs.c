@@ -216,13 +216,15 @@ warn(kd_media_event_fn *event, void *ud, const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
+    int n = snprintf(msg, sizeof(msg), "subtitles: ");
 
     va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    /* "warning" is the one event name the worker passes to the job. */
     va_end(ap);
-    kd_log(KD_LOG_INFO, "media: subtitles: %s", msg);
+    kd_log(KD_LOG_INFO, "media: %s", msg);
     if (event != NULL)
-        event(ud, "subtitle_warning", msg);
+        event(ud, "warning", msg);
 }
 
 static enum kd_err

@@ -123,7 +123,8 @@ on_event(void *ud, const char *event, const char *detail)
 {
     struct events *ev = ud;
 
-    ck_assert_str_eq(event, "subtitle_warning");
+    ck_assert_str_eq(event, "warning");
+    ck_assert(strncmp(detail, "subtitles: ", 11) == 0);
     ev->n++;
     snprintf(ev->last, sizeof(ev->last), "%s", detail);
     if (strstr(detail, "invalid timing") != NULL)
