@@ -253,13 +253,42 @@ put_raw() {
     curl -sS -o /dev/null -w '%{http_code}' -T "$file" --max-time 60 "$@" "$url" 2>/dev/null || true
 }
 
-# object_path KEY_OR_URL: where an object lives on disk.
+# object_path KEY_OR_URL: where an object lives on disk. With the media in
+# S3 (E2E_STORAGE=s3, run.sh), a copy fetched with the AWS CLI (an
+# independent client) into $E2E_TMP/s3-objects; a missing object gives a
+# path that does not exist.
 object_path() {
-    local k=$1
+    local k=$1 f
     k=${k#*/upload/}
     k=${k#*/download/}
     k=${k%%\?*}
+    if [[ ${E2E_STORAGE:-local} == s3 ]]; then
+        k=${k#"$E2E_S3_ENDPOINT"/kadr/}
+        f=$E2E_TMP/s3-objects/$k
+        rm -f "$f"
+        mkdir -p "$(dirname "$f")"
+        s3cli s3 cp --quiet "s3://kadr/$k" "$f" >/dev/null 2>&1 || rm -f "$f"
+        printf '%s\n' "$f"
+        return
+    fi
     printf '%s/objects/%s\n' "$KADR_STORAGE" "$k"
+}
+
+# s3cli ARGS...: the AWS CLI on the suite's S3 server (E2E_STORAGE=s3).
+s3cli() {
+    AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 \
+        AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+        aws --endpoint-url "$E2E_S3_ENDPOINT" "$@"
+}
+
+# only_on BACKEND WHY: ends a case file that is about one storage backend
+# with one passing case saying so (the suite runs on local disk and on S3).
+only_on() {
+    if [[ ${E2E_STORAGE:-local} != "$1" ]]; then
+        begin "$(basename "$0" .sh): about the $1 storage backend ($2); skipped on ${E2E_STORAGE:-local}"
+        finish
+        exit 0
+    fi
 }
 
 # sign METHOD KEY EXPIRES CONSTRAINT: the signature storage.c makes

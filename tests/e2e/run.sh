@@ -23,6 +23,9 @@ stack_dir=$E2E_TMP/stack
 started=0
 
 cleanup() {
+    if [[ ${s3_started:-0} -eq 1 && ${E2E_KEEP:-0} != 1 ]]; then
+        "$top/tests/s3/s3server.sh" stop "$E2E_TMP/s3" || true
+    fi
     if [[ $started -eq 1 && ${E2E_KEEP:-0} != 1 ]]; then
         "$stack" stop --dir "$stack_dir" >"$E2E_TMP/stop.log" 2>&1 ||
             { echo "e2e: stopping the stack failed:"; cat "$E2E_TMP/stop.log"; }
@@ -68,6 +71,22 @@ echo "job_lease_ms = 5000" >>"$stack_dir/local.conf"
 # Webhook retries 100 times sooner than in production (0.1 s, 0.3 s, ...),
 # and the receivers of t_webhooks.sh listen on loopback.
 printf 'notify_backoff_base_ms = 100\nnotify_allow_private = 1\n' >>"$stack_dir/local.conf"
+# E2E_STORAGE=s3: the same suite with the media in S3: s3rver behind a
+# SigV4-verifying proxy (tests/s3/s3server.sh) on a free loopback port.
+if [[ ${E2E_STORAGE:-local} == s3 ]]; then
+    for ((i = 0; i < 50; i++)); do
+        s3_port=$((40000 + (RANDOM % 10000) * 2))
+        port_free "$s3_port" && port_free $((s3_port + 1)) && break
+    done
+    "$top/tests/s3/s3server.sh" start "$E2E_TMP/s3" "$s3_port" kadr >"$E2E_TMP/s3.log" 2>&1 ||
+        bail "the S3 server starts" "$E2E_TMP/s3.log"
+    s3_started=1
+    printf '%s\n' 'storage_backend = s3' "s3_endpoint = http://127.0.0.1:$s3_port" \
+        's3_bucket = kadr' 's3_access_key = S3RVER' 's3_secret_key = S3RVER' \
+        's3_part_size = 5M' 's3_multipart_threshold = 5M' 's3_retries = 6' >>"$stack_dir/local.conf"
+    export E2E_STORAGE=s3 E2E_S3_ENDPOINT=http://127.0.0.1:$s3_port E2E_S3_DATA=$E2E_TMP/s3/data
+    echo "e2e: media in S3 at $E2E_S3_ENDPOINT"
+fi
 if ! "$stack" start --dir "$stack_dir" --port-base "$port_base" --api-procs 2 --workers 1 \
     >"$E2E_TMP/start.log" 2>&1; then
     started=1

@@ -6,6 +6,8 @@
 #
 #   tests/s3/s3server.sh start DIR PORT [BUCKET]   (prints nothing; waits until ready)
 #   tests/s3/s3server.sh stop DIR
+#   tests/s3/s3server.sh down DIR          (S3 unreachable: the front stops)
+#   tests/s3/s3server.sh up DIR PORT       (and comes back; s3rver kept its data)
 # Credentials: access key S3RVER, secret S3RVER, region us-east-1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +28,7 @@ start)
     setsid node "$here/node_modules/.bin/s3rver" -d "$dir/data" -a 127.0.0.1 -p $((port + 1)) \
         --no-vhost-buckets --configure-bucket "$bucket" -s >"$dir/s3rver.log" 2>&1 &
     echo $! >"$dir/s3rver.pid"
-    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER >"$dir/proxy.log" 2>&1 &
+    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER "$dir/data" >"$dir/proxy.log" 2>&1 &
     echo $! >"$dir/proxy.pid"
     for _ in $(seq 1 300); do
         # an anonymous request is refused by the proxy (403) once both are up
@@ -38,6 +40,24 @@ start)
     echo "s3server.sh: the S3 server did not come up; see $dir/*.log" >&2
     exit 1
     ;;
+down)
+    if [ -f "$dir/proxy.pid" ]; then
+        kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
+        rm -f "$dir/proxy.pid"
+    fi
+    ;;
+up)
+    port=${3:?port}
+    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER "$dir/data" >>"$dir/proxy.log" 2>&1 &
+    echo $! >"$dir/proxy.pid"
+    for _ in $(seq 1 300); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)
+        [ "$code" = 403 ] && exit 0
+        sleep 0.1
+    done
+    echo "s3server.sh: the front did not come back" >&2
+    exit 1
+    ;;
 stop)
     for f in proxy s3rver; do
         if [ -f "$dir/$f.pid" ]; then
@@ -47,7 +67,7 @@ stop)
     done
     ;;
 *)
-    echo "usage: $0 start DIR PORT [BUCKET] | stop DIR" >&2
+    echo "usage: $0 start DIR PORT [BUCKET] | stop DIR | down DIR | up DIR PORT" >&2
     exit 2
     ;;
 esac

@@ -10,16 +10,26 @@
 // (Node's crypto, not kadr's C signer), so a test passing through it shows
 // that kadr signs as S3 verifies.
 //
-// usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY [REGION]
+// s3rver also lacks three multipart calls S3 has: it answers ListParts and
+// AbortMultipartUpload with 405 and completes with any ETags. Given the
+// s3rver data directory, the proxy does these itself on s3rver's layout
+// (<data>/<bucket>/._S3rver_uploads/<uploadId>/{key,N,N.md5}), as S3 does:
+// list the parts, abort (the parts are removed), and refuse a completion
+// naming a part that was not uploaded, a wrong ETag, parts out of order or
+// a part under 5 MiB that is not the last.
+//
+// usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY DATA_DIR [REGION]
 'use strict';
 
 const http = require('http');
 const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
 
-const [listenPort, upstreamPort, accessKey, secretKey, region = 'us-east-1'] =
+const [listenPort, upstreamPort, accessKey, secretKey, dataDir, region = 'us-east-1'] =
   process.argv.slice(2);
-if (!listenPort || !upstreamPort || !accessKey || !secretKey) {
-  console.error('usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY [REGION]');
+if (!listenPort || !upstreamPort || !accessKey || !secretKey || !dataDir) {
+  console.error('usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY DATA_DIR [REGION]');
   process.exit(2);
 }
 
@@ -140,6 +150,108 @@ function verify(req) {
   return null;
 }
 
+function xml(res, status, body) {
+  const b = '<?xml version="1.0" encoding="UTF-8"?>\n' + body;
+  res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(b) });
+  res.end(b);
+}
+
+// The upload directory of a multipart request, or null when the request is
+// not one; throws [status, code, message] for a bad or unknown upload.
+function uploadOf(req) {
+  const u = new URL(req.url, 'http://x');
+  if (!u.searchParams.has('uploadId')) return null;
+  const m = /^\/([^/]+)\/(.+)$/.exec(u.pathname);
+  const id = u.searchParams.get('uploadId');
+  if (!m || !/^[0-9a-f]{1,64}$/.test(id))
+    throw [404, 'NoSuchUpload', 'The specified upload does not exist.'];
+  const dir = path.join(dataDir, m[1], '._S3rver_uploads', id);
+  let key;
+  try {
+    key = fs.readFileSync(path.join(dir, 'key'), 'utf8');
+  } catch (e) {
+    throw [404, 'NoSuchUpload', 'The specified upload does not exist.'];
+  }
+  if (key !== decodeURIComponent(m[2]))
+    throw [404, 'NoSuchUpload', 'The specified upload does not exist.'];
+  return { dir, key, id, bucket: m[1], partNumber: u.searchParams.get('partNumber') };
+}
+
+function parts(dir) {
+  return fs.readdirSync(dir).filter((f) => /^[0-9]+$/.test(f)).map(Number).sort((a, b) => a - b)
+    .map((n) => ({
+      n,
+      size: fs.statSync(path.join(dir, String(n))).size,
+      md5: fs.readFileSync(path.join(dir, `${n}.md5`), 'utf8').trim(),
+    }));
+}
+
+// Returns true when the request was answered here.
+function multipart(req, res, body) {
+  let up;
+  try {
+    up = uploadOf(req);
+  } catch (e) {
+    if (req.method === 'PUT' || req.method === 'GET' || req.method === 'DELETE' || req.method === 'POST') {
+      s3error(res, ...e);
+      return true;
+    }
+    throw e;
+  }
+  if (up === null) return false;
+  if (req.method === 'DELETE') {
+    fs.rmSync(up.dir, { recursive: true, force: true });
+    res.writeHead(204);
+    res.end();
+    return true;
+  }
+  if (req.method === 'GET') {
+    const list = parts(up.dir).map((p) => `<Part><PartNumber>${p.n}</PartNumber>` +
+      `<ETag>"${p.md5}"</ETag><Size>${p.size}</Size></Part>`).join('');
+    xml(res, 200, `<ListPartsResult><Bucket>${up.bucket}</Bucket><Key>${up.key}</Key>` +
+      `<UploadId>${up.id}</UploadId><IsTruncated>false</IsTruncated>${list}</ListPartsResult>`);
+    return true;
+  }
+  if (req.method === 'POST') {
+    const have = new Map(parts(up.dir).map((p) => [p.n, p]));
+    const named = [...body.toString('utf8').matchAll(
+      /<Part>\s*<PartNumber>(\d+)<\/PartNumber>\s*<ETag>([^<]*)<\/ETag>\s*<\/Part>/g)]
+      .map((m) => ({ n: Number(m[1]), etag: m[2].replace(/"|&quot;/g, '') }));
+    if (named.length === 0) {
+      s3error(res, 400, 'MalformedXML', 'The XML you provided was not well-formed.');
+      return true;
+    }
+    for (let i = 0; i < named.length; i++) {
+      const p = have.get(named[i].n);
+      if (i > 0 && named[i].n <= named[i - 1].n) {
+        s3error(res, 400, 'InvalidPartOrder', 'The list of parts was not in ascending order.');
+        return true;
+      }
+      if (!p || p.md5 !== named[i].etag) {
+        s3error(res, 400, 'InvalidPart', 'One or more of the specified parts could not be found.');
+        return true;
+      }
+      if (i < named.length - 1 && p.size < 5 * 1024 * 1024) {
+        s3error(res, 400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size.');
+        return true;
+      }
+    }
+  }
+  return false; // a part upload, or a valid completion: s3rver does it
+}
+
+function forward(req, res, body) {
+  const up = http.request({
+    host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers,
+  }, (ur) => {
+    res.writeHead(ur.statusCode, ur.headers);
+    ur.pipe(res);
+  });
+  up.on('error', () => s3error(res, 503, 'ServiceUnavailable', 'upstream down'));
+  if (body !== null) up.end(body);
+  else req.pipe(up);
+}
+
 const server = http.createServer((req, res) => {
   let refusal;
   try {
@@ -153,14 +265,37 @@ const server = http.createServer((req, res) => {
     s3error(res, ...refusal);
     return;
   }
-  const up = http.request({
-    host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers,
-  }, (ur) => {
-    res.writeHead(ur.statusCode, ur.headers);
-    ur.pipe(res);
-  });
-  up.on('error', () => s3error(res, 503, 'ServiceUnavailable', 'upstream down'));
-  req.pipe(up);
+  // a completion is small: read it whole to check its parts
+  if (req.method === 'POST' && /[?&]uploadId=/.test(req.url)) {
+    const chunks = [];
+    let len = 0;
+    req.on('data', (c) => {
+      len += c.length;
+      if (len <= 4 * 1024 * 1024) chunks.push(c);
+    });
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      try {
+        if (!multipart(req, res, body)) forward(req, res, body);
+      } catch (e) {
+        s3error(res, 500, 'InternalError', String(e));
+      }
+    });
+    return;
+  }
+  try {
+    if (req.method !== 'PUT' && multipart(req, res, null)) {
+      req.resume();
+      return;
+    }
+    if (req.method === 'PUT' && /[?&]uploadId=/.test(req.url)) uploadOf(req); // 404 when unknown
+  } catch (e) {
+    req.resume();
+    if (Array.isArray(e)) s3error(res, ...e);
+    else s3error(res, 500, 'InternalError', String(e));
+    return;
+  }
+  forward(req, res, null);
 });
 server.listen(Number(listenPort), '127.0.0.1', () => {
   console.log(`verify-proxy listening on 127.0.0.1:${listenPort} -> ${upstreamPort}`);
