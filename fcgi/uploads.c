@@ -4,7 +4,13 @@
  * uploading) plus an uploads row, and a presigned PUT URL that nginx (local
  * storage) checks through /api/v1/internal/verify before it takes a byte.
  * Completing checks that the object is there with the declared size and
- * hands the media to a probe worker. */
+ * hands the media to a probe worker.
+ *
+ * On S3, an upload larger than s3_multipart_threshold is a multipart upload
+ * (S3 takes at most 5 GiB in one PUT): the answer carries a part size and a
+ * presigned URL per part, and complete joins the parts with the ETags the
+ * client collected. The scheduler aborts multipart uploads left unfinished
+ * past their expiry. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -169,6 +175,57 @@ new_lower_uuid(char out[KD_UUID_STRLEN + 1])
     return KD_OK;
 }
 
+/* Starts a multipart upload of ub->size bytes under key and presigns a PUT
+ * per part. The part size starts at s3_part_size and doubles until the
+ * file fits in S3's 10000 parts. */
+static enum kd_err
+multipart_start(struct kd_req *rq, struct kd_storage *st, const char *key,
+                const struct upload_body *ub, char **mp_id, int64_t *part_size_out,
+                int64_t *part_count_out, json_t **parts_out, int64_t *expires_at)
+{
+    int64_t part_size = rq->cfg->s3_part_size, n, exp = 0;
+    json_t *parts = NULL, *part;
+    char *id = NULL, *url = NULL;
+    enum kd_err rc;
+
+    while ((ub->size + part_size - 1) / part_size > KD_STORAGE_MAX_PARTS)
+        part_size *= 2;
+    n = (ub->size + part_size - 1) / part_size;
+    if ((parts = json_array()) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    if ((rc = kd_storage_multipart_begin(st, key, ub->content_type, &id)) != KD_OK)
+        goto out;
+    for (int64_t i = 1; i <= n; i++) {
+        if ((rc = kd_storage_multipart_presign_part(st, key, id, (int)i,
+                                                    rq->cfg->upload_url_ttl_s, &url, &exp)) !=
+            KD_OK)
+            goto out;
+        part = json_pack("{s:I, s:s}", "part_number", (json_int_t)i, "url", url);
+        free(url);
+        url = NULL;
+        if (part == NULL || json_array_append_new(parts, part) != 0) {
+            rc = KD_ENOMEM;
+            goto out;
+        }
+    }
+    *mp_id = id;
+    id = NULL;
+    *part_size_out = part_size;
+    *part_count_out = n;
+    *parts_out = parts;
+    parts = NULL;
+    *expires_at = exp;
+out:
+    if (id != NULL && kd_storage_multipart_abort(st, key, id) != KD_OK)
+        kd_log(KD_LOG_WARN, "multipart upload of %s: abort after a failure failed", key);
+    free(id);
+    free(url);
+    json_decref(parts);
+    return rc;
+}
+
 enum kd_err
 kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
 {
@@ -176,8 +233,9 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
         "INSERT INTO media (id, user_id, filename, size, content_type, status, storage_key) "
         "VALUES ($1, $2, $3, $4, $5, 'uploading', $6)";
     static const char ins_upload[] =
-        "INSERT INTO uploads (id, user_id, media_id, storage_key, declared_size, expires_at) "
-        "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision))";
+        "INSERT INTO uploads (id, user_id, media_id, storage_key, declared_size, expires_at, "
+        "                     multipart_id, part_size, part_count) "
+        "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), $7, $8, $9)";
     struct kd_problem pb = KD_PROBLEM_INIT;
     struct upload_body ub;
     struct kd_presign opt = {0};
@@ -185,9 +243,11 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     struct kd_db *db;
     char media_id[KD_UUID_STRLEN + 1], upload_id[KD_UUID_STRLEN + 1];
     char key[64], size_txt[24], exp_txt[24], exp_iso[32], location[96];
-    char *url = NULL;
-    int64_t expires_at = 0;
-    json_t *out_json = NULL;
+    char *url = NULL, *mp_id = NULL;
+    char part_size_txt[24], part_count_txt[24];
+    int64_t expires_at = 0, part_size = 0, part_count = 0;
+    json_t *out_json = NULL, *parts = NULL;
+    bool committed = false;
     enum kd_err rc;
 
     if ((rc = parse_body(rq->json, &ub, &pb)) != KD_OK)
@@ -212,10 +272,19 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     opt.ttl_s = rq->cfg->upload_url_ttl_s;
     opt.size = ub.size;
     opt.content_type = ub.content_type;
-    if ((rc = kd_storage_presign(st, "PUT", key, &opt, &url, &expires_at)) != KD_OK)
+    if (strcmp(kd_storage_backend_name(st), "s3") == 0 &&
+        ub.size > rq->cfg->s3_multipart_threshold) {
+        if ((rc = multipart_start(rq, st, key, &ub, &mp_id, &part_size, &part_count, &parts,
+                                  &expires_at)) != KD_OK)
+            goto out;
+    } else if ((rc = kd_storage_presign(st, "PUT", key, &opt, &url, &expires_at)) != KD_OK) {
         goto out;
+    }
     if ((rc = kd_snprintf(size_txt, sizeof(size_txt), "%" PRId64, ub.size)) != KD_OK ||
-        (rc = kd_snprintf(exp_txt, sizeof(exp_txt), "%" PRId64, expires_at)) != KD_OK)
+        (rc = kd_snprintf(exp_txt, sizeof(exp_txt), "%" PRId64, expires_at)) != KD_OK ||
+        (rc = kd_snprintf(part_size_txt, sizeof(part_size_txt), "%" PRId64, part_size)) != KD_OK ||
+        (rc = kd_snprintf(part_count_txt, sizeof(part_count_txt), "%" PRId64, part_count)) !=
+            KD_OK)
         goto out;
 
     if ((rc = kd_db_begin(db)) != KD_OK)
@@ -223,21 +292,31 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     {
         const char *pm[] = {media_id, rq->principal.user_id, ub.filename,
                             size_txt, ub.content_type,       key};
-        const char *pu[] = {upload_id, rq->principal.user_id, media_id, key, size_txt, exp_txt};
+        const char *pu[] = {upload_id,    rq->principal.user_id,
+                            media_id,     key,
+                            size_txt,     exp_txt,
+                            mp_id,        mp_id != NULL ? part_size_txt : NULL,
+                            mp_id != NULL ? part_count_txt : NULL};
 
         if ((rc = kd_db_query(db, ins_media, 6, pm, NULL)) != KD_OK ||
-            (rc = kd_db_query(db, ins_upload, 6, pu, NULL)) != KD_OK)
+            (rc = kd_db_query(db, ins_upload, 9, pu, NULL)) != KD_OK)
             goto out;
     }
     if ((rc = kd_db_commit(db)) != KD_OK)
         goto out;
+    committed = true;
     kd_log(KD_LOG_INFO, "upload %s created: media %s, %" PRId64 " bytes", upload_id, media_id,
            ub.size);
 
     kd_time_rfc3339(expires_at * 1000, exp_iso);
-    out_json = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:s}", "upload_id", upload_id, "media_id",
-                         media_id, "method", "PUT", "url", url, "headers", "Content-Type",
-                         ub.content_type, "expires_at", exp_iso);
+    if (mp_id != NULL)
+        out_json = json_pack("{s:s, s:s, s:s, s:I, s:O, s:s}", "upload_id", upload_id,
+                             "media_id", media_id, "method", "multipart", "part_size",
+                             (json_int_t)part_size, "parts", parts, "expires_at", exp_iso);
+    else
+        out_json = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:s}", "upload_id", upload_id,
+                             "media_id", media_id, "method", "PUT", "url", url, "headers",
+                             "Content-Type", ub.content_type, "expires_at", exp_iso);
     if (out_json == NULL) {
         rc = KD_ENOMEM;
         goto out;
@@ -247,33 +326,82 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     rc = kd_resp_json(rs, 201, out_json);
 out:
+    /* a multipart upload no row knows of would stay billed until the
+     * bucket's lifecycle rule: abort it now */
+    if (mp_id != NULL && !committed && kd_storage_multipart_abort(st, key, mp_id) != KD_OK)
+        kd_log(KD_LOG_WARN, "multipart upload of %s: abort after a failure failed", key);
     json_decref(out_json);
+    json_decref(parts);
     free(url);
+    free(mp_id);
     kd_problem_clear(&pb);
     return rc;
 }
 
-/* The complete body is {} for a single PUT; multipart parts belong to the
- * S3 backend, which hands out no multipart uploads yet. */
+/* The complete body is {} (or none) for a single PUT, and
+ * {"parts":[{"part_number","etag"}]} with every part in order for a
+ * multipart upload of n parts. Fills *parts (the caller frees it). */
 static enum kd_err
-check_complete_body(const json_t *body, struct kd_problem *pb)
+check_complete_body(const json_t *body, int64_t n, struct kd_storage_part **parts_out,
+                    struct kd_problem *pb)
 {
+    struct kd_storage_part *parts = NULL;
     const char *key;
-    json_t *v;
+    json_t *v, *arr;
     enum kd_err rc = KD_OK;
+    size_t i;
 
-    if (body == NULL)
+    if (body != NULL) {
+        json_object_foreach((json_t *)body, key, v)
+        {
+            char shown[UNKNOWN_KEY_MAX + 4];
+
+            if (n > 0 && strcmp(key, "parts") == 0)
+                continue;
+            shown_key(key, shown);
+            if ((rc = kd_problem_add(pb, shown, n > 0 ? "is not a field of a completion"
+                                                      : "is not expected: this upload was a "
+                                                        "single PUT")) != KD_OK)
+                goto out;
+        }
+    }
+    if (n == 0)
         goto out;
-    json_object_foreach((json_t *)body, key, v)
+    arr = body != NULL ? json_object_get(body, "parts") : NULL;
+    if (!json_is_array(arr) || (int64_t)json_array_size(arr) != n) {
+        rc = kd_problem_add(pb, "parts", "must list the %" PRId64 " parts of this upload", n);
+        goto out;
+    }
+    if ((parts = calloc((size_t)n, sizeof(*parts))) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    json_array_foreach(arr, i, v)
     {
-        char shown[UNKNOWN_KEY_MAX + 4];
+        json_t *pn = json_object_get(v, "part_number"), *et = json_object_get(v, "etag");
+        char field[48];
 
-        shown_key(key, shown);
-        if ((rc = kd_problem_add(pb, shown, "is not expected: this upload was a single PUT")) !=
-            KD_OK)
+        if ((rc = kd_snprintf(field, sizeof(field), "parts[%zu]", i)) != KD_OK)
             goto out;
+        if (!json_is_object(v) || json_object_size(v) != 2 || !json_is_integer(pn) ||
+            json_integer_value(pn) != (json_int_t)i + 1 || !json_is_string(et) ||
+            json_string_length(et) == 0 || json_string_length(et) >= sizeof(parts[i].etag)) {
+            rc = kd_problem_add(pb, field,
+                                "must be {\"part_number\": %zu, \"etag\": the part's ETag}",
+                                i + 1);
+            if (rc != KD_OK || pb->n >= 5)
+                goto out;
+            continue;
+        }
+        parts[i].part_number = (int)i + 1;
+        memcpy(parts[i].etag, json_string_value(et), json_string_length(et) + 1);
+    }
+    if (pb->n == 0) {
+        *parts_out = parts;
+        parts = NULL;
     }
 out:
+    free(parts);
     return rc;
 }
 
@@ -282,7 +410,8 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
 {
     static const char sel[] =
         "SELECT u.media_id::text, u.storage_key, u.declared_size, u.completed_at IS NOT NULL, "
-        "       u.expires_at <= now(), m.status, m.error_message "
+        "       u.expires_at <= now(), m.status, m.error_message, u.multipart_id, "
+        "       coalesce(u.part_count, 0) "
         "  FROM uploads u JOIN media m ON m.id = u.media_id "
         " WHERE u.id = $1 AND u.user_id = $2 AND m.deleted_at IS NULL "
         "   FOR UPDATE OF u, m";
@@ -301,16 +430,11 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
     struct kd_queue *q;
     struct kd_db *db;
     char media_id[KD_UUID_STRLEN + 1], key[256], msg[160];
-    const char *status;
-    int64_t declared;
+    struct kd_storage_part *parts = NULL;
+    const char *status, *mp_id;
+    int64_t declared, part_count;
     enum kd_err rc, src;
 
-    if ((rc = check_complete_body(rq->json, &pb)) != KD_OK)
-        goto out;
-    if (pb.n > 0 || pb.dropped > 0) {
-        rc = kd_resp_problem_fields(rs, 422, "validation", "the body must be {}", &pb);
-        goto out;
-    }
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK || (rc = kd_app_storage(rq->app, &st)) != KD_OK)
         goto out;
     if ((rc = kd_db_begin(db)) != KD_OK)
@@ -326,6 +450,18 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     declared = kd_dbres_i64(res, 0, 2, -1);
     status = kd_dbres_get(res, 0, 5);
+    mp_id = kd_dbres_get(res, 0, 7);
+    part_count = kd_dbres_i64(res, 0, 8, 0);
+    if ((rc = check_complete_body(rq->json, mp_id != NULL ? part_count : 0, &parts, &pb)) !=
+        KD_OK)
+        goto out;
+    if (pb.n > 0 || pb.dropped > 0) {
+        rc = kd_resp_problem_fields(rs, 422, "validation",
+                                    mp_id != NULL ? "the parts of the upload are needed"
+                                                  : "the body must be {}",
+                                    &pb);
+        goto out;
+    }
 
     /* Completing twice answers the same: clients retry on timeouts. */
     if (kd_dbres_bool(res, 0, 3)) {
@@ -347,6 +483,21 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     }
 
+    if (mp_id != NULL) {
+        /* KD_ENOTFOUND: joined already by an earlier attempt whose answer
+         * was lost (or aborted): the object, or its absence, tells */
+        src = kd_storage_multipart_complete(st, key, mp_id, parts, (size_t)part_count);
+        if (src == KD_EINVAL) {
+            rc = kd_resp_problem(rs, 422, "upload-parts-invalid",
+                                 "the storage refused the parts: check every part was uploaded "
+                                 "and its ETag");
+            goto out;
+        }
+        if (src != KD_OK && src != KD_ENOTFOUND) {
+            rc = src;
+            goto out;
+        }
+    }
     src = kd_storage_stat(st, key, &sst);
     if (src == KD_ENOTFOUND) {
         rc = kd_resp_problem(rs, 409, "nothing-uploaded",
@@ -401,6 +552,7 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
                "until its probe is enqueued again",
                media_id);
 out:
+    free(parts);
     kd_dbres_free(res);
     kd_problem_clear(&pb);
     return rc;

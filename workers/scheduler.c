@@ -144,6 +144,14 @@ static const char SQL_EXPIRE[] =
     "UPDATE media SET status = 'expired', expires_at = COALESCE(expires_at, now()) "
     " WHERE id = $1 AND deleted_at IS NULL AND status IN ('ready', 'rejected')";
 
+/* Multipart uploads (S3) left unfinished past their expiry: aborted in the
+ * store so that no orphaned parts stay billed (sql/005_s3.sql). */
+static const char SQL_MULTIPART_DUE[] =
+    "SELECT id::text, storage_key, multipart_id FROM uploads "
+    " WHERE multipart_id IS NOT NULL AND completed_at IS NULL AND aborted_at IS NULL "
+    "   AND expires_at <= now() ORDER BY expires_at LIMIT 100";
+static const char SQL_MULTIPART_ABORTED[] = "UPDATE uploads SET aborted_at = now() WHERE id = $1";
+
 /* Rows of workers gone for long (a clean stop deletes its own). */
 static const char SQL_FORGET_WORKERS[] =
     "DELETE FROM workers WHERE seen_at < now() - interval '1 hour'";
@@ -201,6 +209,36 @@ reconcile(struct sched *sc)
 }
 
 static void
+abort_multipart(struct sched *sc)
+{
+    struct kd_dbres *res = NULL;
+    int n, aborted = 0;
+
+    if (kd_db_query(sc->db, SQL_MULTIPART_DUE, 0, NULL, &res) != KD_OK)
+        goto out;
+    n = kd_dbres_rows(res);
+    for (int i = 0; i < n && !stop_signal; i++) {
+        const char *id = kd_dbres_get(res, i, 0);
+        const char *ap[] = {id};
+        enum kd_err rc;
+
+        /* the store first: a row marked aborted is never looked at again */
+        if ((rc = kd_storage_multipart_abort(sc->storage, kd_dbres_get(res, i, 1),
+                                             kd_dbres_get(res, i, 2))) != KD_OK) {
+            kd_log(KD_LOG_WARN, "scheduler: cannot abort the multipart upload %s (%s)", id,
+                   kd_err_name(rc));
+            continue;
+        }
+        if (kd_db_query(sc->db, SQL_MULTIPART_ABORTED, 1, ap, NULL) == KD_OK)
+            aborted++;
+    }
+    if (aborted > 0)
+        kd_log(KD_LOG_INFO, "scheduler: aborted %d expired multipart upload(s)", aborted);
+out:
+    kd_dbres_free(res);
+}
+
+static void
 retention(struct sched *sc)
 {
     struct kd_dbres *res = NULL;
@@ -229,6 +267,7 @@ retention(struct sched *sc)
     }
     if (expired > 0)
         kd_log(KD_LOG_INFO, "scheduler: retention: %d media expired", expired);
+    abort_multipart(sc);
     if (kd_db_query(sc->db, SQL_FORGET_WORKERS, 0, NULL, NULL) != KD_OK)
         kd_log(KD_LOG_DEBUG, "scheduler: could not forget old workers");
 out:
