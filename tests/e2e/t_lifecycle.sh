@@ -57,7 +57,7 @@ if wait_job "$done_job" 120; then
     expect_problem 404
     api GET "/api/v1/media/$out_media"
     expect_problem 404
-    check "the output object is still on disk" test ! -e "$obj"
+    check "the output object is still on disk" test ! -e "$(object_path "$loc")"
     api DELETE "/api/v1/jobs/$done_job"
     expect_problem 404
 fi
