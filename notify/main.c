@@ -576,9 +576,11 @@ run(struct notifier *nt)
                 if (failures == 1 || failures % 50 == 0)
                     kd_log(KD_LOG_WARN, "notify: cannot claim deliveries (%s); backing off",
                            kd_err_name(rc));
+                /* At most 10 s: deliveries resume soon after an outage,
+                 * and one query in 10 s costs a recovering server nothing. */
                 int64_t back = nt->cfg->notify_poll_ms << (failures < 6 ? failures : 6);
 
-                next_poll = now + (back < 30000 ? back : 30000);
+                next_poll = now + (back < 10000 ? back : 10000);
             }
         }
         curl_multi_perform(nt->multi, &running);

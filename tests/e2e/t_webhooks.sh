@@ -143,6 +143,32 @@ fi
 # Enough: stop the retries of this one for the rest of the suite.
 sql "UPDATE webhook_deliveries SET failed_at = now() WHERE job_id = '$job'" >/dev/null
 
+begin "a 2 MiB answer is cut short and still counts as delivered"
+path="/big/$RANDOM$RANDOM"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$path\"}" ||
+    note "POST /jobs: $STATUS"
+job=$JOB_ID
+api POST "/api/v1/jobs/$job/cancel" '{}'
+_delivered() { [[ -n $(sql "SELECT 1 FROM webhook_deliveries WHERE job_id = '$1' AND delivered_at IS NOT NULL") ]]; }
+wait_until 30 _delivered "$job" ||
+    note "not delivered: $(sql "SELECT attempts, last_status, last_error FROM webhook_deliveries WHERE job_id = '$job'")"
+check "more than one request for it" test "$(n_hits "$path")" -eq 1
+
+begin "a slow receiver holds up no other delivery"
+slow="/slow/8/$RANDOM$RANDOM"
+fast="/ok/fast-$RANDOM$RANDOM"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$slow\"}" ||
+    note "POST /jobs: $STATUS"
+slow_job=$JOB_ID
+api POST "/api/v1/jobs/$slow_job/cancel" '{}'
+wait_until 30 at_least "$slow" 1 || note "the slow receiver got nothing"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\",\"webhook_url\":\"http://127.0.0.1:$port$fast\"}" ||
+    note "POST /jobs: $STATUS"
+api POST "/api/v1/jobs/$JOB_ID/cancel" '{}'
+wait_until 30 _delivered "$JOB_ID" || note "the second delivery did not arrive"
+_delivered "$slow_job" && note "the second delivery waited for the slow one"
+wait_until 30 _delivered "$slow_job" || note "the slow delivery (8 s, within the 10 s timeout) failed"
+
 begin "kadr-notify --check-config names a bad key"
 out=$("$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" --check-config 2>&1)
 check "--check-config on a good file: $out" test "$out" == "configuration ok"

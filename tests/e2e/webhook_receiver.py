@@ -9,12 +9,15 @@ the status it answered. The path chooses the behaviour:
 
     /fail/N/...    500 to the first N requests on this path, then 200
     /redirect/...  302 to /redirect-target/... (which answers 200)
+    /big/...       200 with a 2 MiB body
+    /slow/S/...    200 after S seconds (logged on arrival)
     anything else  200
 """
 import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG, PORT_FILE = sys.argv[1], sys.argv[2]
@@ -42,12 +45,16 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "redirect":
             status, extra = 302, {"Location": "/redirect-target" + path[len("/redirect"):]}
         answer = b"no thanks\n" if status == 500 else b"ok\n"
+        if parts[0] == "big":
+            answer = b"x" * (2 << 20)
         with lock, open(LOG, "a", encoding="utf-8") as f:
             f.write(json.dumps({
                 "path": path, "n": n, "answered": status,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body.decode("utf-8", "replace"),
             }) + "\n")
+        if len(parts) >= 2 and parts[0] == "slow":
+            time.sleep(float(parts[1]))
         self.send_response(status)
         for k, v in extra.items():
             self.send_header(k, v)
