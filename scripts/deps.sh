@@ -27,6 +27,11 @@ RUN_PKGS=(
 # Benchmarks only (scripts/bench-api.sh; bench/jobs.sh's Celery comparison).
 BENCH_PKGS=(wrk python3-celery python3-redis python3-av)
 
+# The S3 backend's tests (issue #6): s3rver from npm behind a SigV4-verifying
+# front in Node (tests/s3/s3server.sh), and the AWS CLI as an independent
+# client of the store. npm comes with this machine's nodejs package; on a
+# Debian whose nodejs lacks it, add the package npm.
+RUN_PKGS+=(nodejs awscli)
 all_pkgs() {
     printf '%s\n' "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${BENCH_PKGS[@]}"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: everything CI checks, in one command.
 #
-#   scripts/test.sh [--quick] [--no-e2e] [--no-asan]
+#   scripts/test.sh [--quick] [--no-e2e] [--no-asan] [--no-fuzz]
 #
 #  1. build in the source tree with -Werror (autoreconf, configure, make)
 #  2. make check: the unit tests
@@ -9,7 +9,12 @@
 #     sources (make distdir), running the unit tests again
 #  4. make distcheck (--quick skips it)
 #  5. the end-to-end suite against a private stack (tests/e2e/run.sh), on
-#     the -Werror build and again on the sanitizer build
+#     the -Werror build and again on the sanitizer build, then once more
+#     with the media in S3 (E2E_STORAGE=s3: s3rver behind a SigV4-verifying
+#     front, tests/s3/s3server.sh)
+#
+# The unit tests of the S3 backend run against such a server too
+# (KD_TEST_S3_ENDPOINT), started here on a free loopback port.
 #
 # Ends with one line "N passed, N failed" summing every check, and exits
 # non-zero when anything failed. Logs of each step go to build/test-logs/.
@@ -17,11 +22,13 @@ set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 quick=0 e2e=1 asan=1
+fuzz=1
 for a in "$@"; do
     case $a in
     --quick) quick=1 ;;
     --no-e2e) e2e=0 ;;
     --no-asan) asan=0 ;;
+    --no-fuzz) fuzz=0 ;;
     -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
     esac
@@ -104,6 +111,31 @@ unit_step() {
 
 cd "$top" || exit 1
 
+# The S3 server of the unit tests (tests/unit/storage_s3_test), on a free
+# loopback port; without it that test is skipped, and counted so.
+s3_dir=$top/build/test-s3
+s3_up=0
+s3_start() {
+    local i p
+    for ((i = 0; i < 50; i++)); do
+        p=$((41000 + (RANDOM % 9000) * 2))
+        ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+            ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null && break
+    done
+    rm -rf "$s3_dir"
+    if "$top/tests/s3/s3server.sh" start "$s3_dir" "$p" kadr >"$logs/s3server.log" 2>&1; then
+        export KD_TEST_S3_ENDPOINT=http://127.0.0.1:$p
+        s3_up=1
+    else
+        fail "the S3 test server starts" "$logs/s3server.log"
+    fi
+}
+s3_stop() { [[ $s3_up -eq 0 ]] || "$top/tests/s3/s3server.sh" stop "$s3_dir"; s3_up=0; }
+trap s3_stop EXIT
+# The AWS SigV4 suite (tests/unit/sigv4_test) from shared/, for the builds
+# made from a copy of the sources too.
+[[ ! -d $top/../shared/vectors/sigv4 ]] || export KD_SIGV4_VECTORS=$top/../shared/vectors/sigv4
+
 # 1. The -Werror build, in the tree.
 step "build with -Werror"
 built=0
@@ -119,6 +151,7 @@ fi
 # 2. Unit tests.
 if [[ $built -eq 1 ]]; then
     step "unit tests"
+    s3_start
     touch "$logs/unit.stamp"
     make -j"$jobs" check >"$logs/check.log" 2>&1
     rc=$?
@@ -145,6 +178,23 @@ if [[ $asan -eq 1 && $built -eq 1 ]]; then
     else
         fail "build (ASan+UBSan)" "$logs"
     fi
+fi
+
+# 3b. The parsers under libFuzzer with ASan+UBSan (tests/fuzz/run.sh): job
+# spec, HTTP request parsing, JWT, presigned URLs, each from its seed corpus
+# in tests/fuzz/corpus/ for FUZZ_SECONDS (15) seconds; a crash, leak or
+# sanitizer report fails its harness. --no-fuzz skips it.
+if [[ $fuzz -eq 1 ]]; then
+    step "fuzzing (${FUZZ_SECONDS:-15}s per harness)"
+    "$top/tests/fuzz/run.sh" --seconds "${FUZZ_SECONDS:-15}" --build-dir "$top/build/fuzz" \
+        2>&1 | tee "$logs/fuzz.log"
+    fz_pass=$(grep -c '^ok - fuzz' "$logs/fuzz.log")
+    passed=$((passed + fz_pass))
+    while IFS= read -r l; do
+        failed=$((failed + 1))
+        failures+=("${l#not ok - }")
+    done < <(grep '^not ok - fuzz' "$logs/fuzz.log")
+    grep -q '^fuzz: ' "$logs/fuzz.log" || fail "fuzz: the runner did not finish" "$logs/fuzz.log"
 fi
 
 # 4. The release tarball builds and passes its tests on its own.
@@ -187,6 +237,10 @@ if [[ $e2e -eq 1 ]]; then
     if [[ $asan -eq 1 && -x ${asan_dir:-/nonexistent}/src/fcgi/kadr-api ]]; then
         step "end-to-end tests on the ASan+UBSan build"
         run_e2e e2e-asan "$asan_dir/src" "$logs/e2e-asan.log"
+    fi
+    if [[ $built -eq 1 ]]; then
+        step "end-to-end tests with the media in S3"
+        E2E_STORAGE=s3 run_e2e e2e-s3 "$top" "$logs/e2e-s3.log"
     fi
 fi
 

@@ -13,3 +13,5 @@ tests_unit_storage_s3_test_SOURCES = tests/unit/storage_s3_test.c
 tests_unit_storage_s3_test_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_storage_s3_test_LDADD = $(UNIT_LIBS)
 endif
+EXTRA_DIST += tests/s3/package.json tests/s3/package-lock.json tests/s3/s3server.sh \
+	tests/s3/verify-proxy.js
