@@ -12,6 +12,8 @@ fcgi_kadr_api_SOURCES = \
 	fcgi/admin.c
 fcgi_kadr_api_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS)
 fcgi_kadr_api_LDADD = $(KADR_CORE_LIBS) $(FCGI_LIBS)
+# Accounts (issue #5).
+fcgi_kadr_api_SOURCES += fcgi/account.h fcgi/auth.c fcgi/me.c fcgi/apikeys.c fcgi/quota.c
 
 # Unit tests of the request and response code (Check), run by make check.
 if HAVE_CHECK

@@ -10,24 +10,35 @@
 #include "log.h"
 
 /* Every endpoint of kadr-api. Order matters only for the Allow header.
- * The JWT endpoints (under /auth, /me, /api-keys) come with a later milestone. */
+ * Routes with a quota check the caller's plan limit first (quota.c). */
 static const struct kd_route routes[] = {
     {"GET", "/api/v1/health", kd_health_get, KD_ROUTE_NONE, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/health/live", kd_health_live, KD_ROUTE_NONE, KD_BODY_IGNORED, 0},
-    {"POST", "/api/v1/uploads", kd_uploads_create, KD_ROUTE_USER, KD_BODY_JSON, 16 * 1024},
+    {"POST", "/api/v1/uploads", kd_uploads_create, KD_ROUTE_USER, KD_BODY_JSON, 16 * 1024,
+     KD_QUOTA_UPLOAD},
     {"POST", "/api/v1/uploads/{id}/complete", kd_uploads_complete, KD_ROUTE_USER,
      KD_BODY_JSON_OPTIONAL, 0},
     {"GET", "/api/v1/media", kd_media_list, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/media/{id}", kd_media_get, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"DELETE", "/api/v1/media/{id}", kd_media_delete, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/media/{id}/download", kd_media_download, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
-    {"POST", "/api/v1/jobs", kd_jobs_create, KD_ROUTE_USER, KD_BODY_JSON, 0},
+    {"POST", "/api/v1/jobs", kd_jobs_create, KD_ROUTE_USER, KD_BODY_JSON, 0, KD_QUOTA_JOB},
     {"GET", "/api/v1/jobs", kd_jobs_list, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/jobs/{id}", kd_jobs_get, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"DELETE", "/api/v1/jobs/{id}", kd_jobs_delete, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/jobs/{id}/events", kd_jobs_events, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"POST", "/api/v1/jobs/{id}/cancel", kd_jobs_cancel, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"POST", "/api/v1/jobs/{id}/retry", kd_jobs_retry, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    /* Accounts: small bodies, and nginx's stricter rate zone on /auth/. */
+    {"POST", "/api/v1/auth/register", kd_auth_register, KD_ROUTE_NONE, KD_BODY_JSON, 8 * 1024},
+    {"POST", "/api/v1/auth/login", kd_auth_login, KD_ROUTE_NONE, KD_BODY_JSON, 8 * 1024},
+    {"POST", "/api/v1/auth/refresh", kd_auth_refresh, KD_ROUTE_NONE, KD_BODY_JSON, 4096},
+    {"POST", "/api/v1/auth/logout", kd_auth_logout, KD_ROUTE_NONE, KD_BODY_JSON, 4096},
+    {"GET", "/api/v1/me", kd_me_get, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    {"POST", "/api/v1/api-keys", kd_apikeys_create, KD_ROUTE_USER, KD_BODY_JSON_OPTIONAL, 4096},
+    {"GET", "/api/v1/api-keys", kd_apikeys_list, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    {"DELETE", "/api/v1/api-keys/{id}", kd_apikeys_delete, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    {"GET", "/api/v1/admin/audit", kd_admin_audit, KD_ROUTE_ADMIN, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/admin/queue", kd_admin_queue, KD_ROUTE_ADMIN, KD_BODY_IGNORED, 0},
     /* nginx's auth_request subrequest keeps the client's method (PUT or GET)
      * and headers, Content-Length included, so this route takes any method
@@ -281,6 +292,7 @@ dispatch(struct kd_req *rq, struct kd_resp *rs)
 {
     const struct kd_route *r = NULL;
     enum kd_err rc;
+    bool quota_locked = false;
 
     if ((rc = find_route(rq, rs, &r)) != KD_OK || r == NULL)
         goto out;
@@ -288,11 +300,14 @@ dispatch(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     if ((rc = read_json(rq, rs, r)) != KD_OK)
         goto out;
+    if ((rc = kd_quota_check(rq, rs, r->quota, &quota_locked)) != KD_OK)
+        goto out;
     rc = r->handler(rq, rs);
 out:
     /* A handler that failed inside a transaction leaves it to us. */
     if (rq->app->db != NULL && kd_db_in_tx(rq->app->db))
         kd_db_rollback(rq->app->db);
+    kd_quota_release(rq, quota_locked);
     if (rc != KD_OK && rc != KD_EAGAIN)
         answer_error(rq, rs, rc);
     else if (rs->status == 0)

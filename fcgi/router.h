@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "http.h"
+#include "account.h"
 
 enum kd_route_auth {
     KD_ROUTE_NONE,     /* anyone */
@@ -34,6 +35,7 @@ struct kd_route {
     enum kd_route_auth auth;
     enum kd_route_body body;
     int64_t body_cap; /* bytes; 0: limits.body_max_bytes */
+    enum kd_route_quota quota; /* a plan limit checked before the handler (account.h) */
 };
 
 /* Serves one accepted request from start to end: parses it, routes it,
@@ -63,6 +65,17 @@ enum kd_err kd_jobs_delete(struct kd_req *rq, struct kd_resp *rs);
 enum kd_err kd_internal_verify(struct kd_req *rq, struct kd_resp *rs);
 
 enum kd_err kd_admin_queue(struct kd_req *rq, struct kd_resp *rs);
+
+/* Accounts (issue #5): auth.c, me.c, apikeys.c. */
+enum kd_err kd_auth_register(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_auth_login(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_auth_logout(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_me_get(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_apikeys_create(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_apikeys_list(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_apikeys_delete(struct kd_req *rq, struct kd_resp *rs);
+enum kd_err kd_admin_audit(struct kd_req *rq, struct kd_resp *rs);
 
 /* Shared by the media and uploads handlers: answers status with the user's
  * live media id rendered by kadr_media_json, wrapped as {"media": ...} when

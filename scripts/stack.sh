@@ -306,6 +306,14 @@ make_secret() {
     [[ $EUID -ne 0 ]] || chown "$run_user:$run_group" "$f"
 }
 
+make_jwt_secret() {
+    local f=$secret_dir/jwt_secret
+    [[ -s $f ]] && return 0
+    say "generating the access-token key"
+    (umask 077 && openssl rand -hex 32 >"$f.new" && mv "$f.new" "$f")
+    [[ $EUID -ne 0 ]] || chown "$run_user:$run_group" "$f"
+}
+
 make_cert() {
     [[ -s $tls_dir/cert.pem && -s $tls_dir/key.pem ]] && return 0
     say "generating a self-signed TLS certificate for localhost"
@@ -336,6 +344,7 @@ storage_backend = local
 storage_root = $storage
 public_url = http://127.0.0.1:$http_port
 url_signing_secret_file = $secret_dir/url_signing_secret
+jwt_secret_file = $secret_dir/jwt_secret
 worker_tmp_dir = $run_dir/tmp/worker
 body_max_bytes = $body_max
 upload_max_bytes = $upload_max
@@ -586,10 +595,43 @@ render() {
         -e "s|@STORAGE_ROOT@|$storage|g" \
         -e "s|@BODY_MAX@|$body_max_bytes|g" \
         -e "s|@UPLOAD_MAX@|$upload_max_bytes|g" \
+        -e "s|@API_RATE@|$api_rate|g" \
+        -e "s|@API_BURST@|$api_burst|g" \
+        -e "s|@AUTH_RATE@|$auth_rate|g" \
+        -e "s|@AUTH_BURST@|$auth_burst|g" \
+        -e "s|@CONN_LIMIT@|$conn_limit|g" \
+        -e "s|@RATE_EXEMPT@|$rate_exempt|g" \
         "$src" >"$dst"
     if grep -n '@[A-Z_][A-Z_]*@' "$dst" >&2; then
         die "$src has a marker stack.sh does not know"
     fi
+}
+
+# nginx's per-address limits (kadr.conf.in), chosen at render time:
+# KADR_STACK_API_RATE (requests per second or minute, "200r/s"),
+# KADR_STACK_API_BURST, KADR_STACK_AUTH_RATE and KADR_STACK_AUTH_BURST (the
+# stricter zone of /api/v1/auth/), KADR_STACK_CONN_LIMIT (connections at
+# once), KADR_STACK_RATE_EXEMPT (space-separated addresses or CIDRs not
+# limited; default loopback, where the stack's own tools and tests run;
+# "none" exempts nothing).
+rate_settings() {
+    api_rate=${KADR_STACK_API_RATE:-200r/s}
+    api_burst=${KADR_STACK_API_BURST:-400}
+    auth_rate=${KADR_STACK_AUTH_RATE:-5r/s}
+    auth_burst=${KADR_STACK_AUTH_BURST:-20}
+    conn_limit=${KADR_STACK_CONN_LIMIT:-100}
+    local a list=${KADR_STACK_RATE_EXEMPT:-127.0.0.1 ::1}
+    [[ $api_rate =~ ^[1-9][0-9]*r/[sm]$ ]] || die "KADR_STACK_API_RATE must look like 200r/s"
+    [[ $auth_rate =~ ^[1-9][0-9]*r/[sm]$ ]] || die "KADR_STACK_AUTH_RATE must look like 5r/s"
+    is_uint "$api_burst" || die "KADR_STACK_API_BURST must be a number"
+    is_uint "$auth_burst" || die "KADR_STACK_AUTH_BURST must be a number"
+    is_uint "$conn_limit" && (( conn_limit >= 1 )) || die "KADR_STACK_CONN_LIMIT must be a number >= 1"
+    rate_exempt=
+    [[ $list == none ]] && list=
+    for a in $list; do
+        [[ $a =~ ^[0-9A-Fa-f.:/]+$ ]] || die "KADR_STACK_RATE_EXEMPT: $a is not an address"
+        rate_exempt="$rate_exempt$a 1; "
+    done
 }
 
 nginx_cmd() { nginx -p "$nginx_dir/" -c conf/kadr.conf -e "$log_dir/nginx-error.log" "$@"; }
@@ -598,6 +640,7 @@ start_nginx() {
     local f changed=0 pids
     user_line=
     [[ $EUID -eq 0 ]] && user_line="user $run_user $run_group;"
+    rate_settings
     for f in "$top"/nginx/*.in; do
         render "$f" "$nginx_dir/conf/$(basename "$f" .in).new"
     done
@@ -681,6 +724,7 @@ do_start() {
     make_dirs
     save_state
     make_secret
+    make_jwt_secret
     make_cert
     write_conf
     if [[ $infra_only -eq 0 ]]; then

@@ -102,6 +102,37 @@ static const struct setting settings[] = {
     I("notify_allow_private", notify_allow_private, "0", 0, 1,
       "kadr-notify: 1 lets webhooks reach loopback and private addresses"),
     S("log_level", log_level, "info", "debug, info, warn or error"),
+    SECRET("jwt_secret", jwt_secret, "", "HMAC key of access tokens (at least 32 bytes)"),
+    S("jwt_kid", jwt_kid, "k1", "key id of jwt_secret, named in every token it signs"),
+    SECRET("jwt_previous_keys", jwt_previous_keys, "",
+           "retired keys still accepted: kid:secret,kid:secret"),
+    S("jwt_issuer", jwt_issuer, "kadr", "iss of access tokens"),
+    S("jwt_audience", jwt_audience, "kadr-api", "aud of access tokens"),
+    I("jwt_ttl_s", jwt_ttl_s, "900", 60, 86400, "lifetime of access tokens"),
+    I("refresh_ttl_s", refresh_ttl_s, "2592000", 300, 365 * 86400, "lifetime of refresh tokens"),
+    I("password_scrypt_log2n", password_scrypt_log2n, "15", 10, 20,
+      "scrypt cost: log2 of N (memory = 128 * r * N bytes)"),
+    I("password_scrypt_r", password_scrypt_r, "8", 1, 32, "scrypt block size r"),
+    I("password_scrypt_p", password_scrypt_p, "1", 1, 16, "scrypt parallelism p"),
+    I("login_max_failures", login_max_failures, "5", 1, 1000,
+      "failed logins of one account before it is locked for the window"),
+    I("login_max_failures_addr", login_max_failures_addr, "20", 1, 100000,
+      "failed logins from one address before it is locked for the window"),
+    I("login_failure_window_s", login_failure_window_s, "900", 10, 86400,
+      "window of the failed-login limits"),
+    I("plan_free_jobs_per_hour", plan_free_jobs_per_hour, "5", 0, 1000000, "free plan: jobs per hour"),
+    I("plan_premium_jobs_per_hour", plan_premium_jobs_per_hour, "50", 0, 1000000,
+      "premium plan: jobs per hour"),
+    I("jobs_per_hour_cap", jobs_per_hour_cap, "100", 0, 1000000,
+      "jobs per hour of any plan (admins are exempt)"),
+    I("plan_free_uploads", plan_free_uploads, "10", 0, 1000000,
+      "free plan: unfinished uploads at once"),
+    I("plan_premium_uploads", plan_premium_uploads, "10", 0, 1000000,
+      "premium plan: unfinished uploads at once"),
+    I("plan_free_storage_bytes", plan_free_storage_bytes, "10G", 0, 1024 * 1024 * GIB,
+      "free plan: bytes of live media"),
+    I("plan_premium_storage_bytes", plan_premium_storage_bytes, "100G", 0, 1024 * 1024 * GIB,
+      "premium plan: bytes of live media"),
     I("body_max_bytes", limits.body_max_bytes, "1048576", 1024, 64 * 1024 * 1024,
       "largest API request body"),
     I("upload_max_bytes", limits.upload_max_bytes, "5368709120", 1, 5 * 1024 * GIB,
@@ -369,6 +400,16 @@ validate(const struct kd_config *cfg, char *errbuf, size_t errbuf_len)
     }
     if (cfg->url_signing_secret[0] != '\0' && strlen(cfg->url_signing_secret) < 32) {
         snprintf(errbuf, errbuf_len, "url_signing_secret: at least 32 bytes are needed");
+        return KD_EINVAL;
+    }
+    if (cfg->jwt_secret[0] != '\0' && strlen(cfg->jwt_secret) < 32) {
+        snprintf(errbuf, errbuf_len, "jwt_secret: at least 32 bytes are needed");
+        return KD_EINVAL;
+    }
+    if (128 * cfg->password_scrypt_r * (INT64_C(1) << cfg->password_scrypt_log2n) >
+        512 * 1024 * 1024) {
+        snprintf(errbuf, errbuf_len,
+                 "password_scrypt_log2n and password_scrypt_r: 128 * r * 2^log2n exceeds 512 MiB");
         return KD_EINVAL;
     }
     if (cfg->limits.max_pixels > cfg->limits.max_width * cfg->limits.max_height) {

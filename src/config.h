@@ -81,6 +81,27 @@ struct kd_config {
     int64_t notify_backoff_base_ms;    /* first retry delay; later ones are multiples */
     int64_t notify_retry_window_s;     /* retry at least this long, then give up */
     int64_t notify_allow_private;      /* 1: receivers on private addresses allowed */
+    /* accounts and limits (issue #5; doc/security.md) */
+    char *jwt_secret;             /* secret: HMAC key of access tokens */
+    char *jwt_kid;                /* key id of jwt_secret */
+    char *jwt_previous_keys;      /* secret: "kid:secret,..." still verified */
+    char *jwt_issuer;
+    char *jwt_audience;
+    int64_t jwt_ttl_s;            /* access token lifetime */
+    int64_t refresh_ttl_s;        /* refresh token lifetime */
+    int64_t password_scrypt_log2n;
+    int64_t password_scrypt_r;
+    int64_t password_scrypt_p;
+    int64_t login_max_failures;      /* per account within login_failure_window_s */
+    int64_t login_max_failures_addr; /* per client address, same window */
+    int64_t login_failure_window_s;
+    int64_t plan_free_jobs_per_hour;
+    int64_t plan_premium_jobs_per_hour;
+    int64_t jobs_per_hour_cap;       /* every plan; admins are exempt */
+    int64_t plan_free_uploads;       /* concurrent (unfinished) uploads */
+    int64_t plan_premium_uploads;
+    int64_t plan_free_storage_bytes;
+    int64_t plan_premium_storage_bytes;
     char *log_level;
     struct kd_limits limits;
 };

@@ -65,6 +65,11 @@ echo "e2e: stack in $stack_dir on port base $port_base"
 # holds it for its own minimum). local.conf survives restarts of the stack.
 mkdir -p "$stack_dir"
 echo "queue_claim_idle_ms = 3000" >"$stack_dir/local.conf"
+# Plans (doc/security.md): the suite's users (kadrctl, plan free) never meet
+# a limit; t_security_limits.sh meets the premium plan's small ones exactly.
+printf '%s\n' 'plan_free_jobs_per_hour = 100000' 'jobs_per_hour_cap = 100000' \
+    'plan_free_uploads = 100000' 'plan_premium_jobs_per_hour = 3' 'plan_premium_uploads = 2' \
+    'plan_premium_storage_bytes = 1000000' >>"$stack_dir/local.conf"
 # A job's lease lasts 5 s past each heartbeat (not 30 s): a job of a killed
 # worker is taken over soon (t_crash.sh, t_fault_*.sh).
 echo "job_lease_ms = 5000" >>"$stack_dir/local.conf"
