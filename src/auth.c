@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jwt.h"
 #include "log.h"
 #include "util.h"
 
@@ -133,13 +134,50 @@ out:
     return rc;
 }
 
+/* An access token: the signature and claims (jwt.c), then the user and
+ * the session in the database, so that a deleted user or a revoked family
+ * (logout, refresh-token reuse) stops its access tokens at once rather than
+ * when they expire. */
+static enum kd_err
+auth_jwt(struct kd_db *db, const struct kd_config *cfg, const char *token,
+         struct kd_principal *out)
+{
+    struct kd_jwt_claims c;
+    struct kd_dbres *res = NULL;
+    enum kd_err rc;
+
+    if (kd_jwt_verify(cfg, token, kd_now_ms() / 1000, &c) != KD_OK)
+        return KD_ENOTFOUND;
+    const char *params[] = {c.sub, c.sid};
+
+    rc = kd_db_query(db,
+                     "SELECT u.id, u.plan, u.is_admin FROM users u "
+                     "JOIN token_families f ON f.user_id = u.id "
+                     "WHERE u.id = $1 AND f.id = $2 AND f.revoked_at IS NULL",
+                     2, params, &res);
+    if (rc != KD_OK)
+        goto out;
+    if (kd_dbres_rows(res) != 1) {
+        rc = KD_ENOTFOUND;
+        goto out;
+    }
+    memset(out, 0, sizeof(*out));
+    snprintf(out->user_id, sizeof(out->user_id), "%s", kd_dbres_get(res, 0, 0));
+    snprintf(out->plan, sizeof(out->plan), "%s", kd_dbres_get(res, 0, 1));
+    out->is_admin = kd_dbres_bool(res, 0, 2);
+    out->via = KD_AUTH_JWT;
+    snprintf(out->credential_id, sizeof(out->credential_id), "%s", c.sid);
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
 enum kd_err
 kd_auth_bearer(struct kd_db *db, const struct kd_config *cfg, const char *authorization,
                struct kd_principal *out)
 {
     const char *token;
 
-    (void)cfg; /* the JWT verifier of issue #5 takes its keys from here */
     if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return KD_EINVAL;
     token = authorization + 7;
@@ -149,7 +187,5 @@ kd_auth_bearer(struct kd_db *db, const struct kd_config *cfg, const char *author
         return KD_EINVAL;
     if (strncmp(token, KD_APIKEY_PREFIX, strlen(KD_APIKEY_PREFIX)) == 0)
         return auth_apikey(db, token, out);
-    /* Anything else would be a JWT access token: verified here once
-     * POST /auth/login exists (issue #5); until then no such token is valid. */
-    return KD_ENOTFOUND;
+    return auth_jwt(db, cfg, token, out);
 }

@@ -1,5 +1,5 @@
-/* auth.h: who is calling. API keys now; JWT access tokens slot in here
- * (kd_auth_bearer dispatches on the token's form). */
+/* auth.h: who is calling: an API key ("kadr_...") or a JWT access token
+ * (jwt.h); kd_auth_bearer dispatches on the token's form. */
 #ifndef KD_AUTH_H
 #define KD_AUTH_H
 
@@ -20,7 +20,7 @@ struct kd_principal {
     char plan[32];
     bool is_admin;
     enum kd_auth_via via;
-    char credential_id[37]; /* the API key's id */
+    char credential_id[37]; /* the API key's id, or the token's session (family) */
 };
 
 /* Authenticates the value of an Authorization header ("Bearer <token>").

@@ -1,0 +1,151 @@
+/* quota.c: the plan limits and the router's limit step.
+ *
+ * The counts come from PostgreSQL (jobs of the last hour, unfinished
+ * uploads, bytes of live media), so they are shared by every API process
+ * and survive restarts with nothing to keep in step. A per-user advisory
+ * lock is held from the count until the handler has committed, so two
+ * requests of one user at the same moment cannot both take the last unit:
+ * the limit answers 429 at exactly the configured count. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "log.h"
+#include "router.h"
+
+void
+kd_plan_limits_get(const struct kd_config *cfg, const struct kd_principal *p,
+                   struct kd_plan_limits *out)
+{
+    bool premium = strcmp(p->plan, "premium") == 0;
+
+    if (p->is_admin) {
+        out->jobs_per_hour = out->uploads = out->storage_bytes = -1;
+        return;
+    }
+    /* Any plan other than premium (kadrctl accepts any name) gets the free
+     * limits: an unknown plan must not mean no limits. */
+    out->jobs_per_hour = premium ? cfg->plan_premium_jobs_per_hour : cfg->plan_free_jobs_per_hour;
+    if (out->jobs_per_hour > cfg->jobs_per_hour_cap)
+        out->jobs_per_hour = cfg->jobs_per_hour_cap;
+    out->uploads = premium ? cfg->plan_premium_uploads : cfg->plan_free_uploads;
+    out->storage_bytes = premium ? cfg->plan_premium_storage_bytes : cfg->plan_free_storage_bytes;
+}
+
+static enum kd_err
+answer_limit(struct kd_resp *rs, int64_t retry_s, const char *fmt_limit, int64_t value,
+             const char *what)
+{
+    char ra[24];
+    enum kd_err rc;
+
+    if (retry_s < 1)
+        retry_s = 1;
+    if ((rc = kd_snprintf(ra, sizeof(ra), "%" PRId64, retry_s)) != KD_OK ||
+        (rc = kd_resp_header(rs, "Retry-After", ra)) != KD_OK)
+        return rc;
+    if ((rc = kd_resp_problem(rs, 429, "limit-exceeded", "%s: your plan allows %" PRId64 " %s",
+                              fmt_limit, value, what)) == KD_OK)
+        rc = KD_EAGAIN;
+    return rc;
+}
+
+static enum kd_err
+check_jobs(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, int64_t limit)
+{
+    /* Deleted jobs count too: deleting must not refill the allowance. The
+     * oldest job of the hour says when one unit comes back. */
+    static const char sel[] =
+        "SELECT count(*), "
+        "       ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))::bigint "
+        "  FROM jobs WHERE user_id = $1 AND created_at > now() - interval '1 hour'";
+    const char *params[] = {rq->principal.user_id};
+    struct kd_dbres *res = NULL;
+    enum kd_err rc;
+
+    if ((rc = kd_db_query(db, sel, 1, params, &res)) != KD_OK)
+        goto out;
+    if (kd_dbres_i64(res, 0, 0, 0) >= limit)
+        rc = answer_limit(rs, kd_dbres_i64(res, 0, 1, 3600), "jobs_per_hour", limit,
+                          "jobs per hour");
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
+static enum kd_err
+check_uploads(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db,
+              const struct kd_plan_limits *lim)
+{
+    static const char sel[] =
+        "SELECT (SELECT count(*) FROM uploads "
+        "         WHERE user_id = $1 AND completed_at IS NULL AND expires_at > now()), "
+        "       (SELECT ceil(extract(epoch FROM min(expires_at) - now()))::bigint FROM uploads "
+        "         WHERE user_id = $1 AND completed_at IS NULL AND expires_at > now()), "
+        "       (SELECT coalesce(sum(size), 0)::bigint FROM media "
+        "         WHERE user_id = $1 AND deleted_at IS NULL AND status <> 'rejected')";
+    const char *params[] = {rq->principal.user_id};
+    const json_t *size = json_object_get(rq->json, "size");
+    struct kd_dbres *res = NULL;
+    int64_t declared = json_is_integer(size) ? json_integer_value(size) : 0, used;
+    enum kd_err rc;
+
+    if ((rc = kd_db_query(db, sel, 1, params, &res)) != KD_OK)
+        goto out;
+    if (kd_dbres_i64(res, 0, 0, 0) >= lim->uploads) {
+        rc = answer_limit(rs, kd_dbres_i64(res, 0, 1, 60), "concurrent_uploads", lim->uploads,
+                          "unfinished uploads at once");
+        goto out;
+    }
+    /* A bad size (422) or one over the upload cap (413) is the handler's
+     * to refuse, not a quota matter. */
+    used = kd_dbres_i64(res, 0, 2, 0);
+    if (declared > 0 && declared <= rq->cfg->limits.upload_max_bytes && (declared > lim->storage_bytes || used > lim->storage_bytes - declared))
+        rc = answer_limit(rs, 3600, "storage_bytes", lim->storage_bytes, "bytes of storage");
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
+enum kd_err
+kd_quota_check(struct kd_req *rq, struct kd_resp *rs, enum kd_route_quota q, bool *locked)
+{
+    struct kd_plan_limits lim;
+    struct kd_db *db;
+    enum kd_err rc = KD_OK;
+
+    *locked = false;
+    if (q == KD_QUOTA_NONE)
+        goto out;
+    kd_plan_limits_get(rq->cfg, &rq->principal, &lim);
+    if (lim.jobs_per_hour < 0)
+        goto out; /* an admin */
+    if ((rc = kd_app_db(rq->app, &db)) != KD_OK)
+        goto out;
+    const char *params[] = {rq->principal.user_id};
+    if ((rc = kd_db_query(db, "SELECT pg_advisory_lock(hashtext('kadr-quota:' || $1))", 1, params,
+                          NULL)) != KD_OK)
+        goto out;
+    *locked = true;
+    if (q == KD_QUOTA_JOB)
+        rc = check_jobs(rq, rs, db, lim.jobs_per_hour);
+    else
+        rc = check_uploads(rq, rs, db, &lim);
+out:
+    return rc;
+}
+
+void
+kd_quota_release(struct kd_req *rq, bool locked)
+{
+    struct kd_db *db;
+
+    if (!locked || kd_app_db(rq->app, &db) != KD_OK)
+        return;
+    const char *params[] = {rq->principal.user_id};
+    /* A lost connection released the lock with the session. */
+    if (kd_db_query(db, "SELECT pg_advisory_unlock(hashtext('kadr-quota:' || $1))", 1, params,
+                    NULL) != KD_OK)
+        kd_log(KD_LOG_WARN, "quota: could not release the user's lock");
+}
