@@ -8,7 +8,8 @@
 # Used by scripts/quickstart.sh and .ci/run, so the two never drift apart.
 set -euo pipefail
 
-# Building: the toolchain, autotools and every library configure.ac asks for.
+# Building: the toolchain, autotools and every library configure.ac asks for
+# (clang and its runtime: the libFuzzer harnesses of tests/fuzz/run.sh).
 BUILD_PKGS=(
     build-essential autoconf automake pkg-config
     libfcgi-dev libpq-dev libhiredis-dev libjansson-dev libssl-dev
@@ -16,6 +17,7 @@ BUILD_PKGS=(
     libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev
     libswscale-dev libswresample-dev
     check
+    clang-14 libclang-rt-14-dev
 )
 # Running the local stack (scripts/stack.sh) and its tests (python3: the
 # webhook receiver of tests/e2e).
