@@ -39,6 +39,11 @@
 #define TICK_MS 200
 /* Outcomes that cannot be written are tried again this often. */
 #define RECORD_RETRY_MS 1000
+/* Settled deliveries older than retention_days are deleted this often, in
+ * batches (short transactions), at most PURGE_BATCHES of them at a time. */
+#define PURGE_EVERY_MS (60 * 60 * 1000)
+#define PURGE_BATCH 1000
+#define PURGE_BATCHES 100
 
 static volatile sig_atomic_t stop_signals;
 
@@ -113,6 +118,13 @@ static const char SQL_RECORD[] =
     "ELSE now() + $9::bigint * interval '1 millisecond' END "
     "WHERE id = $1::bigint AND attempts = $2::int "
     "AND delivered_at IS NULL AND failed_at IS NULL";
+
+/* The payload names outputs that retention removes after retention_days;
+ * the delivery and its attempt log (ON DELETE CASCADE) go after as long. */
+static const char SQL_PURGE[] =
+    "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
+    "WHERE coalesce(delivered_at, failed_at) < now() - $1::int * interval '1 day' "
+    "LIMIT $2::int FOR UPDATE SKIP LOCKED)";
 
 static void
 usage(FILE *f)
@@ -535,10 +547,39 @@ abandon_all(struct notifier *nt)
     }
 }
 
+/* Deletes old settled deliveries; failures wait for the next round. */
+static void
+purge(struct notifier *nt)
+{
+    char days[24], batch[24];
+    const char *p[2] = {days, batch};
+    int64_t total = 0;
+
+    snprintf(days, sizeof(days), "%lld", (long long)nt->cfg->retention_days);
+    snprintf(batch, sizeof(batch), "%d", PURGE_BATCH);
+    for (int i = 0; i < PURGE_BATCHES && stop_signals == 0; i++) {
+        struct kd_dbres *res = NULL;
+        int64_t n;
+
+        if (kd_db_query(nt->db, SQL_PURGE, 2, p, &res) != KD_OK) {
+            kd_dbres_free(res);
+            return;
+        }
+        n = kd_dbres_affected(res);
+        kd_dbres_free(res);
+        total += n;
+        if (n < PURGE_BATCH)
+            break;
+    }
+    if (total > 0)
+        kd_log(KD_LOG_INFO, "notify: deleted %lld delivery(ies) settled more than %lld days ago",
+               (long long)total, (long long)nt->cfg->retention_days);
+}
+
 static void
 run(struct notifier *nt)
 {
-    int64_t next_poll = 0, stop_deadline = 0;
+    int64_t next_poll = 0, stop_deadline = 0, next_purge = 0;
     int failures = 0, running = 0;
 
     for (;;) {
@@ -559,6 +600,10 @@ run(struct notifier *nt)
             }
         }
         record_done(nt, now);
+        if (stop_signals == 0 && now >= next_purge) {
+            purge(nt);
+            next_purge = kd_mono_ms() + PURGE_EVERY_MS;
+        }
         int want = free_slots(nt);
 
         if (stop_signals == 0 && want > 0 && now >= next_poll) {

@@ -150,6 +150,7 @@ submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-
 job=$JOB_ID
 api POST "/api/v1/jobs/$job/cancel" '{}'
 _delivered() { [[ -n $(sql "SELECT 1 FROM webhook_deliveries WHERE job_id = '$1' AND delivered_at IS NOT NULL") ]]; }
+big_job=$job
 wait_until 30 _delivered "$job" ||
     note "not delivered: $(sql "SELECT attempts, last_status, last_error FROM webhook_deliveries WHERE job_id = '$job'")"
 check "more than one request for it" test "$(n_hits "$path")" -eq 1
@@ -228,6 +229,9 @@ cancelled_hook() {
 
 begin "a receiver that never succeeds is given up after the retry window, every try logged"
 wait_until 30 _stack_notifier_gone || note "the stack's notifier did not stop"
+# For the purge case below: a delivery settled long ago (a notifier purges
+# when it starts).
+sql "UPDATE webhook_deliveries SET delivered_at = now() - interval '100 days' WHERE job_id = '$big_job'" >/dev/null
 own_notifier KADR_NOTIFY_RETRY_WINDOW_S=1
 path="/fail/1000/$RANDOM$RANDOM"
 cancelled_hook "$path"
@@ -244,6 +248,14 @@ else
     note "not given up: $(sql "SELECT attempts, last_error, failed_at FROM webhook_deliveries WHERE job_id = '$job'")"
 fi
 stop_own
+
+begin "deliveries settled more than retention_days ago are deleted with their attempts"
+_purged() { [[ $(sql "SELECT count(*) FROM webhook_deliveries WHERE job_id = '$big_job'") -eq 0 ]]; }
+wait_until 30 _purged || note "the old delivery is still there"
+n=$(sql "SELECT count(*) FROM webhook_attempts a WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = a.delivery_id)")
+check "$n attempt rows outlived their delivery" test "$n" -eq 0
+n=$(sql "SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NOT NULL")
+check "recent deliveries went too" test "$n" -ge 20
 
 begin "a receiver on a private address is refused unless notify_allow_private"
 own_notifier KADR_NOTIFY_ALLOW_PRIVATE=0 KADR_NOTIFY_RETRY_WINDOW_S=1
