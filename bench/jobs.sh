@@ -96,7 +96,8 @@ url=$KADR_URL
 conninfo=$(sed -n 's/^database_url = //p' "$KADR_CONFIG" | tail -n 1)
 sql() { psql "$conninfo" -X -tAq -v ON_ERROR_STOP=1 -c "$1"; }
 
-out=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user create \
+# An admin: plans limit jobs per hour (doc/security.md), admins do not.
+out=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user create --admin \
     --email "bench-$(date +%s)-$RANDOM@kadr.local" --api-key --json)
 key=$(jq -r .api_key <<<"$out")
 user=$(jq -r .user_id <<<"$out")
