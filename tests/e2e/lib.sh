@@ -381,6 +381,20 @@ start_worker() {
     FAULT_PIDS+=("$WORKER_PID")
 }
 
+# start_scheduler [VAR=VALUE...]: an extra kadr-scheduler of the stack with
+# the KADR_* settings given (logs/scheduler-extra.log); sets SCHEDULER_PID.
+# Stop the stack's own first (stop_pid on stack_pids scheduler.pid), or it
+# keeps the lead; fault_cleanup stops this one and restarts the stack's.
+start_scheduler() {
+    (cd "$KADR_STACK_DIR" && exec env "$@" \
+        setpriv --reuid="$(stack_user)" --regid="$(stat -c %G "$KADR_STACK_DIR")" --init-groups -- \
+        "$KADR_BIN/kadr-scheduler" --config "$KADR_CONFIG") \
+        </dev/null >>"$KADR_STACK_DIR/logs/scheduler-extra.log" 2>&1 &
+    SCHEDULER_PID=$!
+    disown "$SCHEDULER_PID" 2>/dev/null || true
+    FAULT_PIDS+=("$SCHEDULER_PID")
+}
+
 # The extra workers a case started; fault_cleanup stops those still alive
 # and starts whatever of the stack is not running (its own workers).
 FAULT_PIDS=()

@@ -14,6 +14,11 @@ uid=$(sql "SELECT user_id FROM media WHERE id = '$media'")
 ctl() { "$KADR_BIN/kadrctl" --config "$KADR_CONFIG" "$@"; }
 
 begin "per-user concurrency: one slot for this user; another user's job does not wait behind"
+other_key=$(new_admin limits-other) || note "second user"
+KEY=$other_key
+sample_media
+other_media=$MEDIA_ID
+KEY=$admin_key
 sql "UPDATE users SET max_processing = 1 WHERE id = '$uid'" >/dev/null
 mine=()
 for ((i = 0; i < 3; i++)); do
@@ -21,9 +26,8 @@ for ((i = 0; i < 3; i++)); do
         note "POST /jobs: $STATUS"
     mine+=("$JOB_ID")
 done
-KEY=$(new_admin limits-other) || note "second user"
-sample_media
-submit_job "{\"inputs\":[{\"media_id\":\"$MEDIA_ID\",\"end\":0.5}],\"output\":{\"width\":160,\"height\":90}}" ||
+KEY=$other_key
+submit_job "{\"inputs\":[{\"media_id\":\"$other_media\",\"end\":0.5}],\"output\":{\"width\":160,\"height\":90}}" ||
     note "POST /jobs (other user): $STATUS"
 other=$JOB_ID
 KEY=$admin_key
@@ -93,6 +97,9 @@ submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"width\":1280,\
 job=$JOB_ID
 _progress() { [[ $(sql "SELECT progress > 0 FROM jobs WHERE id = '$job' AND status = 'processing'") == t ]]; }
 if wait_until 60 _progress; then
+    api GET "/api/v1/jobs/$job"
+    expect_jq '(.eta_seconds | type) == "number" and .eta_seconds >= 0 and .queue_position == null' \
+        "a processing job with progress has no eta_seconds"
     t0=$(date +%s%3N)
     api POST "/api/v1/jobs/$job/cancel" '{}'
     _cancelled() { [[ $(sql "SELECT status FROM jobs WHERE id = '$job'") == cancelled ]]; }

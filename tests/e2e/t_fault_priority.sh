@@ -45,6 +45,37 @@ if wait_until 60 _busy; then
 else
     note "the busy job never started"
 fi
+
+# Anti-starvation: with queue_aging_s = 1 a priority-10 job that waited 6 s
+# competes as priority 4, so it starts before a priority-6 job submitted
+# after it (strict priorities alone would start the priority-6 one first).
+begin "anti-starvation: a long-waiting priority-10 job overtakes a newer priority-6 one"
+for p in $(stack_pids scheduler.pid); do stop_pid "$p" TERM 30; done
+start_scheduler KADR_QUEUE_AGING_S=1
+submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"width\":1280,\"height\":720,\"preset\":\"veryslow\"}}" ||
+    fault_abort "POST /jobs: $STATUS"
+busy=$JOB_ID
+if wait_until 60 _busy; then
+    submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":0.5}],\"output\":{\"width\":160,\"height\":90},\"priority\":10}" ||
+        fault_abort "POST /jobs: $STATUS"
+    old=$JOB_ID
+    _aged() { [[ $(sql "SELECT pushed_priority <= 4 FROM jobs WHERE id = '$old'") == t ]]; }
+    check "the waiting job was not pushed at a raised priority" wait_until 30 _aged
+    submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":0.5}],\"output\":{\"width\":160,\"height\":90},\"priority\":6}" ||
+        fault_abort "POST /jobs: $STATUS"
+    new=$JOB_ID
+    api POST "/api/v1/jobs/$busy/cancel" '{}'
+    if wait_until 60 all_jobs_final "$old" "$new"; then
+        check "the priority-6 job started first" \
+            test "$(sql "SELECT (SELECT started_at FROM jobs WHERE id = '$old') < (SELECT started_at FROM jobs WHERE id = '$new')")" == t
+        api GET "/api/v1/jobs/$old"
+        expect_json .priority 10
+    else
+        note "the two jobs did not end"
+    fi
+else
+    note "the busy job never started"
+fi
 fault_cleanup
 
 finish
