@@ -187,7 +187,7 @@ fi
 # Memory errors, leaks and crashes of the programs land in their logs
 # (a missing log would make grep fail with 2 and hide a report elsewhere).
 san_logs=()
-for f in "$stack_dir"/logs/{api,worker,notify}.log; do [[ -f $f ]] && san_logs+=("$f"); done
+for f in "$stack_dir"/logs/{api,worker,notify,scheduler}.log "$stack_dir"/logs/{worker,scheduler}-*.log; do [[ -f $f ]] && san_logs+=("$f"); done
 if grep -HE 'ERROR: (Address|Leak)Sanitizer|runtime error:|Segmentation fault|stack-buffer|heap-use-after' \
     "${san_logs[@]}" >"$E2E_TMP/san.log" 2>/dev/null; then
     echo "not ok - no sanitizer or crash reports in the logs"
