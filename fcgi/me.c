@@ -1,6 +1,8 @@
 /* me.c: GET /api/v1/me: the caller's User, the webhook secret that signs
  * their webhooks, and their usage against their plan's limits (the same
- * counts the limit step uses, quota.c). */
+ * counts the limit step uses, quota.c; jobs processing at once is the
+ * workers' limit, users.max_processing or user_max_processing). */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,18 +29,24 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
         "  (SELECT coalesce(sum(size), 0)::bigint FROM media WHERE user_id = u.id "
         "     AND deleted_at IS NULL AND status <> 'rejected'), "
         "  (SELECT count(*) FROM jobs WHERE user_id = u.id AND status = 'processing' "
-        "     AND deleted_at IS NULL) "
+        "     AND deleted_at IS NULL), "
+        /* The workers enforce this one (issue #4, sql/003). */
+        "  coalesce(u.max_processing, $2::integer) "
         "  FROM users u WHERE u.id = $1";
-    const char *params[] = {rq->principal.user_id};
+    char max_proc[24];
+    const char *params[] = {rq->principal.user_id, max_proc};
     struct kd_plan_limits lim;
     struct kd_dbres *res = NULL;
     struct kd_db *db;
     json_t *user = NULL, *usage = NULL, *limits = NULL;
     enum kd_err rc;
 
+    if ((rc = kd_snprintf(max_proc, sizeof(max_proc), "%" PRId64, rq->cfg->user_max_processing)) !=
+        KD_OK)
+        goto out;
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK)
         goto out;
-    if ((rc = kd_db_query(db, sel, 1, params, &res)) != KD_OK)
+    if ((rc = kd_db_query(db, sel, 2, params, &res)) != KD_OK)
         goto out;
     if (kd_dbres_rows(res) != 1) {
         rc = KD_ENOTFOUND;
@@ -55,9 +63,10 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
                       (json_int_t)kd_dbres_i64(res, 0, 3, 0), "storage_bytes",
                       (json_int_t)kd_dbres_i64(res, 0, 4, 0), "jobs_processing",
                       (json_int_t)kd_dbres_i64(res, 0, 5, 0));
-    limits = json_pack("{s:o,s:o,s:o}", "jobs_per_hour", limit_json(lim.jobs_per_hour),
+    limits = json_pack("{s:o,s:o,s:o,s:I}", "jobs_per_hour", limit_json(lim.jobs_per_hour),
                        "concurrent_uploads", limit_json(lim.uploads), "storage_bytes",
-                       limit_json(lim.storage_bytes));
+                       limit_json(lim.storage_bytes), "concurrent_processing",
+                       (json_int_t)kd_dbres_i64(res, 0, 6, rq->cfg->user_max_processing));
     if (usage == NULL || limits == NULL) {
         rc = KD_ENOMEM;
         goto out;

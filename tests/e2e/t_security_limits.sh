@@ -31,6 +31,7 @@ expect_json .plan premium
 expect_json .limits.jobs_per_hour 3
 expect_json .limits.concurrent_uploads 2
 expect_json .limits.storage_bytes 1000000
+expect_jq '.limits.concurrent_processing | type == "number" and . >= 1'
 
 begin "concurrent uploads: the 3rd unfinished upload is 429"
 KEY=$(premium_user lim-up) || note "no user"
