@@ -198,9 +198,8 @@ multipart_start(struct kd_req *rq, struct kd_storage *st, const char *key,
     if ((rc = kd_storage_multipart_begin(st, key, ub->content_type, &id)) != KD_OK)
         goto out;
     for (int64_t i = 1; i <= n; i++) {
-        if ((rc = kd_storage_multipart_presign_part(st, key, id, (int)i,
-                                                    rq->cfg->upload_url_ttl_s, &url, &exp)) !=
-            KD_OK)
+        if ((rc = kd_storage_multipart_presign_part(st, key, id, (int)i, rq->cfg->upload_url_ttl_s,
+                                                    &url, &exp)) != KD_OK)
             goto out;
         part = json_pack("{s:I, s:s}", "part_number", (json_int_t)i, "url", url);
         free(url);
@@ -283,8 +282,7 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = kd_snprintf(size_txt, sizeof(size_txt), "%" PRId64, ub.size)) != KD_OK ||
         (rc = kd_snprintf(exp_txt, sizeof(exp_txt), "%" PRId64, expires_at)) != KD_OK ||
         (rc = kd_snprintf(part_size_txt, sizeof(part_size_txt), "%" PRId64, part_size)) != KD_OK ||
-        (rc = kd_snprintf(part_count_txt, sizeof(part_count_txt), "%" PRId64, part_count)) !=
-            KD_OK)
+        (rc = kd_snprintf(part_count_txt, sizeof(part_count_txt), "%" PRId64, part_count)) != KD_OK)
         goto out;
 
     if ((rc = kd_db_begin(db)) != KD_OK)
@@ -292,10 +290,14 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     {
         const char *pm[] = {media_id, rq->principal.user_id, ub.filename,
                             size_txt, ub.content_type,       key};
-        const char *pu[] = {upload_id,    rq->principal.user_id,
-                            media_id,     key,
-                            size_txt,     exp_txt,
-                            mp_id,        mp_id != NULL ? part_size_txt : NULL,
+        const char *pu[] = {upload_id,
+                            rq->principal.user_id,
+                            media_id,
+                            key,
+                            size_txt,
+                            exp_txt,
+                            mp_id,
+                            mp_id != NULL ? part_size_txt : NULL,
                             mp_id != NULL ? part_count_txt : NULL};
 
         if ((rc = kd_db_query(db, ins_media, 6, pm, NULL)) != KD_OK ||
@@ -310,9 +312,9 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
 
     kd_time_rfc3339(expires_at * 1000, exp_iso);
     if (mp_id != NULL)
-        out_json = json_pack("{s:s, s:s, s:s, s:I, s:O, s:s}", "upload_id", upload_id,
-                             "media_id", media_id, "method", "multipart", "part_size",
-                             (json_int_t)part_size, "parts", parts, "expires_at", exp_iso);
+        out_json = json_pack("{s:s, s:s, s:s, s:I, s:O, s:s}", "upload_id", upload_id, "media_id",
+                             media_id, "method", "multipart", "part_size", (json_int_t)part_size,
+                             "parts", parts, "expires_at", exp_iso);
     else
         out_json = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:s}", "upload_id", upload_id,
                              "media_id", media_id, "method", "PUT", "url", url, "headers",
@@ -359,9 +361,10 @@ check_complete_body(const json_t *body, int64_t n, struct kd_storage_part **part
             if (n > 0 && strcmp(key, "parts") == 0)
                 continue;
             shown_key(key, shown);
-            if ((rc = kd_problem_add(pb, shown, n > 0 ? "is not a field of a completion"
-                                                      : "is not expected: this upload was a "
-                                                        "single PUT")) != KD_OK)
+            if ((rc = kd_problem_add(pb, shown,
+                                     n > 0 ? "is not a field of a completion"
+                                           : "is not expected: this upload was a "
+                                             "single PUT")) != KD_OK)
                 goto out;
         }
     }
@@ -387,8 +390,7 @@ check_complete_body(const json_t *body, int64_t n, struct kd_storage_part **part
             json_integer_value(pn) != (json_int_t)i + 1 || !json_is_string(et) ||
             json_string_length(et) == 0 || json_string_length(et) >= sizeof(parts[i].etag)) {
             rc = kd_problem_add(pb, field,
-                                "must be {\"part_number\": %zu, \"etag\": the part's ETag}",
-                                i + 1);
+                                "must be {\"part_number\": %zu, \"etag\": the part's ETag}", i + 1);
             if (rc != KD_OK || pb->n >= 5)
                 goto out;
             continue;
@@ -452,14 +454,12 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
     status = kd_dbres_get(res, 0, 5);
     mp_id = kd_dbres_get(res, 0, 7);
     part_count = kd_dbres_i64(res, 0, 8, 0);
-    if ((rc = check_complete_body(rq->json, mp_id != NULL ? part_count : 0, &parts, &pb)) !=
-        KD_OK)
+    if ((rc = check_complete_body(rq->json, mp_id != NULL ? part_count : 0, &parts, &pb)) != KD_OK)
         goto out;
     if (pb.n > 0 || pb.dropped > 0) {
-        rc = kd_resp_problem_fields(rs, 422, "validation",
-                                    mp_id != NULL ? "the parts of the upload are needed"
-                                                  : "the body must be {}",
-                                    &pb);
+        rc = kd_resp_problem_fields(
+            rs, 422, "validation",
+            mp_id != NULL ? "the parts of the upload are needed" : "the body must be {}", &pb);
         goto out;
     }
 

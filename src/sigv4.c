@@ -9,8 +9,8 @@
 
 /* A canonical request is a few headers and a path of at most a few KiB;
  * the cap only stops a runaway caller. */
-#define CREQ_CAP (1024 * 1024)
-#define ALGORITHM "AWS4-HMAC-SHA256"
+#define CREQ_CAP      (1024 * 1024)
+#define ALGORITHM     "AWS4-HMAC-SHA256"
 #define MAX_EXPIRES_S 604800 /* S3 refuses presigned URLs valid longer */
 
 void
@@ -26,8 +26,8 @@ kd_sigv4_amz_date(time_t t, char out[17])
 static bool
 unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 enum kd_err
@@ -385,8 +385,8 @@ hmac(const void *key, size_t key_len, const char *msg, unsigned char out[32])
 {
     unsigned int len = 32;
 
-    if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, strlen(msg), out,
-             &len) == NULL ||
+    if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, strlen(msg), out, &len) ==
+            NULL ||
         len != 32)
         return KD_EINTERNAL;
     return KD_OK;
@@ -456,8 +456,8 @@ out:
 }
 
 enum kd_err
-kd_sigv4_sign(const struct kd_sigv4_key *k, const char *amz_date,
-              const struct kd_sigv4_request *rq, struct kd_sigv4_result *out)
+kd_sigv4_sign(const struct kd_sigv4_key *k, const char *amz_date, const struct kd_sigv4_request *rq,
+              struct kd_sigv4_result *out)
 {
     struct kd_sigv4_result r = {0};
     struct kd_buf creq, signed_h, authz;
@@ -533,8 +533,8 @@ kd_sigv4_presign(const struct kd_sigv4_key *k, const char *amz_date, int64_t exp
             goto out;
     }
     if ((rc = kd_snprintf(expires, sizeof(expires), "%lld", (long long)expires_s)) != KD_OK ||
-        (rc = kd_buf_printf(&cred, "%s/%.8s/%s/%s/aws4_request", k->access_key, amz_date,
-                            k->region, k->service)) != KD_OK)
+        (rc = kd_buf_printf(&cred, "%s/%.8s/%s/%s/aws4_request", k->access_key, amz_date, k->region,
+                            k->service)) != KD_OK)
         goto out;
     if ((q = calloc(rq->query_n + 6, sizeof(*q))) == NULL) {
         rc = KD_ENOMEM;

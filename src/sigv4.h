@@ -30,30 +30,30 @@ struct kd_sigv4_kv {
 };
 
 struct kd_sigv4_request {
-    const char *method;                /* "GET", "PUT", ... */
-    const char *path;                  /* decoded, starting with '/' */
-    const struct kd_sigv4_kv *query;   /* decoded names and values */
+    const char *method;              /* "GET", "PUT", ... */
+    const char *path;                /* decoded, starting with '/' */
+    const struct kd_sigv4_kv *query; /* decoded names and values */
     size_t query_n;
     const struct kd_sigv4_kv *headers; /* the headers to sign (host included) */
     size_t headers_n;
-    const char *payload_hash;          /* 64 lowercase hex or UNSIGNED-PAYLOAD */
-    bool normalize_path;               /* false for S3 */
+    const char *payload_hash; /* 64 lowercase hex or UNSIGNED-PAYLOAD */
+    bool normalize_path;      /* false for S3 */
 };
 
 struct kd_sigv4_key {
     const char *access_key;
     const char *secret_key;
-    const char *region;                /* "us-east-1" */
-    const char *service;               /* "s3" */
-    const char *session_token;         /* STS; NULL when none */
+    const char *region;        /* "us-east-1" */
+    const char *service;       /* "s3" */
+    const char *session_token; /* STS; NULL when none */
 };
 
 /* The steps of a signature, kept for tests and debugging. */
 struct kd_sigv4_result {
     char *canonical_request;
     char *string_to_sign;
-    char *authorization;               /* header auth: the Authorization value */
-    char *query;                       /* query auth: the whole signed query */
+    char *authorization; /* header auth: the Authorization value */
+    char *query;         /* query auth: the whole signed query */
     char signature[65];
 };
 
@@ -68,8 +68,7 @@ KD_MUST_CHECK enum kd_err kd_sigv4_uri_encode(struct kd_buf *b, const char *s, s
 /* Task 1 alone: the canonical request (caller frees *out). KD_EINVAL for a
  * request that cannot be signed (no method, a path not starting with '/',
  * a header name that is empty or has characters outside RFC 7230 tokens). */
-KD_MUST_CHECK enum kd_err kd_sigv4_canonical_request(const struct kd_sigv4_request *rq,
-                                                     char **out);
+KD_MUST_CHECK enum kd_err kd_sigv4_canonical_request(const struct kd_sigv4_request *rq, char **out);
 
 /* Header auth: signs rq at amz_date ("YYYYMMDDTHHMMSSZ"), which the caller
  * also sends as X-Amz-Date and must have listed among rq->headers. Fills

@@ -352,7 +352,7 @@ signature(struct kd_storage *s, const char *method, const char *key, int64_t exp
 
 static enum kd_err
 local_presign(struct kd_storage *s, const char *method, const char *key,
-                   const struct kd_presign *opt, char **url, int64_t *expires_at)
+              const struct kd_presign *opt, char **url, int64_t *expires_at)
 {
     struct kd_buf b;
     char sig[65], constraint[32];
@@ -392,8 +392,8 @@ local_presign(struct kd_storage *s, const char *method, const char *key,
 }
 
 static enum kd_err
-local_verify(struct kd_storage *s, const char *method, const char *request_uri,
-                  int64_t now_s, struct kd_presigned_req *out)
+local_verify(struct kd_storage *s, const char *method, const char *request_uri, int64_t now_s,
+             struct kd_presigned_req *out)
 {
     const char *q, *path, *prefix;
     char expires_s[24] = "", size_s[24] = "", sig[80] = "", name[256] = "", constraint[256];
@@ -533,8 +533,7 @@ list_dir(struct kd_storage *s, const char *rel, const char *prefix, kd_storage_l
 
     if (depth > 32)
         return KD_OK; /* keys have at most 100 segments; deeper is not ours */
-    if ((rc = kd_snprintf(dir, sizeof(dir), "%s%s%s", s->objects, rel[0] ? "/" : "", rel)) !=
-        KD_OK)
+    if ((rc = kd_snprintf(dir, sizeof(dir), "%s%s%s", s->objects, rel[0] ? "/" : "", rel)) != KD_OK)
         goto out;
     if ((n = scandir(dir, &ents, NULL, name_cmp)) < 0) {
         rc = errno == ENOENT ? KD_OK : KD_EIO;
@@ -692,8 +691,8 @@ kd_storage_presign(struct kd_storage *s, const char *method, const char *key,
 }
 
 enum kd_err
-kd_storage_verify(struct kd_storage *s, const char *method, const char *request_uri,
-                  int64_t now_s, struct kd_presigned_req *out)
+kd_storage_verify(struct kd_storage *s, const char *method, const char *request_uri, int64_t now_s,
+                  struct kd_presigned_req *out)
 {
     /* only kadr's own URLs (local disk behind nginx) are checked here;
      * S3 checks its presigned URLs itself */
@@ -703,8 +702,8 @@ kd_storage_verify(struct kd_storage *s, const char *method, const char *request_
 }
 
 enum kd_err
-kd_storage_read_range(struct kd_storage *s, const char *key, int64_t offset, void *buf,
-                      size_t len, size_t *got)
+kd_storage_read_range(struct kd_storage *s, const char *key, int64_t offset, void *buf, size_t len,
+                      size_t *got)
 {
     if (offset < 0 || !kd_storage_key_valid(key))
         return KD_EINVAL;
@@ -792,8 +791,8 @@ struct kd_storage_reader {
     struct kd_storage *s;
     char key[256];
     int64_t size;
-    int64_t pos;       /* the reader's position */
-    int64_t win_off;   /* object offset of win[0] */
+    int64_t pos;     /* the reader's position */
+    int64_t win_off; /* object offset of win[0] */
     size_t win_len;
     unsigned char *win;
 };

@@ -87,8 +87,7 @@ const char *kd_storage_backend_name(const struct kd_storage *s);
 /* Reads up to len bytes of the object from offset into buf; *got is 0 at
  * or past the end. KD_ENOTFOUND if missing. */
 KD_MUST_CHECK enum kd_err kd_storage_read_range(struct kd_storage *s, const char *key,
-                                                int64_t offset, void *buf, size_t len,
-                                                size_t *got);
+                                                int64_t offset, void *buf, size_t len, size_t *got);
 
 /* Called for each object under prefix, in key order; a non-KD_OK return
  * stops the listing and is returned by kd_storage_list. */
@@ -105,8 +104,8 @@ struct kd_storage_reader;
 KD_MUST_CHECK enum kd_err kd_storage_reader_open(struct kd_storage *s, const char *key,
                                                  struct kd_storage_reader **out);
 /* *got = 0 at the end of the object. */
-KD_MUST_CHECK enum kd_err kd_storage_reader_read(struct kd_storage_reader *r, void *buf,
-                                                 size_t len, size_t *got);
+KD_MUST_CHECK enum kd_err kd_storage_reader_read(struct kd_storage_reader *r, void *buf, size_t len,
+                                                 size_t *got);
 /* offset in [0, size]; KD_EINVAL otherwise. */
 KD_MUST_CHECK enum kd_err kd_storage_reader_seek(struct kd_storage_reader *r, int64_t offset);
 int64_t kd_storage_reader_size(const struct kd_storage_reader *r);
@@ -124,21 +123,17 @@ struct kd_storage_part {
 
 /* Starts a multipart upload of key; *upload_id is the caller's to free. */
 KD_MUST_CHECK enum kd_err kd_storage_multipart_begin(struct kd_storage *s, const char *key,
-                                                     const char *content_type,
-                                                     char **upload_id);
+                                                     const char *content_type, char **upload_id);
 /* A presigned PUT URL for one part (a browser uploads it directly). */
-KD_MUST_CHECK enum kd_err kd_storage_multipart_presign_part(struct kd_storage *s,
-                                                            const char *key,
-                                                            const char *upload_id,
-                                                            int part_number, int64_t ttl_s,
-                                                            char **url, int64_t *expires_at);
+KD_MUST_CHECK enum kd_err kd_storage_multipart_presign_part(struct kd_storage *s, const char *key,
+                                                            const char *upload_id, int part_number,
+                                                            int64_t ttl_s, char **url,
+                                                            int64_t *expires_at);
 /* Uploads len bytes of fd from offset as one part (the worker's outputs);
  * fills out with the part's ETag. */
-KD_MUST_CHECK enum kd_err kd_storage_multipart_upload_part(struct kd_storage *s,
-                                                           const char *key,
-                                                           const char *upload_id,
-                                                           int part_number, int fd,
-                                                           int64_t offset, int64_t len,
+KD_MUST_CHECK enum kd_err kd_storage_multipart_upload_part(struct kd_storage *s, const char *key,
+                                                           const char *upload_id, int part_number,
+                                                           int fd, int64_t offset, int64_t len,
                                                            struct kd_storage_part *out);
 /* Joins the parts (ascending part numbers) into the object. KD_EINVAL when
  * the store refuses the list (a wrong ETag, a part too small),
@@ -151,8 +146,7 @@ KD_MUST_CHECK enum kd_err kd_storage_multipart_complete(struct kd_storage *s, co
 KD_MUST_CHECK enum kd_err kd_storage_multipart_abort(struct kd_storage *s, const char *key,
                                                      const char *upload_id);
 /* The parts uploaded so far (*parts is the caller's to free). */
-KD_MUST_CHECK enum kd_err kd_storage_multipart_list_parts(struct kd_storage *s,
-                                                          const char *key,
+KD_MUST_CHECK enum kd_err kd_storage_multipart_list_parts(struct kd_storage *s, const char *key,
                                                           const char *upload_id,
                                                           struct kd_storage_part **parts,
                                                           size_t *n);

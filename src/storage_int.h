@@ -21,14 +21,12 @@ struct kd_storage_ops {
                           int64_t now_s, struct kd_presigned_req *out);
     enum kd_err (*read_range)(struct kd_storage *s, const char *key, int64_t offset, void *buf,
                               size_t len, size_t *got);
-    enum kd_err (*list)(struct kd_storage *s, const char *prefix, kd_storage_list_fn fn,
-                        void *arg);
+    enum kd_err (*list)(struct kd_storage *s, const char *prefix, kd_storage_list_fn fn, void *arg);
     /* multipart; NULL when the backend has none */
     enum kd_err (*mp_begin)(struct kd_storage *s, const char *key, const char *content_type,
                             char **upload_id);
     enum kd_err (*mp_presign_part)(struct kd_storage *s, const char *key, const char *upload_id,
-                                   int part_number, int64_t ttl_s, char **url,
-                                   int64_t *expires_at);
+                                   int part_number, int64_t ttl_s, char **url, int64_t *expires_at);
     enum kd_err (*mp_upload_part)(struct kd_storage *s, const char *key, const char *upload_id,
                                   int part_number, int fd, int64_t offset, int64_t len,
                                   struct kd_storage_part *out);

@@ -20,18 +20,18 @@
 
 /* S3's XML answers (errors, listings of up to 1000 entries) stay far
  * below this; anything larger is not an answer we asked for. */
-#define XML_CAP (4 * 1024 * 1024)
+#define XML_CAP          (4 * 1024 * 1024)
 #define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS   5000
 /* S3 parts: at least 5 MiB but the last, at most 5 GiB, 10000 of them. */
 #define S3_MIN_PART (5LL * 1024 * 1024)
 
 struct kd_s3 {
-    CURL *curl;           /* one handle: its connection is reused */
-    pid_t pid;            /* the process that made curl (see handle()) */
-    char scheme[8];       /* "http" or "https" */
-    char authority[256];  /* host[:port] of the endpoint */
-    char base_path[256];  /* path of the endpoint, "" or "/x" */
+    CURL *curl;             /* one handle: its connection is reused */
+    pid_t pid;              /* the process that made curl (see handle()) */
+    char scheme[8];         /* "http" or "https" */
+    char authority[256];    /* host[:port] of the endpoint */
+    char base_path[256];    /* path of the endpoint, "" or "/x" */
     char public_base[1024]; /* presigned URLs start with this; "" = endpoint */
     struct kd_sigv4_key key;
     bool path_style;
@@ -101,23 +101,23 @@ target(struct kd_s3 *s3, const char *bucket, const char *key, char *host, size_t
 
 struct s3_req {
     const char *method;
-    const char *key;                    /* NULL: the bucket itself */
+    const char *key; /* NULL: the bucket itself */
     const struct kd_sigv4_kv *query;
     size_t query_n;
-    const char *content_type;           /* sent unsigned; NULL for none */
-    const char *range;                  /* "bytes=a-b"; NULL for none */
-    const char *body;                   /* a body in memory (XML) */
+    const char *content_type; /* sent unsigned; NULL for none */
+    const char *range;        /* "bytes=a-b"; NULL for none */
+    const char *body;         /* a body in memory (XML) */
     size_t body_len;
-    int body_fd;                        /* or a body from a file; -1 */
+    int body_fd; /* or a body from a file; -1 */
     int64_t body_off, body_fd_len;
-    int out_fd;                         /* the answer's body into a file; -1 */
-    void *out_buf;                      /* or into a buffer; NULL */
+    int out_fd;    /* the answer's body into a file; -1 */
+    void *out_buf; /* or into a buffer; NULL */
     size_t out_cap;
 };
 
 struct s3_resp {
     long status;
-    struct kd_buf xml;                  /* the body when neither out_fd nor out_buf */
+    struct kd_buf xml; /* the body when neither out_fd nor out_buf */
     size_t out_got;
     int64_t content_length;
     int64_t mtime_ms;
@@ -319,9 +319,8 @@ attempt(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r, CURLco
 
     kd_buf_init(&url, 16384);
     kd_buf_init(&line, 16384);
-    if ((rc = handle(s3, &c)) != KD_OK ||
-        (rc = target(s3, s->cfg->s3_bucket, rq->key, host, sizeof(host), path, sizeof(path))) !=
-            KD_OK)
+    if ((rc = handle(s3, &c)) != KD_OK || (rc = target(s3, s->cfg->s3_bucket, rq->key, host,
+                                                       sizeof(host), path, sizeof(path))) != KD_OK)
         goto out;
     kd_sigv4_amz_date(time(NULL), date);
     if (rq->body_fd >= 0)
@@ -348,8 +347,12 @@ attempt(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r, CURLco
         goto out;
     if (rq->query_n > 0) {
         char *cq = NULL;
-        struct kd_sigv4_request qr = {.method = "GET", .path = "/", .query = rq->query,
-                                      .query_n = rq->query_n, .headers = h, .headers_n = 1,
+        struct kd_sigv4_request qr = {.method = "GET",
+                                      .path = "/",
+                                      .query = rq->query,
+                                      .query_n = rq->query_n,
+                                      .headers = h,
+                                      .headers_n = 1,
                                       .payload_hash = hash};
 
         /* the canonical request's second line is the canonical query */
@@ -478,7 +481,8 @@ perform(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r)
         r->rq = rq;
         r->sent = 0;
         r->write_failed = false;
-        if (rq->out_fd >= 0 && (ftruncate(rq->out_fd, 0) != 0 || lseek(rq->out_fd, 0, SEEK_SET) != 0)) {
+        if (rq->out_fd >= 0 &&
+            (ftruncate(rq->out_fd, 0) != 0 || lseek(rq->out_fd, 0, SEEK_SET) != 0)) {
             rc = KD_EIO;
             goto out;
         }
@@ -514,7 +518,8 @@ perform(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r)
             rc = KD_EUNAVAIL;
             continue;
         }
-        if (r->status == 404 || strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NoSuchUpload") == 0) {
+        if (r->status == 404 || strcmp(code, "NoSuchKey") == 0 ||
+            strcmp(code, "NoSuchUpload") == 0) {
             rc = KD_ENOTFOUND;
             goto out;
         }
@@ -602,9 +607,9 @@ child_text(xmlNodePtr parent, const char *name, char *out, size_t out_len)
 static enum kd_err s3_mp_abort(struct kd_storage *s, const char *key, const char *upload_id);
 static enum kd_err s3_mp_begin(struct kd_storage *s, const char *key, const char *content_type,
                                char **upload_id);
-static enum kd_err s3_mp_upload_part(struct kd_storage *s, const char *key,
-                                     const char *upload_id, int part_number, int fd,
-                                     int64_t offset, int64_t len, struct kd_storage_part *out);
+static enum kd_err s3_mp_upload_part(struct kd_storage *s, const char *key, const char *upload_id,
+                                     int part_number, int fd, int64_t offset, int64_t len,
+                                     struct kd_storage_part *out);
 static enum kd_err s3_mp_complete(struct kd_storage *s, const char *key, const char *upload_id,
                                   const struct kd_storage_part *parts, size_t n);
 
@@ -639,8 +644,10 @@ put_multipart(struct kd_storage *s, const char *key, int fd, int64_t size)
     rc = s3_mp_complete(s, key, upload_id, parts, (size_t)n);
 out:
     if (rc != KD_OK && upload_id != NULL && s3_mp_abort(s, key, upload_id) != KD_OK)
-        kd_log(KD_LOG_WARN, "storage s3: abort of a failed upload of %s failed; the scheduler "
-                            "retries", key);
+        kd_log(KD_LOG_WARN,
+               "storage s3: abort of a failed upload of %s failed; the scheduler "
+               "retries",
+               key);
     free(upload_id);
     free(parts);
     return rc;
@@ -808,8 +815,8 @@ s3_list(struct kd_storage *s, const char *prefix, kd_storage_list_fn fn, void *a
     enum kd_err rc = KD_OK;
 
     for (;;) {
-        struct kd_sigv4_kv q[3] = {{"list-type", "2"}, {"prefix", prefix},
-                                   {"continuation-token", token}};
+        struct kd_sigv4_kv q[3] = {
+            {"list-type", "2"}, {"prefix", prefix}, {"continuation-token", token}};
         xmlNodePtr root;
 
         req_init(&rq, "GET", NULL);
@@ -904,8 +911,8 @@ presign(struct kd_storage *s, const char *method, const char *key, const struct 
         h[hn++] = (struct kd_sigv4_kv){"content-length", cl};
     }
     kd_sigv4_amz_date(now, date);
-    struct kd_sigv4_request sr = {.method = method, .path = path, .query = q, .query_n = qn,
-                                  .headers = h, .headers_n = hn};
+    struct kd_sigv4_request sr = {
+        .method = method, .path = path, .query = q, .query_n = qn, .headers = h, .headers_n = hn};
     if ((rc = kd_sigv4_presign(&s3->key, date, ttl_s, &sr, &sig)) != KD_OK)
         goto out;
     if (s3->public_base[0] != '\0') {
@@ -933,17 +940,17 @@ out:
 }
 
 static enum kd_err
-s3_presign(struct kd_storage *s, const char *method, const char *key,
-           const struct kd_presign *opt, char **url, int64_t *expires_at)
+s3_presign(struct kd_storage *s, const char *method, const char *key, const struct kd_presign *opt,
+           char **url, int64_t *expires_at)
 {
     struct kd_buf cd;
     enum kd_err rc;
 
     kd_buf_init(&cd, 4096);
     if (strcmp(method, "PUT") == 0) {
-        rc = opt->size < 0 ? KD_EINVAL
-                           : presign(s, "PUT", key, NULL, 0, opt->size, opt->ttl_s, url,
-                                     expires_at);
+        rc = opt->size < 0
+                 ? KD_EINVAL
+                 : presign(s, "PUT", key, NULL, 0, opt->size, opt->ttl_s, url, expires_at);
     } else if (strcmp(method, "GET") == 0) {
         struct kd_sigv4_kv q[1];
         size_t qn = 0;
@@ -1019,8 +1026,8 @@ out:
 }
 
 static enum kd_err
-s3_mp_presign_part(struct kd_storage *s, const char *key, const char *upload_id,
-                   int part_number, int64_t ttl_s, char **url, int64_t *expires_at)
+s3_mp_presign_part(struct kd_storage *s, const char *key, const char *upload_id, int part_number,
+                   int64_t ttl_s, char **url, int64_t *expires_at)
 {
     char pn[16];
     enum kd_err rc;
@@ -1276,7 +1283,8 @@ kd_storage_s3_init(struct kd_storage *s)
     /* a bucket name is DNS-safe by S3's rules; checked so it can go into
      * paths and host names unencoded */
     size_t bl = strlen(cfg->s3_bucket);
-    if (bl < 3 || bl > 63 || strspn(cfg->s3_bucket, "abcdefghijklmnopqrstuvwxyz0123456789.-") != bl) {
+    if (bl < 3 || bl > 63 ||
+        strspn(cfg->s3_bucket, "abcdefghijklmnopqrstuvwxyz0123456789.-") != bl) {
         kd_log(KD_LOG_ERROR, "storage s3: s3_bucket is not a valid bucket name");
         rc = KD_EINVAL;
         goto out;

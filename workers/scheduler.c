@@ -31,7 +31,7 @@
 #define TICK_MS 500
 /* The lock outlives a leader that stopped renewing it by this much. */
 #define LOCK_TTL_MS 5000
-#define LOCK_NAME "scheduler:leader"
+#define LOCK_NAME   "scheduler:leader"
 /* Set once per Redis data set: missing means Redis lost its data. */
 #define MARKER_NAME "scheduler:epoch"
 /* A row pushed this recently is not pushed again (its push may still be
@@ -41,8 +41,8 @@
 #define LEASE_REPUSH_S 5
 /* Retention runs this often; rows per statement. */
 #define RETENTION_EVERY_MS 5000
-#define BATCH 500
-#define RETENTION_BATCH 100
+#define BATCH              500
+#define RETENTION_BATCH    100
 
 static volatile sig_atomic_t stop_signal;
 
@@ -190,11 +190,11 @@ out:
 static enum kd_err
 reconcile(struct sched *sc)
 {
-    bool created;
+    bool created = false;
     enum kd_err rc;
 
     if ((rc = kd_queue_marker(sc->queue, MARKER_NAME, &created)) != KD_OK || !created)
-        return rc;
+        goto out;
     kd_log(KD_LOG_WARN, "scheduler: the queue is new or Redis lost its data; re-enqueueing "
                         "every waiting job and probe");
     if ((rc = kd_db_query(sc->db, SQL_FORGET_JOB_PUSHES, 0, NULL, NULL)) != KD_OK ||
@@ -203,39 +203,10 @@ reconcile(struct sched *sc)
          * value is "1", so the unlock of token "1" removes it. */
         if (kd_queue_unlock(sc->queue, MARKER_NAME, "1") != KD_OK)
             kd_log(KD_LOG_WARN, "scheduler: could not reset the queue marker");
-        return rc;
-    }
-    return KD_OK;
-}
-
-static void
-abort_multipart(struct sched *sc)
-{
-    struct kd_dbres *res = NULL;
-    int n, aborted = 0;
-
-    if (kd_db_query(sc->db, SQL_MULTIPART_DUE, 0, NULL, &res) != KD_OK)
         goto out;
-    n = kd_dbres_rows(res);
-    for (int i = 0; i < n && !stop_signal; i++) {
-        const char *id = kd_dbres_get(res, i, 0);
-        const char *ap[] = {id};
-        enum kd_err rc;
-
-        /* the store first: a row marked aborted is never looked at again */
-        if ((rc = kd_storage_multipart_abort(sc->storage, kd_dbres_get(res, i, 1),
-                                             kd_dbres_get(res, i, 2))) != KD_OK) {
-            kd_log(KD_LOG_WARN, "scheduler: cannot abort the multipart upload %s (%s)", id,
-                   kd_err_name(rc));
-            continue;
-        }
-        if (kd_db_query(sc->db, SQL_MULTIPART_ABORTED, 1, ap, NULL) == KD_OK)
-            aborted++;
     }
-    if (aborted > 0)
-        kd_log(KD_LOG_INFO, "scheduler: aborted %d expired multipart upload(s)", aborted);
 out:
-    kd_dbres_free(res);
+    return rc;
 }
 
 static void
@@ -282,28 +253,26 @@ step(struct sched *sc)
     const char *p1[] = {stale};
     const char *pl[] = {lease_stale};
     const char *pj[] = {stale, aging, user_max};
+    int64_t now;
     enum kd_err rc;
 
     snprintf(stale, sizeof(stale), "%d", STALE_S);
     snprintf(lease_stale, sizeof(lease_stale), "%d", LEASE_REPUSH_S);
     snprintf(aging, sizeof(aging), "%lld", (long long)sc->cfg->queue_aging_s);
     snprintf(user_max, sizeof(user_max), "%lld", (long long)sc->cfg->user_max_processing);
-    if ((rc = reconcile(sc)) != KD_OK)
-        return rc;
-    if ((rc = push_rows(sc, SQL_DUE_PROBES, 1, p1, "probe", -1, "probe(s)")) != KD_OK)
-        return rc;
-    if ((rc = push_rows(sc, SQL_DUE_JOBS, 3, pj, "edit", 1, "due job(s)")) != KD_OK)
-        return rc;
-    if ((rc = push_rows(sc, SQL_EXPIRED_LEASES, 1, pl, "edit", 1,
+    if ((rc = reconcile(sc)) != KD_OK ||
+        (rc = push_rows(sc, SQL_DUE_PROBES, 1, p1, "probe", -1, "probe(s)")) != KD_OK ||
+        (rc = push_rows(sc, SQL_DUE_JOBS, 3, pj, "edit", 1, "due job(s)")) != KD_OK ||
+        (rc = push_rows(sc, SQL_EXPIRED_LEASES, 1, pl, "edit", 1,
                         "job(s) whose lease expired")) != KD_OK)
-        return rc;
-    int64_t now = kd_mono_ms();
-
+        goto out;
+    now = kd_mono_ms();
     if (now >= sc->next_retention) {
         retention(sc);
         sc->next_retention = now + RETENTION_EVERY_MS;
     }
-    return KD_OK;
+out:
+    return rc;
 }
 
 static void
@@ -432,8 +401,8 @@ main(int argc, char **argv)
         snprintf(host, sizeof(host), "scheduler");
     host[sizeof(host) - 1] = '\0';
     if ((rc = kd_uuid_new(uuid)) != KD_OK ||
-        (rc = kd_snprintf(sc.token, sizeof(sc.token), "%.40s-%d-%s", host, (int)getpid(),
-                          uuid)) != KD_OK) {
+        (rc = kd_snprintf(sc.token, sizeof(sc.token), "%.40s-%d-%s", host, (int)getpid(), uuid)) !=
+            KD_OK) {
         kd_log(KD_LOG_ERROR, "scheduler: cannot make a token (%s)", kd_err_name(rc));
         goto out;
     }

@@ -83,14 +83,14 @@ pct_decode(char *s)
 }
 
 struct parsed {
-    char *text;                   /* the .req, cut up in place */
+    char *text; /* the .req, cut up in place */
     char method[16];
     char *path;
     struct kd_sigv4_kv query[32];
     size_t query_n;
     struct kd_sigv4_kv headers[32];
     size_t headers_n;
-    char *folded[32];             /* values with continuation lines */
+    char *folded[32]; /* values with continuation lines */
     char payload_hash[65];
 };
 
@@ -241,8 +241,10 @@ walk(const char *dir, int depth)
 START_TEST(test_suite)
 {
     if (!vectors_dir()) {
-        fprintf(stderr, "sigv4_test: SKIP the AWS suite: %s is missing "
-                        "(set KD_SIGV4_VECTORS to its folder)\n", vectors);
+        fprintf(stderr,
+                "sigv4_test: SKIP the AWS suite: %s is missing "
+                "(set KD_SIGV4_VECTORS to its folder)\n",
+                vectors);
         return;
     }
     cases_run = 0;
@@ -333,9 +335,11 @@ END_TEST
 START_TEST(test_bad_input)
 {
     struct kd_sigv4_kv h[] = {{"Ho st", "x"}};
-    struct kd_sigv4_request rq = {
-        .method = "GET", .path = "/", .headers = h, .headers_n = 1,
-        .payload_hash = KD_SIGV4_EMPTY_SHA256};
+    struct kd_sigv4_request rq = {.method = "GET",
+                                  .path = "/",
+                                  .headers = h,
+                                  .headers_n = 1,
+                                  .payload_hash = KD_SIGV4_EMPTY_SHA256};
     struct kd_sigv4_result r = {0};
     char d[17];
 

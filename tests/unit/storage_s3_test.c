@@ -1,8 +1,7 @@
 /* storage_s3_test: the S3 backend against a real S3-compatible server
  * named by KD_TEST_S3_ENDPOINT: tests/s3/s3server.sh (s3rver behind a
- * SigV4-verifying proxy) or MinIO; scripts/test.sh starts the former. Without it the test is skipped
- * (exit 77). Presigned URLs are exercised with curl(1), an independent
- * client. */
+ * SigV4-verifying proxy) or MinIO; scripts/test.sh starts the former. Without it the test is
+ * skipped (exit 77). Presigned URLs are exercised with curl(1), an independent client. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,9 +28,17 @@ setup(void)
 
     ck_assert_int_eq(setenv("KADR_STORAGE_BACKEND", "s3", 1), 0);
     ck_assert_int_eq(setenv("KADR_S3_ENDPOINT", ep, 1), 0);
-    ck_assert_int_eq(setenv("KADR_S3_BUCKET", getenv("KD_TEST_S3_BUCKET") ? getenv("KD_TEST_S3_BUCKET") : "kadr", 1), 0);
-    ck_assert_int_eq(setenv("KADR_S3_ACCESS_KEY", getenv("KD_TEST_S3_ACCESS_KEY") ? getenv("KD_TEST_S3_ACCESS_KEY") : "S3RVER", 1), 0);
-    ck_assert_int_eq(setenv("KADR_S3_SECRET_KEY", getenv("KD_TEST_S3_SECRET_KEY") ? getenv("KD_TEST_S3_SECRET_KEY") : "S3RVER", 1), 0);
+    ck_assert_int_eq(setenv("KADR_S3_BUCKET",
+                            getenv("KD_TEST_S3_BUCKET") ? getenv("KD_TEST_S3_BUCKET") : "kadr", 1),
+                     0);
+    ck_assert_int_eq(
+        setenv("KADR_S3_ACCESS_KEY",
+               getenv("KD_TEST_S3_ACCESS_KEY") ? getenv("KD_TEST_S3_ACCESS_KEY") : "S3RVER", 1),
+        0);
+    ck_assert_int_eq(
+        setenv("KADR_S3_SECRET_KEY",
+               getenv("KD_TEST_S3_SECRET_KEY") ? getenv("KD_TEST_S3_SECRET_KEY") : "S3RVER", 1),
+        0);
     ck_assert_int_eq(setenv("KADR_S3_PART_SIZE", "5M", 1), 0);
     ck_assert_int_eq(setenv("KADR_S3_MULTIPART_THRESHOLD", "5M", 1), 0);
     ck_assert_int_eq(setenv("KADR_S3_RETRIES", "2", 1), 0);
@@ -105,12 +112,11 @@ curl_status_h(const char *method, const char *url, const char *upload, const cha
         close(pfd[0]);
         if (upload != NULL)
             execlp("curl", "curl", "-s", "-o", out ? out : "/dev/null", "-D",
-                   hdr ? hdr : "/dev/null", "-w", "%{http_code}", "-X", method, "-T", upload,
-                   url, (char *)NULL);
+                   hdr ? hdr : "/dev/null", "-w", "%{http_code}", "-X", method, "-T", upload, url,
+                   (char *)NULL);
         else
             execlp("curl", "curl", "-s", "-o", out ? out : "/dev/null", "-D",
-                   hdr ? hdr : "/dev/null", "-w", "%{http_code}", "-X", method, url,
-                   (char *)NULL);
+                   hdr ? hdr : "/dev/null", "-w", "%{http_code}", "-X", method, url, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
