@@ -210,6 +210,36 @@ out:
 }
 
 static void
+abort_multipart(struct sched *sc)
+{
+    struct kd_dbres *res = NULL;
+    int n, aborted = 0;
+
+    if (kd_db_query(sc->db, SQL_MULTIPART_DUE, 0, NULL, &res) != KD_OK)
+        goto out;
+    n = kd_dbres_rows(res);
+    for (int i = 0; i < n && !stop_signal; i++) {
+        const char *id = kd_dbres_get(res, i, 0);
+        const char *ap[] = {id};
+        enum kd_err rc;
+
+        /* the store first: a row marked aborted is never looked at again */
+        if ((rc = kd_storage_multipart_abort(sc->storage, kd_dbres_get(res, i, 1),
+                                             kd_dbres_get(res, i, 2))) != KD_OK) {
+            kd_log(KD_LOG_WARN, "scheduler: cannot abort the multipart upload %s (%s)", id,
+                   kd_err_name(rc));
+            continue;
+        }
+        if (kd_db_query(sc->db, SQL_MULTIPART_ABORTED, 1, ap, NULL) == KD_OK)
+            aborted++;
+    }
+    if (aborted > 0)
+        kd_log(KD_LOG_INFO, "scheduler: aborted %d expired multipart upload(s)", aborted);
+out:
+    kd_dbres_free(res);
+}
+
+static void
 retention(struct sched *sc)
 {
     struct kd_dbres *res = NULL;
