@@ -559,58 +559,73 @@ enum kd_err
 kd_queue_lock(struct kd_queue *q, const char *name, const char *token, int64_t ttl_ms, bool *held)
 {
     char key[160], ttl[24];
-    redisReply *r;
+    redisReply *r = NULL;
     enum kd_err rc;
 
-    *held = false;
-    if (token == NULL || token[0] == '\0' || ttl_ms < 1)
-        return KD_EINVAL;
+    if (token == NULL || token[0] == '\0' || ttl_ms < 1) {
+        rc = KD_EINVAL;
+        goto out;
+    }
     if ((rc = key_name(q, name, key, sizeof(key))) != KD_OK)
-        return rc;
+        goto out;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
     const char *argv[] = {"EVAL", LOCK_SCRIPT, "1", key, token, ttl};
 
-    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK)
-        return rc == KD_EAGAIN ? KD_EUNAVAIL : rc;
+    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK) {
+        if (rc == KD_EAGAIN)
+            rc = KD_EUNAVAIL; /* never an answer about the lock */
+        goto out;
+    }
     *held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    freeReplyObject(r);
-    return KD_OK;
+out:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
 }
 
 enum kd_err
 kd_queue_unlock(struct kd_queue *q, const char *name, const char *token)
 {
     char key[160];
-    redisReply *r;
+    redisReply *r = NULL;
     enum kd_err rc;
 
-    if (token == NULL || token[0] == '\0')
-        return KD_EINVAL;
+    if (token == NULL || token[0] == '\0') {
+        rc = KD_EINVAL;
+        goto out;
+    }
     if ((rc = key_name(q, name, key, sizeof(key))) != KD_OK)
-        return rc;
+        goto out;
     const char *argv[] = {"EVAL", UNLOCK_SCRIPT, "1", key, token};
 
-    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK)
-        return rc == KD_EAGAIN ? KD_EUNAVAIL : rc;
-    freeReplyObject(r);
-    return KD_OK;
+    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) == KD_EAGAIN)
+        rc = KD_EUNAVAIL;
+out:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
 }
 
 enum kd_err
 kd_queue_marker(struct kd_queue *q, const char *name, bool *created)
 {
     char key[160];
-    redisReply *r;
+    redisReply *r = NULL;
     enum kd_err rc;
 
-    *created = false;
     if ((rc = key_name(q, name, key, sizeof(key))) != KD_OK)
-        return rc;
+        goto out;
     const char *argv[] = {"SET", key, "1", "NX"};
 
-    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK)
-        return rc == KD_EAGAIN ? KD_EUNAVAIL : rc;
+    if ((rc = command(q, (int)KD_ARRAY_LEN(argv), argv, &r)) != KD_OK) {
+        if (rc == KD_EAGAIN)
+            rc = KD_EUNAVAIL;
+        goto out;
+    }
+    /* "OK" when set; a nil reply when the key was there already. */
     *created = r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    return KD_OK;
+out:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
 }

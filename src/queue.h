@@ -58,15 +58,18 @@ KD_MUST_CHECK enum kd_err kd_queue_stats(struct kd_queue *q, struct kd_queue_sta
 
 /* A lock with expiry, for electing one leader among several processes:
  * takes the key <prefix><name> for token when it is free, or renews it when
- * token holds it already, for ttl_ms. *held: token holds it now. */
+ * token holds it already, for ttl_ms. *held (set on KD_OK only): token
+ * holds it now. KD_EUNAVAIL when Redis does not answer: then nobody can
+ * prove the lead, and the caller acts as a follower. */
 KD_MUST_CHECK enum kd_err kd_queue_lock(struct kd_queue *q, const char *name, const char *token,
                                         int64_t ttl_ms, bool *held);
 /* Releases the lock if (and only if) token holds it. */
 KD_MUST_CHECK enum kd_err kd_queue_unlock(struct kd_queue *q, const char *name,
                                           const char *token);
 /* Sets the key <prefix><name> when it is missing. *created is true when it
- * was: the first call ever, or Redis lost its data since the last one (the
- * caller then re-enqueues what PostgreSQL says is waiting). */
+ * was (set on KD_OK only): the first call ever, or Redis lost its data since
+ * the last one (the caller then re-enqueues what PostgreSQL says is
+ * waiting). */
 KD_MUST_CHECK enum kd_err kd_queue_marker(struct kd_queue *q, const char *name, bool *created);
 
 #endif

@@ -358,6 +358,7 @@ START_TEST(one_lock_holder_at_a_time)
     /* Redis down: unavailable, not an answer. */
     stop_redis();
     ck_assert_int_eq(kd_queue_marker(a, "epoch", &created), KD_EUNAVAIL);
+    held = false;
     ck_assert_int_eq(kd_queue_lock(b, "leader", "tok-b", 5000, &held), KD_EUNAVAIL);
     ck_assert(!held);
     kd_queue_close(a);
