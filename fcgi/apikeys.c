@@ -15,8 +15,8 @@
 #define NAME_MAX_BYTES 100
 
 /* SQL rendering of a key for lists: never the key, nor its hash. */
-#define KEY_JSON                                                                           \
-    "json_build_object('id', k.id, 'name', k.name, 'prefix', k.prefix, "                  \
+#define KEY_JSON                                                                                   \
+    "json_build_object('id', k.id, 'name', k.name, 'prefix', k.prefix, "                           \
     "'created_at', kadr_ts(k.created_at), 'last_used_at', kadr_ts(k.last_used_at))::text"
 
 enum kd_err

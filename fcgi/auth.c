@@ -118,8 +118,8 @@ read_credentials(struct kd_req *rq, struct kd_resp *rs, bool registering, const 
                              EMAIL_MAX)) != KD_OK)
         goto out;
     if (*password != NULL && strlen(*password) > KD_PASSWORD_MAX_BYTES &&
-        (rc = kd_problem_add(&pb, "password", "must be at most %d bytes",
-                             KD_PASSWORD_MAX_BYTES)) != KD_OK)
+        (rc = kd_problem_add(&pb, "password", "must be at most %d bytes", KD_PASSWORD_MAX_BYTES)) !=
+            KD_OK)
         goto out;
     if (registering && *password != NULL && utf8_chars(*password) < PASSWORD_MIN &&
         (rc = kd_problem_add(&pb, "password", "must be at least %d characters", PASSWORD_MIN)) !=
@@ -214,8 +214,8 @@ open_session(struct kd_req *rq, struct kd_db *db, const char *user_id, char **ac
     enum kd_err rc;
 
     const char *p1[] = {user_id};
-    if ((rc = kd_db_query(db, "INSERT INTO token_families (user_id) VALUES ($1) RETURNING id",
-                          1, p1, &res)) != KD_OK)
+    if ((rc = kd_db_query(db, "INSERT INTO token_families (user_id) VALUES ($1) RETURNING id", 1,
+                          p1, &res)) != KD_OK)
         goto out;
     if ((rc = kd_snprintf(fam, sizeof(fam), "%s", kd_dbres_get(res, 0, 0))) != KD_OK)
         goto out;

@@ -58,10 +58,9 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     }
     kd_plan_limits_get(rq->cfg, &rq->principal, &lim);
-    usage = json_pack("{s:I,s:I,s:I,s:I}", "jobs_last_hour",
-                      (json_int_t)kd_dbres_i64(res, 0, 2, 0), "uploads_in_progress",
-                      (json_int_t)kd_dbres_i64(res, 0, 3, 0), "storage_bytes",
-                      (json_int_t)kd_dbres_i64(res, 0, 4, 0), "jobs_processing",
+    usage = json_pack("{s:I,s:I,s:I,s:I}", "jobs_last_hour", (json_int_t)kd_dbres_i64(res, 0, 2, 0),
+                      "uploads_in_progress", (json_int_t)kd_dbres_i64(res, 0, 3, 0),
+                      "storage_bytes", (json_int_t)kd_dbres_i64(res, 0, 4, 0), "jobs_processing",
                       (json_int_t)kd_dbres_i64(res, 0, 5, 0));
     limits = json_pack("{s:o,s:o,s:o,s:I}", "jobs_per_hour", limit_json(lim.jobs_per_hour),
                        "concurrent_uploads", limit_json(lim.uploads), "storage_bytes",

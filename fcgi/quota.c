@@ -101,7 +101,8 @@ check_uploads(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db,
     /* A bad size (422) or one over the upload cap (413) is the handler's
      * to refuse, not a quota matter. */
     used = kd_dbres_i64(res, 0, 2, 0);
-    if (declared > 0 && declared <= rq->cfg->limits.upload_max_bytes && (declared > lim->storage_bytes || used > lim->storage_bytes - declared))
+    if (declared > 0 && declared <= rq->cfg->limits.upload_max_bytes &&
+        (declared > lim->storage_bytes || used > lim->storage_bytes - declared))
         rc = answer_limit(rs, 3600, "storage_bytes", lim->storage_bytes, "bytes of storage");
 out:
     kd_dbres_free(res);

@@ -139,8 +139,7 @@ out:
  * (logout, refresh-token reuse) stops its access tokens at once rather than
  * when they expire. */
 static enum kd_err
-auth_jwt(struct kd_db *db, const struct kd_config *cfg, const char *token,
-         struct kd_principal *out)
+auth_jwt(struct kd_db *db, const struct kd_config *cfg, const char *token, struct kd_principal *out)
 {
     struct kd_jwt_claims c;
     struct kd_dbres *res = NULL;

@@ -110,9 +110,8 @@ kid_valid(const char *kid)
     for (i = 0; kid[i] != '\0'; i++) {
         char c = kid[i];
 
-        if (i >= KD_JWT_KID_MAX ||
-            !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+        if (i >= KD_JWT_KID_MAX || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return false;
     }
     return i > 0;
@@ -148,8 +147,7 @@ find_key(const struct kd_config *cfg, const char *kid, const char **key, size_t 
 }
 
 static enum kd_err
-mac(const char *key, size_t key_len, const char *msg, size_t msg_len,
-    unsigned char out[MAC_LEN])
+mac(const char *key, size_t key_len, const char *msg, size_t msg_len, unsigned char out[MAC_LEN])
 {
     unsigned int n = 0;
 

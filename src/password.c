@@ -48,7 +48,8 @@ kd_password_hash(const struct kd_config *cfg, const char *password, char out[KD_
         goto out;
     kd_hex_encode(salt, sizeof(salt), salt_hex);
     kd_hex_encode(hash, sizeof(hash), hash_hex);
-    rc = kd_snprintf(out, KD_PASSWORD_HASH_MAX, "$scrypt$ln=%" PRId64 ",r=%" PRId64 ",p=%" PRId64 "$%s$%s",
+    rc = kd_snprintf(out, KD_PASSWORD_HASH_MAX,
+                     "$scrypt$ln=%" PRId64 ",r=%" PRId64 ",p=%" PRId64 "$%s$%s",
                      cfg->password_scrypt_log2n, cfg->password_scrypt_r, cfg->password_scrypt_p,
                      salt_hex, hash_hex);
 out:

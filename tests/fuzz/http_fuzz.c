@@ -19,9 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FIELDS 6
 
-static const char *const names[FIELDS] = {"REQUEST_URI=",       "QUERY_STRING=",
-                                          "REQUEST_METHOD=",    "HTTP_X_REQUEST_ID=",
-                                          "CONTENT_LENGTH=",    "CONTENT_TYPE="};
+static const char *const names[FIELDS] = {
+    "REQUEST_URI=",       "QUERY_STRING=",   "REQUEST_METHOD=",
+    "HTTP_X_REQUEST_ID=", "CONTENT_LENGTH=", "CONTENT_TYPE="};
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

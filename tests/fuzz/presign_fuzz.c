@@ -56,8 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     method = (data[0] & 1) != 0 ? "PUT" : "GET";
     if ((uri = strndup((const char *)data + 1, size - 1)) == NULL)
         return 0;
-    if (strlen(uri) == size - 1 &&
-        kd_storage_verify(st, method, uri, NOW, &req) == KD_OK) {
+    if (strlen(uri) == size - 1 && kd_storage_verify(st, method, uri, NOW, &req) == KD_OK) {
         if (!kd_storage_key_valid(req.key) || strcmp(req.method, method) != 0 ||
             req.expires_at < NOW)
             abort();

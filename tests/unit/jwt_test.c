@@ -52,12 +52,13 @@ forge(const char *key, const char *hdr, const char *pl, const EVP_MD *md)
     unsigned int n = 0;
     int len;
 
-    ck_assert_int_eq(kd_b64url_encode((const unsigned char *)hdr, strlen(hdr), h, sizeof(h)), KD_OK);
+    ck_assert_int_eq(kd_b64url_encode((const unsigned char *)hdr, strlen(hdr), h, sizeof(h)),
+                     KD_OK);
     ck_assert_int_eq(kd_b64url_encode((const unsigned char *)pl, strlen(pl), p, sizeof(p)), KD_OK);
     len = snprintf(out, sizeof(out), "%s.%s", h, p);
     if (md != NULL) {
-        ck_assert_ptr_nonnull(HMAC(md, key, (int)strlen(key), (unsigned char *)out, (size_t)len,
-                                   mac, &n));
+        ck_assert_ptr_nonnull(
+            HMAC(md, key, (int)strlen(key), (unsigned char *)out, (size_t)len, mac, &n));
         ck_assert_int_eq(kd_b64url_encode(mac, n, sig, sizeof(sig)), KD_OK);
     }
     snprintf(out + len, sizeof(out) - (size_t)len, ".%s", sig);
@@ -99,7 +100,8 @@ START_TEST(b64url_vectors)
     ck_assert_str_eq(out, "Zm8");
     ck_assert_int_eq(kd_b64url_encode((const unsigned char *)"foobar", 6, out, sizeof(out)), KD_OK);
     ck_assert_str_eq(out, "Zm9vYmFy");
-    ck_assert_int_eq(kd_b64url_encode((const unsigned char *)"\xfb\xff", 2, out, sizeof(out)), KD_OK);
+    ck_assert_int_eq(kd_b64url_encode((const unsigned char *)"\xfb\xff", 2, out, sizeof(out)),
+                     KD_OK);
     ck_assert_str_eq(out, "-_8");
     ck_assert_int_eq(kd_b64url_encode((const unsigned char *)"foo", 3, out, 4), KD_ELIMIT);
     ck_assert_int_eq(kd_b64url_decode("Zm9vYmFy", 8, raw, sizeof(raw), &n), KD_OK);
@@ -182,13 +184,13 @@ START_TEST(forged_tokens_are_refused)
     /* The genuine one first, so that each refusal below is for its reason. */
     ck_assert_int_eq(verify(forge(KEY_NEW, HDR_OK, PL_OK, EVP_sha256())), KD_OK);
     /* Another key. */
-    ck_assert_int_eq(verify(forge("not-the-key-0123456789abcdef012345", HDR_OK, PL_OK,
-                                  EVP_sha256())),
-                     KD_EINVAL);
+    ck_assert_int_eq(
+        verify(forge("not-the-key-0123456789abcdef012345", HDR_OK, PL_OK, EVP_sha256())),
+        KD_EINVAL);
     /* alg none, with and without a signature. */
-    ck_assert_int_eq(verify(forge(KEY_NEW, "{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k2\"}",
-                                  PL_OK, NULL)),
-                     KD_EINVAL);
+    ck_assert_int_eq(
+        verify(forge(KEY_NEW, "{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k2\"}", PL_OK, NULL)),
+        KD_EINVAL);
     ck_assert_int_eq(verify(forge(KEY_NEW, "{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k2\"}",
                                   PL_OK, EVP_sha256())),
                      KD_EINVAL);
@@ -205,23 +207,25 @@ START_TEST(forged_tokens_are_refused)
                      KD_EINVAL);
     /* A second "alg" hiding behind the first. */
     ck_assert_int_eq(
-        verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k2\"}",
+        verify(forge(KEY_NEW,
+                     "{\"alg\":\"HS256\",\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k2\"}",
                      PL_OK, EVP_sha256())),
         KD_EINVAL);
     /* Not an access token (typ), an unknown critical extension, no kid. */
     ck_assert_int_eq(verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"k2\"}",
                                   PL_OK, EVP_sha256())),
                      KD_EINVAL);
-    ck_assert_int_eq(verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"kid\":\"k2\"}", PL_OK, EVP_sha256())),
-                     KD_EINVAL);
+    ck_assert_int_eq(
+        verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"kid\":\"k2\"}", PL_OK, EVP_sha256())),
+        KD_EINVAL);
     ck_assert_int_eq(verify(forge(KEY_NEW,
                                   "{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"k2\","
                                   "\"crit\":[\"exp\"]}",
                                   PL_OK, EVP_sha256())),
                      KD_EINVAL);
-    ck_assert_int_eq(verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", PL_OK,
-                                  EVP_sha256())),
-                     KD_EINVAL);
+    ck_assert_int_eq(
+        verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", PL_OK, EVP_sha256())),
+        KD_EINVAL);
     ck_assert_int_eq(verify(forge(KEY_NEW, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"k9\"}",
                                   PL_OK, EVP_sha256())),
                      KD_EINVAL);
