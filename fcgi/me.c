@@ -27,7 +27,7 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
         "  (SELECT count(*) FROM uploads WHERE user_id = u.id "
         "     AND completed_at IS NULL AND expires_at > now()), "
         "  (SELECT coalesce(sum(size), 0)::bigint FROM media WHERE user_id = u.id "
-        "     AND deleted_at IS NULL AND status <> 'rejected'), "
+        "     AND deleted_at IS NULL AND status NOT IN ('rejected', 'expired')), "
         "  (SELECT count(*) FROM jobs WHERE user_id = u.id AND status = 'processing' "
         "     AND deleted_at IS NULL), "
         /* The workers enforce this one (issue #4, sql/003). */

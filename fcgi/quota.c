@@ -60,10 +60,24 @@ check_jobs(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, int64_t limi
         "SELECT count(*), "
         "       ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))::bigint "
         "  FROM jobs WHERE user_id = $1 AND created_at > now() - interval '1 hour'";
-    const char *params[] = {rq->principal.user_id};
+    /* A replay of an Idempotency-Key whose job is live makes no new job
+     * (jobs.c answers the same one), so it is no new unit either. */
+    static const char replay[] =
+        "SELECT 1 FROM jobs WHERE user_id = $1 AND idempotency_key = $2 "
+        "   AND deleted_at IS NULL AND created_at > now() - interval '24 hours'";
+    const char *idem = kd_req_param(rq, "HTTP_IDEMPOTENCY_KEY");
+    const char *params[] = {rq->principal.user_id, idem};
     struct kd_dbres *res = NULL;
     enum kd_err rc;
 
+    if (idem != NULL && idem[0] != '\0') {
+        if ((rc = kd_db_query(db, replay, 2, params, &res)) != KD_OK)
+            goto out;
+        if (kd_dbres_rows(res) > 0)
+            goto out;
+        kd_dbres_free(res);
+        res = NULL;
+    }
     if ((rc = kd_db_query(db, sel, 1, params, &res)) != KD_OK)
         goto out;
     if (kd_dbres_i64(res, 0, 0, 0) >= limit)
@@ -84,7 +98,8 @@ check_uploads(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db,
         "       (SELECT ceil(extract(epoch FROM min(expires_at) - now()))::bigint FROM uploads "
         "         WHERE user_id = $1 AND completed_at IS NULL AND expires_at > now()), "
         "       (SELECT coalesce(sum(size), 0)::bigint FROM media "
-        "         WHERE user_id = $1 AND deleted_at IS NULL AND status <> 'rejected')";
+        "         WHERE user_id = $1 AND deleted_at IS NULL "
+        "           AND status NOT IN ('rejected', 'expired'))";
     const char *params[] = {rq->principal.user_id};
     const json_t *size = json_object_get(rq->json, "size");
     struct kd_dbres *res = NULL;

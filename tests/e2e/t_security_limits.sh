@@ -58,14 +58,22 @@ KEY=$(premium_user lim-jobs) || note "no user"
 sample_media || note "no sample media"
 job="{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"run_at\":\"2099-01-01T00:00:00Z\"}"
 for i in 1 2 3; do
-    api POST $U/jobs "$job"
+    api POST $U/jobs "$job" -H "Idempotency-Key: lim-$i"
     [[ $STATUS == 202 ]] || note "job $i: status $STATUS $(printf '%.200s' "$BODY")"
     [[ $i == 1 ]] && first=$(jqr .id)
+    [[ $i == 3 ]] && third=$(jqr .id)
 done
 api POST $U/jobs "$job"
 expect_limit jobs_per_hour
 ra=$(hdr Retry-After)
 check "Retry-After $ra is not within the hour" test "${ra:-0}" -le 3600
+
+begin "jobs per hour: a replay of an Idempotency-Key is no new job, so no 429"
+api POST $U/jobs "$job" -H "Idempotency-Key: lim-3"
+expect_status 202
+expect_json .id "$third"
+api POST $U/jobs "$job" -H "Idempotency-Key: lim-4"
+expect_limit jobs_per_hour
 
 begin "jobs per hour: deleting a job does not give it back"
 api DELETE "$U/jobs/$first"
