@@ -540,8 +540,8 @@ kd_media_graph_join(struct kd_media_graph *gr, size_t n, struct kd_media_pad *vt
     unsigned pad = 0;
     enum kd_err rc;
 
-    if (n <= 1)
-        return KD_OK;
+    if (n <= 1 || (vtails == NULL && atails == NULL))
+        return KD_OK; /* nothing to join (a replacing track into sound only) */
     if (trans_s > 0) {
         if (vtails != NULL && (rc = join_fades(gr, n, vtails, true, dur_s, trans_s, err)) != KD_OK)
             return rc;

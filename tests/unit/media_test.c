@@ -1297,6 +1297,20 @@ START_TEST(edit_joins_sound_only_and_picture_only)
     ck_assert_str_eq(kind, "audio");
     ck_assert_double_eq_tol(jdur(p), 1.75, 0.05);
     json_decref(p);
+    free(j);
+    /* Two inputs into mp3 whose sound is replaced: the track alone, as long
+     * as both. */
+    j = job_new("av.mp4", "replaced.mp3");
+    j->spec.output.container = KD_CONT_MP3;
+    j->input.end_s = 1.0;
+    add_input(j, "blue.mp4", 0, 1.0);
+    set_audio(j, "music.wav", KD_AUDIO_REPLACE)->loop = true;
+    edit_ok(j);
+    p = probe_ok("replaced.mp3", kind);
+    ck_assert_str_eq(kind, "audio");
+    ck_assert_double_eq_tol(jdur(p), 2.0, 0.08);
+    json_decref(p);
+    ck_assert_double_ge(audio_rms(j->out_path, 1.2, 1.8), 0.1);
     free(f);
     free(j);
 }
