@@ -14,7 +14,8 @@ static const char SQL_COUNTS[] =
     "SELECT count(*) FILTER (WHERE status = 'pending' AND (run_at IS NULL OR run_at <= now())), "
     "       count(*) FILTER (WHERE status = 'pending' AND run_at > now()), "
     "       count(*) FILTER (WHERE status = 'processing'), "
-    "       (SELECT count(*) FROM dead_letters), "
+    "       (SELECT count(*) FROM dead_letters d JOIN jobs j ON j.id = d.job_id "
+    "         WHERE j.status = 'failed' AND j.deleted_at IS NULL), "
     "       (SELECT count(*) FROM workers WHERE seen_at > now() - $1::int * interval '1 second') "
     "  FROM jobs WHERE deleted_at IS NULL AND status IN ('pending', 'processing')";
 

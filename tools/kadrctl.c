@@ -789,7 +789,8 @@ cmd_apikey(struct ctl *c, int argc, char **argv)
 
 static const char SQL_DLQ_LIST[] =
     "SELECT d.job_id, u.email, d.attempts, d.error_code, d.error_message, kadr_ts(d.created_at) "
-    "  FROM dead_letters d JOIN users u ON u.id = d.user_id "
+    "  FROM dead_letters d JOIN users u ON u.id = d.user_id JOIN jobs j ON j.id = d.job_id "
+    " WHERE j.status = 'failed' AND j.deleted_at IS NULL "
     " ORDER BY d.created_at, d.job_id LIMIT $1::int";
 
 static int
@@ -869,7 +870,7 @@ dlq_show(struct ctl *c, int argc, char **argv)
         "               'event', e.event, 'detail', e.detail) ORDER BY e.id), '[]'::json) "
         "               FROM job_events e WHERE e.job_id = d.job_id))::text "
         "  FROM dead_letters d JOIN users u ON u.id = d.user_id JOIN jobs j ON j.id = d.job_id "
-        " WHERE d.job_id = $1";
+        " WHERE d.job_id = $1 AND j.status = 'failed' AND j.deleted_at IS NULL";
     struct kd_dbres *res = NULL;
     json_t *v = NULL;
     char err[128];
