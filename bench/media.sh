@@ -8,8 +8,10 @@
 # Environment: RUNS (default 3), THREADS (default 0 = auto, for both),
 # WORK (scratch directory, default a new one under /tmp; removed unless
 # KEEP=1). Prints one row per operation: median wall seconds of kadr-edit
-# and of ffmpeg, the ratio, and kadr-edit's peak RSS. A row whose
-# operation the engine does not run yet prints n/a.
+# and of ffmpeg and their ratio, the same for CPU seconds (user + sys: the
+# steadier figure on a shared machine), and kadr-edit's peak RSS. The two
+# programs alternate run by run. A row whose operation the engine does not
+# run yet (or runs without the expected result) prints n/a.
 set -eu
 
 BUILD=${1:-.}
@@ -51,20 +53,20 @@ ENC="-c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -c:a aac -b:a 128k -
 OUT='"output": {"container": "mp4", "video_codec": "h264", "crf": 23, "preset": "veryfast"}'
 
 # ---- measuring ----
-# Runs "$@" RUNS times; prints "median_wall_s max_rss_kib", or "n/a" when it fails.
-measure() {
-    : > "$WORK/times"
-    i=0
-    while [ $i -lt "$RUNS" ]; do
-        if ! /usr/bin/time -f "%e %M" -o "$WORK/t1" "$@" > "$WORK/log.out" 2> "$WORK/log.err"; then
-            echo n/a
-            return 0
-        fi
-        cat "$WORK/t1" >> "$WORK/times"
-        i=$((i + 1))
-    done
-    sort -n "$WORK/times" | awk '{ w[NR] = $1; if ($2 > m) m = $2 }
-        END { printf "%.2f %d\n", w[int((NR + 1) / 2)], m }'
+# One timed run of "$@" appended to file $1 as "wall_s max_rss_kib cpu_s";
+# fails when the command does.
+timed() {
+    dst=$1
+    shift
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/t1" "$@" > "$WORK/log.out" 2> "$WORK/log.err" ||
+        return 1
+    awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$WORK/t1" >> "$dst"
+}
+
+# "median_wall_s max_rss_kib median_cpu_s" of a file of timed() lines.
+summary() {
+    sort -n "$1" | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { printf "%.2f %d ", w[int((NR + 1) / 2)], m }'
+    sort -n -k3 "$1" | awk '{ c[NR] = $3 } END { printf "%.2f\n", c[int((NR + 1) / 2)] }'
 }
 
 row() { # name, check, spec, kadr args, --, ffmpeg args
@@ -73,21 +75,32 @@ row() { # name, check, spec, kadr args, --, ffmpeg args
     ka=""
     while [ "$1" != -- ]; do ka="$ka $1"; shift; done
     shift
-    rm -rf "$WORK/wd" "$WORK/k.mp4"
-    # shellcheck disable=SC2086
-    k=$(measure "$EDIT" --quiet --threads "$THREADS" --spec "$spec" --work-dir "$WORK/wd" $ka \
-        --output "$WORK/k.mp4")
-    if [ "$k" != n/a ] && ! $check; then
-        k=n/a
+    : > "$WORK/k.times"
+    : > "$WORK/f.times"
+    kok=1
+    i=0
+    # kadr and ffmpeg alternate, so a change of load hits both alike.
+    while [ $i -lt "$RUNS" ]; do
+        rm -rf "$WORK/wd" "$WORK/k.mp4"
+        # shellcheck disable=SC2086
+        if [ $kok = 1 ] && ! timed "$WORK/k.times" "$EDIT" --quiet --threads "$THREADS" \
+            --spec "$spec" --work-dir "$WORK/wd" $ka --output "$WORK/k.mp4"; then
+            kok=0
+        fi
+        [ $kok = 1 ] && ! $check && kok=0
+        timed "$WORK/f.times" ffmpeg -v error -y "$@" || { echo "$name: ffmpeg failed" >&2; exit 1; }
+        i=$((i + 1))
+    done
+    set -- $(summary "$WORK/f.times")
+    fw=$1 fc=$3
+    if [ $kok = 0 ]; then
+        printf '%-24s %7s %7s %6s %7s %7s %6s %9s\n' "$name" n/a "$fw" n/a n/a "$fc" n/a n/a
+        return 0
     fi
-    f=$(measure ffmpeg -v error -y "$@")
-    kw=${k% *} kr=${k#* } fw=${f% *}
-    if [ "$k" = n/a ]; then
-        printf '%-22s %9s %9s %7s %10s\n' "$name" n/a "$fw" n/a n/a
-    else
-        printf '%-22s %9s %9s %7s %10s\n' "$name" "$kw" "$fw" \
-            "$(awk "BEGIN { printf \"%.2f\", $kw / $fw }")" "$((kr / 1024)) MiB"
-    fi
+    set -- $(summary "$WORK/k.times")
+    printf '%-24s %7s %7s %6s %7s %7s %6s %5d MiB\n' "$name" "$1" "$fw" \
+        "$(awk "BEGIN { printf \"%.2f\", $1 / $fw }")" "$3" "$fc" \
+        "$(awk "BEGIN { printf \"%.2f\", $3 / $fc }")" $(($2 / 1024))
 }
 
 spec() { # name, json
@@ -111,7 +124,8 @@ burned() { ! grep -q 'EUNSUPPORTED' "$WORK/log.err"; }
 printf 'machine: %s, %s cores; ffmpeg %s; runs %s, threads %s\n' \
     "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(nproc)" \
     "$(ffmpeg -version | sed -n '1s/ffmpeg version \([^ ]*\).*/\1/p')" "$RUNS" "$THREADS"
-printf '%-22s %9s %9s %7s %10s\n' row "kadr s" "ffmpeg s" ratio "kadr RSS"
+printf '%-24s %7s %7s %6s %7s %7s %6s %9s\n' row "kadr s" "ff s" ratio "kadr" "ff" ratio "kadr"
+printf '%-24s %7s %7s %6s %7s %7s %6s %9s\n' "" wall wall wall "cpu s" "cpu s" cpu "peak RSS"
 
 row transcode ok "$(spec transcode "{\"type\": \"edit\", \"inputs\": [{\"media_id\": \"$ID1\"}], $OUT}")" \
     --input "$WORK/c1.mp4" -- -i "$WORK/c1.mp4" $ENC "$WORK/f.mp4"
