@@ -35,4 +35,27 @@ else
     note "the job's child never showed"
 fi
 
+# Several schedulers: one leads; when it dies (kill -9, no release), another
+# takes the lead once the lock expires (5 s) and scheduled jobs still run.
+begin "two schedulers: one leads; kill -9 the leader, the other leads and runs a scheduled job"
+extra_log=$KADR_STACK_DIR/logs/scheduler-extra.log
+: >"$extra_log"
+start_scheduler
+_started() { grep -q 'started' "$extra_log"; }
+check "the second scheduler did not start" wait_until 20 _started
+sleep 1.5 # three steps: long enough to see a wrong second leader
+check "two schedulers lead at once" test "$(grep -c 'scheduler: leading' "$extra_log")" -eq 0
+for p in $(stack_pids scheduler.pid); do kill -KILL "$p"; done
+t0=$SECONDS
+_leads() { grep -q 'scheduler: leading' "$extra_log"; }
+check "the second scheduler never took the lead" wait_until 30 _leads
+check "taking the lead took $((SECONDS - t0)) s" test $((SECONDS - t0)) -le 10
+at=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":0.5}],\"output\":{\"width\":160,\"height\":90},\"run_at\":\"$at\"}" ||
+    fault_abort "POST /jobs: $STATUS $(printf "%.200s" "$BODY")"
+if wait_job "$JOB_ID" 60; then
+    expect_json .status completed
+fi
+fault_cleanup
+
 finish
