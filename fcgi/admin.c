@@ -37,8 +37,8 @@ queues_json(struct kd_app *app)
     if ((arr = json_array()) == NULL)
         return NULL;
     for (int i = 0; i < KD_QUEUE_PRIORITIES; i++) {
-        if (json_array_append_new(arr, json_pack("{s:i,s:I,s:I,s:I}", "priority", i + 1,
-                                                 "length", (json_int_t)qs.length[i], "delivered",
+        if (json_array_append_new(arr, json_pack("{s:i,s:I,s:I,s:I}", "priority", i + 1, "length",
+                                                 (json_int_t)qs.length[i], "delivered",
                                                  (json_int_t)qs.pending[i], "undelivered",
                                                  (json_int_t)qs.lag[i])) != 0) {
             json_decref(arr);

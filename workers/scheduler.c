@@ -293,8 +293,8 @@ step(struct sched *sc)
     if ((rc = reconcile(sc)) != KD_OK ||
         (rc = push_rows(sc, SQL_DUE_PROBES, 1, p1, "probe", -1, "probe(s)")) != KD_OK ||
         (rc = push_rows(sc, SQL_DUE_JOBS, 3, pj, "edit", 1, "due job(s)")) != KD_OK ||
-        (rc = push_rows(sc, SQL_EXPIRED_LEASES, 1, pl, "edit", 1,
-                        "job(s) whose lease expired")) != KD_OK)
+        (rc = push_rows(sc, SQL_EXPIRED_LEASES, 1, pl, "edit", 1, "job(s) whose lease expired")) !=
+            KD_OK)
         goto out;
     now = kd_mono_ms();
     if (now >= sc->next_retention) {
