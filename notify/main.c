@@ -34,7 +34,7 @@
 /* Bytes of a response body kept for the attempt log, and the most read of
  * it: past that the transfer is cut (the status line is all that counts). */
 #define RESP_KEEP 200
-#define RESP_MAX (64 * 1024)
+#define RESP_MAX  (64 * 1024)
 /* Longest wait in the loop, so that signals and due work are seen soon. */
 #define TICK_MS 200
 /* Outcomes that cannot be written are tried again this often. */
@@ -42,8 +42,8 @@
 /* Settled deliveries older than retention_days are deleted this often, in
  * batches (short transactions), at most PURGE_BATCHES of them at a time. */
 #define PURGE_EVERY_MS (60 * 60 * 1000)
-#define PURGE_BATCH 1000
-#define PURGE_BATCHES 100
+#define PURGE_BATCH    1000
+#define PURGE_BATCHES  100
 
 static volatile sig_atomic_t stop_signals;
 
@@ -57,16 +57,16 @@ on_stop(int sig)
 
 struct delivery {
     int64_t id;
-    int attempt;              /* this try's number, counted at the claim */
-    int64_t elapsed_ms;       /* since the first try, at the claim */
-    int64_t claimed_ms;       /* kd_mono_ms() of the claim */
+    int attempt;        /* this try's number, counted at the claim */
+    int64_t elapsed_ms; /* since the first try, at the claim */
+    int64_t claimed_ms; /* kd_mono_ms() of the claim */
     char job_id[KD_UUID_STRLEN + 1];
     char event[32];
     char *payload;
     CURL *easy;
     struct curl_slist *headers;
     bool allow_private;
-    bool blocked;             /* a resolved address was refused */
+    bool blocked; /* a resolved address was refused */
     char errbuf[CURL_ERROR_SIZE];
     char resp[RESP_KEEP + 1];
     size_t resp_len;
@@ -76,7 +76,7 @@ struct delivery {
     bool done;
     bool delivered;
     bool give_up;
-    long status;              /* 0: no HTTP answer */
+    long status; /* 0: no HTTP answer */
     char error[320];
     int64_t duration_ms;
     int64_t delay_ms;
@@ -228,8 +228,8 @@ add_header(struct curl_slist **list, const char *name, const char *value)
     enum kd_err rc;
 
     /* "Name:" alone removes a header libcurl would add by itself. */
-    if ((rc = kd_snprintf(line, sizeof(line), "%s:%s%s", name, *value != '\0' ? " " : "",
-                          value)) != KD_OK)
+    if ((rc = kd_snprintf(line, sizeof(line), "%s:%s%s", name, *value != '\0' ? " " : "", value)) !=
+        KD_OK)
         return rc;
     if ((n = curl_slist_append(*list, line)) == NULL)
         return KD_ENOMEM;
@@ -248,8 +248,8 @@ prepare(struct notifier *nt, struct delivery *d, const char *url, const char *se
 
     if ((d->easy = e = curl_easy_init()) == NULL)
         return KD_ENOMEM;
-    if ((rc = kd_notify_signature(secret, kd_now_ms() / 1000, d->payload, strlen(d->payload),
-                                  sig, sizeof(sig))) != KD_OK)
+    if ((rc = kd_notify_signature(secret, kd_now_ms() / 1000, d->payload, strlen(d->payload), sig,
+                                  sizeof(sig))) != KD_OK)
         return rc;
     snprintf(id, sizeof(id), "%lld", (long long)d->id);
     rc = add_header(&d->headers, "Content-Type", "application/json");
@@ -265,8 +265,11 @@ prepare(struct notifier *nt, struct delivery *d, const char *url, const char *se
     explicit_bzero(sig, sizeof(sig));
     if (rc != KD_OK)
         return rc;
-    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+    /* The API checked the URL's form; what libcurl still refuses fails this
+     * try like any unreachable receiver. */
+    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+        return KD_EINVAL;
+    if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
         /* Proxies from the environment would hide the real address from
@@ -428,8 +431,8 @@ conclude(struct notifier *nt, struct delivery *d, CURLcode cc)
                  "the host resolves to a private or reserved address (notify_allow_private)");
     } else {
         d->status = 0;
-        snprintf(d->error, sizeof(d->error), "%s", d->errbuf[0] != '\0' ? d->errbuf
-                                                                      : curl_easy_strerror(cc));
+        snprintf(d->error, sizeof(d->error), "%s",
+                 d->errbuf[0] != '\0' ? d->errbuf : curl_easy_strerror(cc));
         printable(d->error);
     }
     if (!d->delivered) {
@@ -474,7 +477,8 @@ record(struct notifier *nt, struct delivery *d)
                "notify: delivery %lld try %d outlived its claim; its outcome is only logged",
                (long long)d->id, d->attempt);
     else if (d->delivered)
-        kd_log(KD_LOG_INFO, "notify: delivery %lld (job %s, %s) delivered on try %d (HTTP %ld, %lld ms)",
+        kd_log(KD_LOG_INFO,
+               "notify: delivery %lld (job %s, %s) delivered on try %d (HTTP %ld, %lld ms)",
                (long long)d->id, d->job_id, d->event, d->attempt, d->status,
                (long long)d->duration_ms);
     else if (d->give_up)
@@ -482,8 +486,7 @@ record(struct notifier *nt, struct delivery *d)
                (long long)d->id, d->job_id, d->event, d->attempt, d->error);
     else
         kd_log(KD_LOG_INFO, "notify: delivery %lld (job %s, %s) try %d failed: %s; next in %lld ms",
-               (long long)d->id, d->job_id, d->event, d->attempt, d->error,
-               (long long)d->delay_ms);
+               (long long)d->id, d->job_id, d->event, d->attempt, d->error, (long long)d->delay_ms);
 out:
     kd_dbres_free(res);
     return rc;
@@ -506,8 +509,9 @@ record_done(struct notifier *nt, int64_t now)
         } else if (rc == KD_EUNAVAIL && now - d->claimed_ms < nt->claim_ms) {
             d->record_at_ms = now + RECORD_RETRY_MS;
         } else {
-            kd_log(KD_LOG_ERROR, "notify: the outcome of delivery %lld try %d is lost (%s); "
-                                 "it will be sent again",
+            kd_log(KD_LOG_ERROR,
+                   "notify: the outcome of delivery %lld try %d is lost (%s); "
+                   "it will be sent again",
                    (long long)d->id, d->attempt, kd_err_name(rc));
             slot_release(nt, d);
         }
@@ -711,8 +715,7 @@ main(int argc, char **argv)
         goto out;
     }
     if ((rc = kd_db_open(cfg->database_url, &nt.db)) != KD_OK) {
-        kd_log(KD_LOG_ERROR, "notify: cannot set up the database connection (%s)",
-               kd_err_name(rc));
+        kd_log(KD_LOG_ERROR, "notify: cannot set up the database connection (%s)", kd_err_name(rc));
         goto out;
     }
 
@@ -732,8 +735,8 @@ main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
-    kd_log(KD_LOG_INFO, "notify: %s started, %zu request(s) at once, private receivers %s",
-           nt.name, nt.n_slots, cfg->notify_allow_private ? "allowed" : "refused");
+    kd_log(KD_LOG_INFO, "notify: %s started, %zu request(s) at once, private receivers %s", nt.name,
+           nt.n_slots, cfg->notify_allow_private ? "allowed" : "refused");
     run(&nt);
     kd_log(KD_LOG_INFO, "notify: stopped");
     status = 0;

@@ -60,7 +60,8 @@ in4(uint32_t a, uint32_t net, int bits)
     return (a & mask) == (net & mask);
 }
 
-#define V4(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
+#define V4(a, b, c, d)                                                                             \
+    (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
 
 static bool
 public4(uint32_t a)

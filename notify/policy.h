@@ -13,9 +13,8 @@
 
 /* "t=<unix_s>,v1=<hex HMAC-SHA256(secret, "<unix_s>." + body)>" into out.
  * KD_ELIMIT when out is too small (128 bytes always suffice). */
-KD_MUST_CHECK enum kd_err kd_notify_signature(const char *secret, int64_t unix_s,
-                                              const char *body, size_t body_len, char *out,
-                                              size_t out_len);
+KD_MUST_CHECK enum kd_err kd_notify_signature(const char *secret, int64_t unix_s, const char *body,
+                                              size_t body_len, char *out, size_t out_len);
 
 /* The delay before the try after failed try number attempt (1 = the first
  * try failed): base_ms times 1, 3, 6, 12, 30, 60, 120, 180, 180, ... (with

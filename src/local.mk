@@ -14,8 +14,8 @@ src_libkadr_a_SOURCES = \
 	src/auth.c src/auth.h
 
 dist_pkgdata_DATA += sql/001_init.sql sql/002_enqueue.sql
-dist_pkgdata_DATA += sql/004_accounts.sql
 dist_pkgdata_DATA += sql/006_webhooks.sql
-dist_pkgdata_DATA += sql/003_lifecycle.sql
+dist_pkgdata_DATA += sql/004_accounts.sql
 # Accounts (issue #5): access tokens and password hashes.
 src_libkadr_a_SOURCES += src/jwt.c src/jwt.h src/password.c src/password.h
+dist_pkgdata_DATA += sql/003_lifecycle.sql

@@ -92,6 +92,10 @@ if [[ ${E2E_STORAGE:-local} == s3 ]]; then
     export E2E_STORAGE=s3 E2E_S3_ENDPOINT=http://127.0.0.1:$s3_port E2E_S3_DATA=$E2E_TMP/s3/data
     echo "e2e: media in S3 at $E2E_S3_ENDPOINT"
 fi
+# nginx's per-address API rate at 50 r/s, burst 50, so that
+# t_security_nginx.sh can exceed it from its own address on any machine;
+# the suite's client (127.0.0.1) is exempt (scripts/stack.sh).
+export KADR_STACK_API_RATE=${KADR_STACK_API_RATE:-50r/s} KADR_STACK_API_BURST=${KADR_STACK_API_BURST:-50}
 if ! "$stack" start --dir "$stack_dir" --port-base "$port_base" --api-procs 2 --workers 1 \
     >"$E2E_TMP/start.log" 2>&1; then
     started=1

@@ -8,13 +8,21 @@
 
 U=/api/v1
 
+# burst FILE ADDR N URL [curl args]: N requests at once from ADDR in one
+# curl process (--parallel), one status code a line in FILE.
+burst() {
+    local file=$1 addr=$2 n=$3 url=$4 i
+    shift 4
+    for ((i = 0; i < n; i++)); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url"; done >"$file.cfg"
+    curl -s -Z --parallel-max 50 --max-time 60 --interface "$addr" -w '%{http_code}\n' "$@" \
+        -K "$file.cfg" >"$file" 2>/dev/null
+}
+
 begin "a burst over the auth rate gets 429 from nginx while other clients are served"
-burst=$E2E_TMP/burst
-mkdir -p "$burst"
-# 80 logins at once from 127.0.0.31 (auth zone: 5 r/s, burst 20).
-seq 1 80 | xargs -P 40 -I{} curl -s -o "$burst/{}.body" -w '%{http_code}\n' --max-time 30 \
-    --interface 127.0.0.31 -X POST -H 'Content-Type: application/json' \
-    --data-binary '{"email":"burst@e2e.test"}' "$KADR_URL$U/auth/login" >"$burst/codes" 2>/dev/null &
+b1=$E2E_TMP/burst-auth
+# 150 logins at once from 127.0.0.31 (auth zone: 5 r/s, burst 20).
+burst "$b1" 127.0.0.31 150 "$KADR_URL$U/auth/login" -X POST -H 'Content-Type: application/json' \
+    --data-binary '{"email":"burst@e2e.test"}' &
 bp=$!
 # Meanwhile the suite's client and another address are served.
 served=0
@@ -25,24 +33,27 @@ for i in 1 2 3 4 5; do
     [[ $STATUS == 422 ]] && served=$((served + 1))
 done
 wait "$bp"
-n429=$(grep -c '^429$' "$burst/codes")
-n422=$(grep -c '^422$' "$burst/codes")
-check "only $n429 of 80 refused with 429 ($(sort "$burst/codes" | uniq -c | tr '\n' ' '))" test "$n429" -ge 30
+n429=$(grep -c '^429$' "$b1")
+n422=$(grep -c '^422$' "$b1")
+check "only $n429 of 150 refused with 429 ($(sort "$b1" | uniq -c | tr '\n' ' '))" test "$n429" -ge 50
 check "none served at all ($n422 answered 422)" test "$n422" -ge 1
 check "other clients served $served of 10 times" test "$served" -eq 10
-f=$(grep -l 'rate-limited' "$burst"/*.body | head -n 1)
-check "the 429 is not nginx's problem document" test -n "$f"
+api POST $U/auth/login '{"email":"burst@e2e.test"}' --interface 127.0.0.31
+expect_problem 429
+expect_json .type urn:kadr:problem:rate-limited
+expect_header Retry-After 1
 
-begin "the API zone limits a busy address too"
-seq 1 700 | xargs -P 50 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 \
-    --interface 127.0.0.33 "$KADR_URL$U/health/live" >"$burst/codes2" 2>/dev/null
-n429=$(grep -c '^429$' "$burst/codes2")
-n200=$(grep -c '^200$' "$burst/codes2")
-# 200 r/s with a burst of 400: 700 requests within well under 1.5 s on
-# loopback leave some over the limit; on a very slow machine fewer.
-check "700 requests at once: $n200 served, $n429 refused" test "$n200" -ge 400
-note_if_none() { [[ $n429 -gt 0 ]] || echo "# (machine too slow to exceed 200 r/s: no 429 seen)"; }
-note_if_none
+begin "the API zone limits a busy address too, and only that one"
+b2=$E2E_TMP/burst-api
+# run.sh renders the API zone at 50 r/s with a burst of 50 for the suite
+# (KADR_STACK_API_RATE): 1000 requests leave hundreds over the limit however
+# slow the machine.
+burst "$b2" 127.0.0.33 1000 "$KADR_URL$U/health/live"
+n429=$(grep -c '^429$' "$b2")
+n200=$(grep -c '^200$' "$b2")
+check "1000 requests at once: $n200 served, $n429 refused" test "$n429" -ge 100 -a "$n200" -ge 50
+api GET $U/health/live - --interface 127.0.0.34
+expect_status 200
 
 begin "security headers on API answers and nginx's own"
 api GET $U/health/live

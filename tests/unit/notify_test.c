@@ -15,15 +15,13 @@ START_TEST(signature_matches_openssl)
     const char *body = "{\"event\":\"job.completed\"}";
     char out[160];
 
-    ck_assert_int_eq(kd_notify_signature("secret123", 1700000000, body, strlen(body), out,
-                                         sizeof(out)),
-                     KD_OK);
+    ck_assert_int_eq(
+        kd_notify_signature("secret123", 1700000000, body, strlen(body), out, sizeof(out)), KD_OK);
     ck_assert_str_eq(out, "t=1700000000,v1="
                           "e33f8a5f452a8814d408f6c5160211c5c8f57cfb0103cefc0fb466ee08780fca");
     /* Another time, another signature: t is signed too. */
-    ck_assert_int_eq(kd_notify_signature("secret123", 1700000001, body, strlen(body), out,
-                                         sizeof(out)),
-                     KD_OK);
+    ck_assert_int_eq(
+        kd_notify_signature("secret123", 1700000001, body, strlen(body), out, sizeof(out)), KD_OK);
     ck_assert(strstr(out, "e33f8a5f") == NULL);
     /* Too small a buffer is an error, never a cut signature. */
     ck_assert_int_eq(kd_notify_signature("secret123", 1700000000, body, strlen(body), out, 40),
@@ -90,16 +88,25 @@ public_v6(const char *text)
 START_TEST(address_filter)
 {
     static const char *const closed4[] = {
-        "127.0.0.1",   "127.255.255.254", "10.1.2.3",     "172.16.0.1",  "172.31.255.255",
-        "192.168.1.1", "169.254.169.254", "100.64.0.1",   "0.0.0.0",     "224.0.0.1",
-        "255.255.255.255", "198.18.0.1",  "192.0.2.10",   "203.0.113.5",
+        "127.0.0.1",       "127.255.255.254", "10.1.2.3",   "172.16.0.1",  "172.31.255.255",
+        "192.168.1.1",     "169.254.169.254", "100.64.0.1", "0.0.0.0",     "224.0.0.1",
+        "255.255.255.255", "198.18.0.1",      "192.0.2.10", "203.0.113.5",
     };
-    static const char *const open4[] = {"93.184.216.34", "8.8.8.8", "172.32.0.1", "1.1.1.1",
-                                        "100.128.0.1", "11.0.0.1"};
+    static const char *const open4[] = {"93.184.216.34", "8.8.8.8",     "172.32.0.1",
+                                        "1.1.1.1",       "100.128.0.1", "11.0.0.1"};
     static const char *const closed6[] = {
-        "::1",           "::",           "fe80::1",   "fc00::1",    "fd12:3456::1",
-        "ff02::1",       "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe",
-        "2001:db8::1",   "2002:c0a8:0101::1", "::127.0.0.1",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2001:db8::1",
+        "2002:c0a8:0101::1",
+        "::127.0.0.1",
     };
     static const char *const open6[] = {"2606:4700:4700::1111", "::ffff:8.8.8.8",
                                         "2002:0808:0808::1"};
