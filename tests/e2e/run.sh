@@ -70,6 +70,9 @@ echo "queue_claim_idle_ms = 3000" >"$stack_dir/local.conf"
 printf '%s\n' 'plan_free_jobs_per_hour = 100000' 'jobs_per_hour_cap = 100000' \
     'plan_free_uploads = 100000' 'plan_premium_jobs_per_hour = 3' 'plan_premium_uploads = 2' \
     'plan_premium_storage_bytes = 1000000' >>"$stack_dir/local.conf"
+# An upload limit in a size form and off the default: nginx must take its
+# body limits from the effective configuration (t_upload.sh).
+echo "upload_max_bytes = 3G" >>"$stack_dir/local.conf"
 # A job's lease lasts 5 s past each heartbeat (not 30 s): a job of a killed
 # worker is taken over soon (t_crash.sh, t_fault_*.sh).
 echo "job_lease_ms = 5000" >>"$stack_dir/local.conf"

@@ -108,6 +108,27 @@ else
     note "POST /uploads: $STATUS"
 fi
 
+begin "nginx's own refusals are problem+json with the request id"
+if new_upload "$sample_size"; then
+    sig=$(url_param "$UPLOAD_URL" X-Kadr-Signature)
+    KEY='' api PUT "${UPLOAD_URL/X-Kadr-Signature=$sig/X-Kadr-Signature=$(printf '%064d' 0)}" - \
+        -T "$sample" -H 'X-Request-Id: e2e-forged-put'
+    expect_problem 403
+    expect_json .type urn:kadr:problem:forbidden
+    expect_header X-Request-Id e2e-forged-put
+    KEY='' api POST "$UPLOAD_URL" - -H 'X-Request-Id: e2e-post-upload'
+    expect_problem 405
+    expect_header Allow PUT
+    expect_header X-Request-Id e2e-post-upload
+    KEY='' api GET /nothing-here - -H 'X-Request-Id: e2e-no-route'
+    expect_problem 404
+    expect_header X-Request-Id e2e-no-route
+    KEY='' api GET /
+    check "the start page has a request id" test -n "$(hdr X-Request-Id)"
+else
+    note "POST /uploads: $STATUS"
+fi
+
 begin "tampered expiry or size: 403 and nothing written"
 if new_upload "$sample_size"; then
     exp=$(url_param "$UPLOAD_URL" X-Kadr-Expires)
@@ -197,6 +218,15 @@ fi
 
 begin "declared size over the limit: 413"
 api POST /api/v1/uploads '{"filename":"huge.mp4","size":109951162777600,"content_type":"video/mp4"}'
+expect_problem 413
+
+begin "nginx and the API agree on the upload limit of the configuration (3G)"
+site=$KADR_STACK_DIR/nginx/conf/kadr-site.conf
+check "nginx's upload location allows $(grep -o 'client_max_body_size [0-9]*' "$site" | sort -u | tr '\n' ' ')" \
+    grep -q 'client_max_body_size 3221225472;' "$site"
+api POST /api/v1/uploads '{"filename":"at-limit.mp4","size":3221225472,"content_type":"video/mp4"}'
+expect_status 201
+api POST /api/v1/uploads '{"filename":"over-limit.mp4","size":3221225473,"content_type":"video/mp4"}'
 expect_problem 413
 
 begin "invalid upload requests: 422 naming the field"

@@ -357,8 +357,8 @@ END_TEST
 int
 main(void)
 {
-    Suite *s = suite_create("storage_s3");
-    TCase *tc = tcase_create("core");
+    Suite *s;
+    TCase *tc;
     SRunner *sr;
     int failed;
 
@@ -367,6 +367,8 @@ main(void)
                         "(scripts/test.sh starts s3rver and sets it)\n");
         return 77;
     }
+    s = suite_create("storage_s3");
+    tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_put_get_stat_delete);
