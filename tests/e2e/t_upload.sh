@@ -111,7 +111,7 @@ if upload_file "$sample" video/mp4 "clip one.mp4"; then
     begin "DELETE /media: 204, bytes gone, then 404"
     api DELETE "/api/v1/media/$media"
     expect_status 204
-    check "the object is still on disk" test ! -e "$obj"
+    check "the object is still stored" test ! -e "$(object_path "$UPLOAD_URL")"
     api GET "/api/v1/media/$media"
     expect_problem 404
     api GET "/api/v1/media/$media/download"
