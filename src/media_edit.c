@@ -520,8 +520,8 @@ open_feed(struct run *r, struct feed *fd)
     fd->v.idx = fd->a.idx = -1;
     fd->dur_s = NAN;
     fd->span.end_s = NAN;
-    rc = kd_media_input_open(fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled, e->ud,
-                             &fd->in, msg);
+    rc = kd_media_input_open(e->store, fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled,
+                             e->ud, &fd->in, msg);
     if (rc != KD_OK) {
         /* Which file failed matters when there are many. */
         if (r->n_feeds > 1 && rc != KD_ECANCELED)
@@ -591,9 +591,9 @@ open_subs(struct run *r)
     for (size_t i = 0; i < spec->n_layers; i++) {
         if (spec->layers[i].type != KD_LAYER_SUBTITLES)
             continue;
-        if ((rc = kd_subs_open(r->e->layer_paths[i], r->e->work_dir, (unsigned)i, r->e->lim,
-                               r->e->event, r->e->ud, r->e->cancelled, &r->subs[i], r->e->err)) !=
-            KD_OK)
+        if ((rc = kd_subs_open(r->e->store, r->e->layer_paths[i], r->e->work_dir, (unsigned)i,
+                               r->e->lim, r->e->event, r->e->ud, r->e->cancelled, &r->subs[i],
+                               r->e->err)) != KD_OK)
             return rc;
     }
     return KD_OK;
@@ -995,8 +995,11 @@ lands_before(struct run *r, struct feed *fd, bool *ok)
             rc = cancelled(r);
             goto out;
         }
-        if ((ret = av_read_frame(fd->in->fmt, r->pkt)) < 0)
+        if ((ret = av_read_frame(fd->in->fmt, r->pkt)) < 0) {
+            if ((rc = kd_media_input_store_check(fd->in, r->e->err, fd->name)) != KD_OK)
+                goto out;
             break;
+        }
         if (need_v && r->pkt->stream_index == fd->v.idx && (r->pkt->flags & AV_PKT_FLAG_KEY)) {
             double t = packet_s(&fd->v, r->pkt);
             need_v = false;
@@ -1141,6 +1144,10 @@ read_feed(struct run *r, struct feed *fd)
     if (ret < 0) {
         if (fd->in->guard.is_cancelled)
             return cancelled(r);
+        /* A store that stopped answering is not the file's end: going on
+         * would cut the output short without a word. */
+        if ((rc = kd_media_input_store_check(fd->in, r->e->err, fd->name)) != KD_OK)
+            return rc;
         if (ret != AVERROR_EOF) {
             /* A damaged tail ends the file, as in players. */
             (void)snprintf(msg, sizeof(msg), "%s ends with damaged data; it was cut there",

@@ -48,7 +48,8 @@ struct kd_subs_timing {
     double to_s;
 };
 
-/* Reads the subtitle file at path (a worker-owned copy), then:
+/* Reads the subtitle file at path (a local file when store is NULL, else
+ * the key of an object of store, read whole: it is small), then:
  *   - encoding: valid UTF-8 (a BOM is dropped) is kept, anything else is
  *     decoded as Windows-1251; the UTF-8 text is written to
  *     work_dir/subs-<idx>.<srt|vtt|ass>;
@@ -66,14 +67,15 @@ struct kd_subs_timing {
  * KD_EFORBIDDEN (a format outside the whitelist), KD_EIO (cannot read or
  * write), KD_ENOMEM, KD_ECANCELED. A file with no valid cue is accepted
  * (with a warning event): it adds nothing. event may be NULL. */
-KD_MUST_CHECK enum kd_err kd_subs_open(const char *path, const char *work_dir, unsigned idx,
+KD_MUST_CHECK enum kd_err kd_subs_open(struct kd_storage *store, const char *path,
+                                       const char *work_dir, unsigned idx,
                                        const struct kd_limits *lim, kd_media_event_fn *event,
                                        void *ud, kd_media_cancelled_fn *cancelled,
                                        struct kd_subs **out, char err[KD_MEDIA_ERRLEN]);
 void kd_subs_free(struct kd_subs *s); /* NULL is a no-op */
 
 enum kd_subs_format kd_subs_format_get(const struct kd_subs *s);
-size_t kd_subs_count(const struct kd_subs *s);     /* cues kept */
+size_t kd_subs_count(const struct kd_subs *s);          /* cues kept */
 const char *kd_subs_utf8_path(const struct kd_subs *s); /* valid while s lives */
 
 /* Burn: writes work_dir/subs-<idx>.burn.ass and appends a "subtitles"
@@ -89,9 +91,8 @@ const char *kd_subs_utf8_path(const struct kd_subs *s); /* valid while s lives *
  * layer is the subtitles layer (type KD_LAYER_SUBTITLES). width/height is
  * the picture size at the node. */
 KD_MUST_CHECK enum kd_err kd_subs_burn_node(struct kd_subs *s, const struct kd_layer *layer,
-                                            const struct kd_subs_timing *t, int width,
-                                            int height, struct kd_media_graph *gr,
-                                            struct kd_media_pad *tail,
+                                            const struct kd_subs_timing *t, int width, int height,
+                                            struct kd_media_graph *gr, struct kd_media_pad *tail,
                                             char err[KD_MEDIA_ERRLEN]);
 
 /* Soft, step 1, before avformat_write_header: opens the encoder the
@@ -123,8 +124,8 @@ KD_MUST_CHECK enum kd_err kd_thumbs_new(const char *work_dir, int count, int wid
 /* Offers one output frame (pts in tb; the frame is only read, and a
  * reference may be kept until the next call). Cheap when no thumbnail is
  * due. */
-KD_MUST_CHECK enum kd_err kd_thumbs_push(struct kd_thumbs *t, const AVFrame *frame,
-                                         AVRational tb, char err[KD_MEDIA_ERRLEN]);
+KD_MUST_CHECK enum kd_err kd_thumbs_push(struct kd_thumbs *t, const AVFrame *frame, AVRational tb,
+                                         char err[KD_MEDIA_ERRLEN]);
 /* After the last frame: thumbnails whose time was never reached (the
  * output was shorter than expected) take the last frame. Hands the paths
  * out: *paths (count strings, caller frees each and the array: that is

@@ -51,8 +51,8 @@ kd_slot_start(struct kd_slot *s, const struct kd_child_limits *lim, int64_t time
     s->started_ms = kd_mono_ms();
     s->deadline_ms = s->started_ms + timeout_ms;
     s->last_write_ms = s->started_ms;
-    kd_log(KD_LOG_DEBUG, "worker: %s %s runs in process %d", s->kind == KD_TASK_EDIT ? "job" : "probe",
-           s->ref, (int)pid);
+    kd_log(KD_LOG_DEBUG, "worker: %s %s runs in process %d",
+           s->kind == KD_TASK_EDIT ? "job" : "probe", s->ref, (int)pid);
     return KD_OK;
 }
 
@@ -96,6 +96,22 @@ handle_line(struct kd_slot *s, char *line, size_t len, kd_slot_event_fn *ev, voi
         break;
     case KD_PROTO_EVENT:
         ev(ud, s, &m);
+        break;
+    case KD_PROTO_STORE:
+        /* Only an edit has keys; an index beyond them is a broken child. */
+        if ((size_t)m.store_index >= s->n_keys) {
+            kd_proto_msg_clear(&m);
+            violation(s, "stored an output it has no key for");
+            return;
+        }
+        s->is_storing = true;
+        if ((size_t)m.store_index + 1 > s->n_store_started)
+            s->n_store_started = (size_t)m.store_index + 1;
+        if (m.upload_id != NULL) {
+            free(s->upload_ids[m.store_index]);
+            s->upload_ids[m.store_index] = m.upload_id;
+            m.upload_id = NULL;
+        }
         break;
     case KD_PROTO_RESULT:
         s->result = m;
@@ -257,6 +273,8 @@ kd_slot_conclude(struct kd_slot *s, int64_t timeout_s)
     /* A failure the child reported names its cause better than its exit. */
     if (s->has_result && !s->result.ok) {
         set_failure(s, s->result.error, s->result.message);
+        if (s->result.unavailable)
+            s->outcome = KD_OUTCOME_UNAVAILABLE;
         return;
     }
     if (s->has_result && WIFEXITED(s->wstatus) && WEXITSTATUS(s->wstatus) == 0) {
@@ -286,6 +304,8 @@ kd_slot_release(struct kd_slot *s)
         kd_workdir_remove(s->work_dir);
     kd_linereader_clear(&s->lines);
     kd_proto_msg_clear(&s->result);
+    for (size_t i = 0; i < KD_SLOT_MAX_FILES; i++)
+        free(s->upload_ids[i]);
     kd_slot_init(s);
     s->lines.cap = cap;
 }
