@@ -270,8 +270,7 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = kd_snprintf(prio, sizeof(prio), "%d", spec->priority)) != KD_OK ||
         (rc = kd_snprintf(attempts, sizeof(attempts), "%" PRId64,
                           spec->max_attempts > 0 ? (int64_t)spec->max_attempts
-                                                 : rq->cfg->job_max_attempts)) !=
-            KD_OK ||
+                                                 : rq->cfg->job_max_attempts)) != KD_OK ||
         (rc = kd_snprintf(run_at, sizeof(run_at), "%" PRId64, spec->run_at_ms)) != KD_OK)
         goto out;
     {

@@ -24,7 +24,7 @@
 #define EXIT_USAGE 2
 /* Migrations are short SQL scripts; anything bigger is a mistake. */
 #define MIGRATION_MAX_BYTES (16 * 1024 * 1024)
-#define MIGRATIONS_MAX 1000
+#define MIGRATIONS_MAX      1000
 
 struct ctl {
     const char *config_path;
@@ -51,8 +51,7 @@ static const char usage_text[] =
     "  config help                        every setting with its range and variable\n"
     "exit status: 0 done, 1 failed, 2 usage\n";
 
-static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 usage_error(const char *fmt, ...)
@@ -67,8 +66,7 @@ usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int
-failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 failure(const char *fmt, ...)
@@ -225,11 +223,10 @@ out:
 /* Every step runs under one transaction-scoped advisory lock, so two
  * migrates at once apply each file once: the second waits, then sees it. */
 static const char SQL_LOCK[] = "SELECT pg_advisory_xact_lock(hashtext('kadr.migrate'))";
-static const char SQL_MIGRATIONS_TABLE[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version integer PRIMARY KEY,"
-    " name text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char SQL_MIGRATIONS_TABLE[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                           " version integer PRIMARY KEY,"
+                                           " name text NOT NULL,"
+                                           " applied_at timestamptz NOT NULL DEFAULT now())";
 
 /* Applies one migration unless it is recorded; *applied tells which. */
 static enum kd_err
@@ -372,9 +369,12 @@ static int
 user_create(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"admin", no_argument, NULL, 'a'},
-        {"plan", required_argument, NULL, 'p'},  {"api-key", no_argument, NULL, 'k'},
-        {"key-name", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"email", required_argument, NULL, 'e'},
+        {"admin", no_argument, NULL, 'a'},
+        {"plan", required_argument, NULL, 'p'},
+        {"api-key", no_argument, NULL, 'k'},
+        {"key-name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     const char *email = NULL, *plan = "free", *key_name = "kadrctl";
@@ -387,13 +387,27 @@ user_create(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'a': admin = true; break;
-        case 'p': plan = optarg; break;
-        case 'k': with_key = true; break;
-        case 'n': key_name = optarg; key_name_set = true; break;
-        case 'j': json = true; break;
-        default: return usage_error("user create: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'a':
+            admin = true;
+            break;
+        case 'p':
+            plan = optarg;
+            break;
+        case 'k':
+            with_key = true;
+            break;
+        case 'n':
+            key_name = optarg;
+            key_name_set = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("user create: unknown option");
         }
     }
     if (optind != argc)
@@ -432,8 +446,8 @@ user_create(struct ctl *c, int argc, char **argv)
     if ((rc = kd_db_commit(c->db)) != KD_OK)
         goto db_error;
     if (json) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "user_id", user_id, "email", email, "plan",
-                              plan, "is_admin", admin);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "user_id", user_id, "email", email, "plan", plan,
+                              "is_admin", admin);
 
         if (o != NULL && with_key &&
             (kd_json_set_str(o, "api_key_id", key_id) != KD_OK ||
@@ -499,11 +513,10 @@ user_list(struct ctl *c, int argc, char **argv)
                    kd_dbres_get(res, i, 5), kd_dbres_get(res, i, 4), kd_dbres_get(res, i, 1));
             continue;
         }
-        json_t *o = json_pack("{s:o,s:o,s:o,s:b,s:I,s:o}", "id", jfield(res, i, 0), "email",
-                              jfield(res, i, 1), "plan", jfield(res, i, 2), "is_admin",
-                              kd_dbres_bool(res, i, 3), "active_keys",
-                              (json_int_t)kd_dbres_i64(res, i, 5, 0), "created_at",
-                              jfield(res, i, 4));
+        json_t *o = json_pack(
+            "{s:o,s:o,s:o,s:b,s:I,s:o}", "id", jfield(res, i, 0), "email", jfield(res, i, 1),
+            "plan", jfield(res, i, 2), "is_admin", kd_dbres_bool(res, i, 3), "active_keys",
+            (json_int_t)kd_dbres_i64(res, i, 5, 0), "created_at", jfield(res, i, 4));
 
         if (o == NULL || json_array_append_new(arr, o) != 0) {
             st = failure("out of memory");
@@ -527,7 +540,8 @@ static int
 user_show(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+        {"email", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     struct kd_dbres *res = NULL;
@@ -538,9 +552,14 @@ user_show(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'j': json = true; break;
-        default: return usage_error("user show: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("user show: unknown option");
         }
     }
     if (optind != argc)
@@ -617,8 +636,10 @@ static int
 apikey_create(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"name", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0},
+        {"email", required_argument, NULL, 'e'},
+        {"name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
     };
     const char *email = NULL, *name = "kadrctl";
     char user_id[37], key[KD_APIKEY_MAXLEN + 1] = "", key_id[37];
@@ -629,10 +650,17 @@ apikey_create(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'n': name = optarg; break;
-        case 'j': json = true; break;
-        default: return usage_error("apikey create: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("apikey create: unknown option");
         }
     }
     if (optind != argc)
@@ -641,7 +669,8 @@ apikey_create(struct ctl *c, int argc, char **argv)
         return usage_error("apikey create: --email is required");
     if (strlen(name) > 100 || !kd_utf8_valid(name, strlen(name)))
         return usage_error("apikey create: the name is at most 100 bytes of UTF-8");
-    if ((st = open_db(c)) != EXIT_SUCCESS || (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
+    if ((st = open_db(c)) != EXIT_SUCCESS ||
+        (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
         return st;
     if ((rc = kd_apikey_create(c->db, user_id, name, key, key_id)) != KD_OK)
         return failure("could not create the key (%s)", kd_err_name(rc));
@@ -658,7 +687,8 @@ static int
 apikey_list(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+        {"email", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     struct kd_dbres *res = NULL;
@@ -671,16 +701,22 @@ apikey_list(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'j': json = true; break;
-        default: return usage_error("apikey list: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("apikey list: unknown option");
         }
     }
     if (optind != argc)
         return usage_error("apikey list: unexpected argument %s", argv[optind]);
     if (email == NULL)
         return usage_error("apikey list: --email is required");
-    if ((st = open_db(c)) != EXIT_SUCCESS || (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
+    if ((st = open_db(c)) != EXIT_SUCCESS ||
+        (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
         return st;
     const char *p[] = {user_id};
 
@@ -827,8 +863,8 @@ dlq_list(struct ctl *c, int argc, char **argv)
         goto out;
     }
     if (!json) {
-        printf("%-36s  %-24s  %8s  %-14s  %-24s  %s\n", "JOB", "USER", "ATTEMPTS", "CODE",
-               "SINCE", "MESSAGE");
+        printf("%-36s  %-24s  %8s  %-14s  %-24s  %s\n", "JOB", "USER", "ATTEMPTS", "CODE", "SINCE",
+               "MESSAGE");
         for (int i = 0; i < kd_dbres_rows(res); i++)
             printf("%-36s  %-24s  %8s  %-14s  %-24s  %.100s\n", kd_dbres_get(res, i, 0),
                    kd_dbres_get(res, i, 1), kd_dbres_get(res, i, 2), kd_dbres_get(res, i, 3),
@@ -841,12 +877,12 @@ dlq_list(struct ctl *c, int argc, char **argv)
         goto out;
     }
     for (int i = 0; i < kd_dbres_rows(res); i++) {
-        if (json_array_append_new(
-                arr, json_pack("{s:o,s:o,s:I,s:o,s:o,s:o}", "job_id", jfield(res, i, 0), "email",
-                               jfield(res, i, 1), "attempts",
-                               (json_int_t)kd_dbres_i64(res, i, 2, 0), "code", jfield(res, i, 3),
-                               "message", jfield(res, i, 4), "created_at",
-                               jfield(res, i, 5))) != 0) {
+        if (json_array_append_new(arr,
+                                  json_pack("{s:o,s:o,s:I,s:o,s:o,s:o}", "job_id",
+                                            jfield(res, i, 0), "email", jfield(res, i, 1),
+                                            "attempts", (json_int_t)kd_dbres_i64(res, i, 2, 0),
+                                            "code", jfield(res, i, 3), "message", jfield(res, i, 4),
+                                            "created_at", jfield(res, i, 5))) != 0) {
             st = failure("out of memory");
             goto out;
         }
@@ -916,7 +952,8 @@ static const char SQL_DLQ_REQUEUE[] =
     "       WHERE id IN (SELECT job_id FROM d) AND status = 'failed' AND deleted_at IS NULL "
     "       RETURNING id), "
     "e AS (INSERT INTO job_events (job_id, event, detail) "
-    "      SELECT id, 'requeued', json_build_object('reason', 'requeued from the dead letters')::jsonb "
+    "      SELECT id, 'requeued', json_build_object('reason', 'requeued from the dead "
+    "letters')::jsonb "
     "        FROM j) "
     "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j)";
 
@@ -1035,8 +1072,8 @@ queue_stats(struct ctl *c, int argc, char **argv)
         goto out;
     }
     if (kd_db_query(c->db,
-                    "SELECT status, count(*) FROM jobs WHERE deleted_at IS NULL GROUP BY status",
-                    0, NULL, &res) != KD_OK) {
+                    "SELECT status, count(*) FROM jobs WHERE deleted_at IS NULL GROUP BY status", 0,
+                    NULL, &res) != KD_OK) {
         failure("cannot count the jobs");
         goto out;
     }
@@ -1126,7 +1163,7 @@ main(int argc, char **argv)
         int (*fn)(struct ctl *, int, char **);
     } commands[] = {
         {"migrate", cmd_migrate}, {"user", cmd_user},     {"apikey", cmd_apikey},
-        {"queue", cmd_queue},     {"config", cmd_config},   {"dlq", cmd_dlq},
+        {"queue", cmd_queue},     {"config", cmd_config}, {"dlq", cmd_dlq},
     };
     struct ctl c = {0};
     bool check_only = false;
