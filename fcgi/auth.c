@@ -1,5 +1,5 @@
 /* auth.c: POST /api/v1/auth/register, /login, /refresh and /logout, and
- * the audit log they and apikeys.c write to.
+ * what the account handlers share.
  *
  * Login answers the same, in the same time, whether or not the e-mail
  * exists: an unknown e-mail is hashed against a dummy (password.h), and
@@ -35,23 +35,6 @@ kd_req_addr(const struct kd_req *rq)
     const char *a = kd_req_param(rq, "REMOTE_ADDR");
 
     return a != NULL && strlen(a) <= 64 ? a : "";
-}
-
-enum kd_err
-kd_audit(struct kd_db *db, const char *event, const char *user_id, const char *email,
-         const char *addr, const char *detail)
-{
-    const char *params[5] = {event, user_id, email, addr != NULL && addr[0] != '\0' ? addr : NULL,
-                             detail};
-    enum kd_err rc;
-
-    rc = kd_db_query(db,
-                     "INSERT INTO audit_events (event, user_id, email, addr, detail) "
-                     "VALUES ($1, $2::uuid, $3, $4, $5::jsonb)",
-                     5, params, NULL);
-    if (rc != KD_OK)
-        kd_log(KD_LOG_ERROR, "audit: could not record %s: %s", event, kd_err_name(rc));
-    return rc;
 }
 
 /* Code points of valid UTF-8 (the JSON parser checked it). */

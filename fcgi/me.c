@@ -57,7 +57,7 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
         rc = rc == KD_ENOMEM ? rc : KD_EINTERNAL;
         goto out;
     }
-    kd_plan_limits_get(rq->cfg, &rq->principal, &lim);
+    kd_plan_limits_get(rq->cfg, rq->principal.plan, rq->principal.is_admin, &lim);
     usage = json_pack("{s:I,s:I,s:I,s:I}", "jobs_last_hour", (json_int_t)kd_dbres_i64(res, 0, 2, 0),
                       "uploads_in_progress", (json_int_t)kd_dbres_i64(res, 0, 3, 0),
                       "storage_bytes", (json_int_t)kd_dbres_i64(res, 0, 4, 0), "jobs_processing",

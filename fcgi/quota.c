@@ -14,25 +14,6 @@
 #include "log.h"
 #include "router.h"
 
-void
-kd_plan_limits_get(const struct kd_config *cfg, const struct kd_principal *p,
-                   struct kd_plan_limits *out)
-{
-    bool premium = strcmp(p->plan, "premium") == 0;
-
-    if (p->is_admin) {
-        out->jobs_per_hour = out->uploads = out->storage_bytes = -1;
-        return;
-    }
-    /* Any plan other than premium (kadrctl accepts any name) gets the free
-     * limits: an unknown plan must not mean no limits. */
-    out->jobs_per_hour = premium ? cfg->plan_premium_jobs_per_hour : cfg->plan_free_jobs_per_hour;
-    if (out->jobs_per_hour > cfg->jobs_per_hour_cap)
-        out->jobs_per_hour = cfg->jobs_per_hour_cap;
-    out->uploads = premium ? cfg->plan_premium_uploads : cfg->plan_free_uploads;
-    out->storage_bytes = premium ? cfg->plan_premium_storage_bytes : cfg->plan_free_storage_bytes;
-}
-
 static enum kd_err
 answer_limit(struct kd_resp *rs, int64_t retry_s, const char *fmt_limit, int64_t value,
              const char *what)
@@ -134,7 +115,7 @@ kd_quota_check(struct kd_req *rq, struct kd_resp *rs, enum kd_route_quota q, boo
     *locked = false;
     if (q == KD_QUOTA_NONE)
         goto out;
-    kd_plan_limits_get(rq->cfg, &rq->principal, &lim);
+    kd_plan_limits_get(rq->cfg, rq->principal.plan, rq->principal.is_admin, &lim);
     if (lim.jobs_per_hour < 0)
         goto out; /* an admin */
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK)

@@ -18,4 +18,6 @@ dist_pkgdata_DATA += sql/006_webhooks.sql
 dist_pkgdata_DATA += sql/004_accounts.sql
 # Accounts (issue #5): access tokens and password hashes.
 src_libkadr_a_SOURCES += src/jwt.c src/jwt.h src/password.c src/password.h
+# The audit log and plan limits, shared by kadr-api and kadrctl.
+src_libkadr_a_SOURCES += src/audit.c src/audit.h src/plan.c src/plan.h
 dist_pkgdata_DATA += sql/003_lifecycle.sql
