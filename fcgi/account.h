@@ -12,6 +12,12 @@
 #include "http.h"
 #include "plan.h"
 
+/* Adds an "unknown field" error to pb for every member of obj not named in
+ * allowed (NULL-terminated), as the job spec does: a misspelt member is a
+ * mistake to report, not something to ignore. KD_ENOMEM only. */
+KD_MUST_CHECK enum kd_err kd_check_members(const json_t *obj, const char *const *allowed,
+                                           struct kd_problem *pb);
+
 /* The client's address as nginx saw it (REMOTE_ADDR), "" when absent. */
 const char *kd_req_addr(const struct kd_req *rq);
 

@@ -37,6 +37,43 @@ kd_req_addr(const struct kd_req *rq)
     return a != NULL && strlen(a) <= 64 ? a : "";
 }
 
+/* An unknown member's name is the client's text: it names the field of its
+ * error cut to this many bytes, on a UTF-8 boundary (the parser checked
+ * the encoding). */
+#define UNKNOWN_KEY_MAX 40
+
+enum kd_err
+kd_check_members(const json_t *obj, const char *const *allowed, struct kd_problem *pb)
+{
+    const char *key;
+    json_t *v;
+    enum kd_err rc = KD_OK;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char shown[UNKNOWN_KEY_MAX + 4];
+        size_t len = strlen(key), i;
+        bool known = false;
+
+        for (i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (known)
+            continue;
+        if (len > UNKNOWN_KEY_MAX) {
+            len = UNKNOWN_KEY_MAX;
+            while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
+                len--;
+            memcpy(shown, key, len);
+            memcpy(shown + len, "...", 4);
+        } else {
+            memcpy(shown, key, len + 1);
+        }
+        if ((rc = kd_problem_add(pb, shown, "unknown field")) != KD_OK)
+            break;
+    }
+    return rc;
+}
+
 /* Code points of valid UTF-8 (the JSON parser checked it). */
 static size_t
 utf8_chars(const char *s)
@@ -88,9 +125,12 @@ static enum kd_err
 read_credentials(struct kd_req *rq, struct kd_resp *rs, bool registering, const char **email,
                  const char **password)
 {
+    static const char *const members[] = {"email", "password", NULL};
     struct kd_problem pb = KD_PROBLEM_INIT;
-    enum kd_err rc = KD_OK;
+    enum kd_err rc;
 
+    if ((rc = kd_check_members(rq->json, members, &pb)) != KD_OK)
+        goto out;
     *email = str_field(rq->json, "email", &pb, &rc);
     if (rc == KD_OK)
         *password = str_field(rq->json, "password", &pb, &rc);
@@ -140,15 +180,18 @@ out:
 static enum kd_err
 read_refresh(struct kd_req *rq, struct kd_resp *rs, char hash[65])
 {
+    static const char *const members[] = {"refresh_token", NULL};
     struct kd_problem pb = KD_PROBLEM_INIT;
     const char *t;
     size_t i;
-    enum kd_err rc = KD_OK;
+    enum kd_err rc;
 
+    if ((rc = kd_check_members(rq->json, members, &pb)) != KD_OK)
+        goto out;
     t = str_field(rq->json, "refresh_token", &pb, &rc);
     if (rc != KD_OK)
         goto out;
-    if (t == NULL) {
+    if (pb.n > 0) {
         if ((rc = kd_resp_problem_fields(rs, 422, "validation", "the body is invalid", &pb)) ==
             KD_OK)
             rc = KD_EAGAIN;
@@ -364,6 +407,13 @@ kd_auth_login(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = check_lockout(rq, db, email, addr, &locked, &retry_s, &which)) != KD_OK)
         goto out;
     if (locked) {
+        /* Recorded as its own event: the limits count login_failed only,
+         * so refused attempts do not stretch the lockout. */
+        char detail[96];
+
+        if (kd_snprintf(detail, sizeof(detail), "{\"limit\":\"%s\"}", which) != KD_OK ||
+            kd_audit(db, "login_refused", NULL, email, addr, detail) != KD_OK)
+            kd_log(KD_LOG_WARN, "login: the record of a refused login is missing");
         rc = answer_locked(rs, retry_s, which);
         goto out;
     }
