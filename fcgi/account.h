@@ -27,7 +27,8 @@ const char *kd_req_addr(const struct kd_req *rq);
  * kd_quota_release, so that concurrent requests of one user count exactly. */
 enum kd_route_quota {
     KD_QUOTA_NONE = 0,
-    KD_QUOTA_JOB,    /* POST /jobs: jobs per hour */
+    KD_QUOTA_JOB,    /* POST /jobs: jobs per hour, storage */
+    KD_QUOTA_RETRY,  /* POST /jobs/{id}/retry: the same, for a job that will run */
     KD_QUOTA_UPLOAD, /* POST /uploads: unfinished uploads, storage */
 };
 

@@ -22,8 +22,9 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
 {
     static const char sel[] =
         "SELECT kadr_user_json(u)::text, u.webhook_secret, "
-        "  (SELECT count(*) FROM jobs WHERE user_id = u.id "
-        "     AND created_at > now() - interval '1 hour'), "
+        /* Runs, as the limit counts them (quota.c): retries too. */
+        "  (SELECT count(*) FROM job_runs WHERE user_id = u.id "
+        "     AND at > now() - interval '1 hour'), "
         "  (SELECT count(*) FROM uploads WHERE user_id = u.id "
         "     AND completed_at IS NULL AND expires_at > now()), "
         "  (SELECT coalesce(sum(size), 0)::bigint FROM media WHERE user_id = u.id "

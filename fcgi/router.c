@@ -28,7 +28,8 @@ static const struct kd_route routes[] = {
     {"DELETE", "/api/v1/jobs/{id}", kd_jobs_delete, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/jobs/{id}/events", kd_jobs_events, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"POST", "/api/v1/jobs/{id}/cancel", kd_jobs_cancel, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
-    {"POST", "/api/v1/jobs/{id}/retry", kd_jobs_retry, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    {"POST", "/api/v1/jobs/{id}/retry", kd_jobs_retry, KD_ROUTE_USER, KD_BODY_IGNORED, 0,
+     KD_QUOTA_RETRY},
     /* Accounts: small bodies, and nginx's stricter rate zone on /auth/. */
     {"POST", "/api/v1/auth/register", kd_auth_register, KD_ROUTE_NONE, KD_BODY_JSON, 8 * 1024},
     {"POST", "/api/v1/auth/login", kd_auth_login, KD_ROUTE_NONE, KD_BODY_JSON, 8 * 1024},
