@@ -45,6 +45,9 @@ static const struct kd_route routes[] = {
      * and headers, Content-Length included, so this route takes any method
      * and never looks at a body. */
     {"*", "/api/v1/internal/verify", kd_internal_verify, KD_ROUTE_INTERNAL, KD_BODY_IGNORED, 0},
+    /* Answered only when nginx's /metrics location (trusted addresses)
+     * marks the request; through /api/ it does not exist. */
+    {"GET", "/metrics", kd_metrics_get, KD_ROUTE_METRICS, KD_BODY_IGNORED, 0},
 };
 
 /* Matches path against pattern; a "{id}" segment takes a UUID only, copied
@@ -79,10 +82,12 @@ match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1])
     return *p == '\0' && *q == '\0';
 }
 
+/* Whether nginx set the marker param: only nginx's own locations set
+ * these (fastcgi_param), and a client's header would arrive as HTTP_*. */
 static bool
-is_internal(const struct kd_req *rq)
+has_marker(const struct kd_req *rq, const char *name)
 {
-    const char *v = kd_req_param(rq, "KADR_INTERNAL");
+    const char *v = kd_req_param(rq, name);
 
     return v != NULL && strcmp(v, "1") == 0;
 }
@@ -103,8 +108,11 @@ find_route(struct kd_req *rq, struct kd_resp *rs, const struct kd_route **out)
         const struct kd_route *r = &routes[i];
         char id[KD_UUID_STRLEN + 1] = "";
 
-        /* An internal route does not exist for anyone else: 404, not 403. */
-        if (r->auth == KD_ROUTE_INTERNAL && !is_internal(rq))
+        /* An internal or metrics route does not exist for anyone else:
+         * 404, not 403. */
+        if (r->auth == KD_ROUTE_INTERNAL && !has_marker(rq, "KADR_INTERNAL"))
+            continue;
+        if (r->auth == KD_ROUTE_METRICS && !has_marker(rq, "KADR_METRICS"))
             continue;
         if (!match(r->pattern, rq->path, id))
             continue;
@@ -139,7 +147,7 @@ authenticate(struct kd_req *rq, struct kd_resp *rs, const struct kd_route *r)
     struct kd_db *db;
     enum kd_err rc = KD_OK, arc;
 
-    if (r->auth == KD_ROUTE_NONE || r->auth == KD_ROUTE_INTERNAL)
+    if (r->auth == KD_ROUTE_NONE || r->auth == KD_ROUTE_INTERNAL || r->auth == KD_ROUTE_METRICS)
         goto out;
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK)
         goto out;
@@ -358,6 +366,7 @@ kd_router_serve(struct kd_app *app, FCGX_Request *fcgx)
         if (kd_resp_send(&rs, rq.request_id, fcgx->out) != KD_OK)
             kd_log(KD_LOG_DEBUG, "the client went away before the response was written");
     }
+    kd_stats_count_status(app->stats, status);
     /* The path is logged, the query never: presigned URLs carry signatures
      * there, and lists carry cursors nobody needs in a log. */
     kd_log(KD_LOG_INFO, "request method=%s path=%.256s status=%d duration_ms=%" PRId64,

@@ -15,6 +15,7 @@ enum kd_route_auth {
     KD_ROUTE_USER,     /* a valid Bearer credential */
     KD_ROUTE_ADMIN,    /* a valid credential of an admin user */
     KD_ROUTE_INTERNAL, /* only from nginx's internal locations (KADR_INTERNAL=1) */
+    KD_ROUTE_METRICS,  /* only through nginx's /metrics location (KADR_METRICS=1) */
 };
 
 enum kd_route_body {
@@ -34,7 +35,7 @@ struct kd_route {
     kd_handler_fn handler;
     enum kd_route_auth auth;
     enum kd_route_body body;
-    int64_t body_cap; /* bytes; 0: limits.body_max_bytes */
+    int64_t body_cap;          /* bytes; 0: limits.body_max_bytes */
     enum kd_route_quota quota; /* a plan limit checked before the handler (account.h) */
 };
 
@@ -65,6 +66,9 @@ enum kd_err kd_jobs_delete(struct kd_req *rq, struct kd_resp *rs);
 enum kd_err kd_internal_verify(struct kd_req *rq, struct kd_resp *rs);
 
 enum kd_err kd_admin_queue(struct kd_req *rq, struct kd_resp *rs);
+
+/* GET /metrics: Prometheus text (metrics.c). */
+enum kd_err kd_metrics_get(struct kd_req *rq, struct kd_resp *rs);
 
 /* Accounts (issue #5): auth.c, me.c, apikeys.c. */
 enum kd_err kd_auth_register(struct kd_req *rq, struct kd_resp *rs);

@@ -61,6 +61,8 @@ static const struct setting settings[] = {
     I("s3_retries", s3_retries, "4", 0, 20, "s3 backend: retries of a transient failure"),
     I("api_db_timeout_ms", api_db_timeout_ms, "5000", 100, 600000,
       "statement timeout of API queries"),
+    S("api_metrics_file", api_metrics_file, "",
+      "file the API processes of a host share their request counters in; empty: not counted"),
     I("worker_slots", worker_slots, "2", 1, 64, "jobs a worker runs side by side"),
     S("worker_name", worker_name, "", "consumer name of the worker; default <host>-<pid>"),
     S("worker_tmp_dir", worker_tmp_dir, "/tmp/kadr-work", "where jobs get their private directories"),

@@ -56,6 +56,7 @@ struct kd_config {
     int64_t s3_retries;           /* retries of a transient failure */
     /* api */
     int64_t api_db_timeout_ms;
+    char *api_metrics_file;       /* request counters shared by the API processes (stats.h) */
     /* worker */
     int64_t worker_slots;
     char *worker_name;            /* consumer name; default host-pid */

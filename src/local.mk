@@ -20,6 +20,8 @@ dist_pkgdata_DATA += sql/004_accounts.sql
 src_libkadr_a_SOURCES += src/jwt.c src/jwt.h src/password.c src/password.h
 # The audit log and plan limits, shared by kadr-api and kadrctl.
 src_libkadr_a_SOURCES += src/audit.c src/audit.h src/plan.c src/plan.h
+# Request counters the API processes share (GET /metrics).
+src_libkadr_a_SOURCES += src/stats.c src/stats.h
 # The runs the jobs-per-hour limit counts (retries included).
 dist_pkgdata_DATA += sql/007_job_runs.sql
 dist_pkgdata_DATA += sql/003_lifecycle.sql
