@@ -229,6 +229,28 @@ respond_tokens(struct kd_req *rq, struct kd_resp *rs, const char *access, const 
     return rc;
 }
 
+/* Stores a refresh token of family fam. It expires refresh_ttl_s from now,
+ * but never after the family's own end (refresh_family_max_age_s after the
+ * login): refreshing keeps a session going only that long. */
+static enum kd_err
+insert_refresh(struct kd_req *rq, struct kd_db *db, const char *hash, const char *fam)
+{
+    char ttl[24], max_age[24];
+    enum kd_err rc;
+
+    if ((rc = kd_snprintf(ttl, sizeof(ttl), "%" PRId64, rq->cfg->refresh_ttl_s)) != KD_OK ||
+        (rc = kd_snprintf(max_age, sizeof(max_age), "%" PRId64,
+                          rq->cfg->refresh_family_max_age_s)) != KD_OK)
+        return rc;
+    const char *params[] = {hash, fam, ttl, max_age};
+    return kd_db_query(db,
+                       "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) "
+                       "SELECT $1, f.id, least(now() + $3::bigint * interval '1 second', "
+                       "                       f.created_at + $4::bigint * interval '1 second') "
+                       "  FROM token_families f WHERE f.id = $2",
+                       4, params, NULL);
+}
+
 /* Starts a session for user_id inside the caller's transaction: a family,
  * its first refresh token, and an access token naming the family. */
 static enum kd_err
@@ -236,7 +258,7 @@ open_session(struct kd_req *rq, struct kd_db *db, const char *user_id, char **ac
              char refresh[REFRESH_TEXT_LEN + 1])
 {
     struct kd_dbres *res = NULL;
-    char hash[65], ttl[24], fam[KD_UUID_STRLEN + 1];
+    char hash[65], fam[KD_UUID_STRLEN + 1];
     enum kd_err rc;
 
     const char *p1[] = {user_id};
@@ -247,13 +269,7 @@ open_session(struct kd_req *rq, struct kd_db *db, const char *user_id, char **ac
         goto out;
     if ((rc = refresh_new(refresh, hash)) != KD_OK)
         goto out;
-    if ((rc = kd_snprintf(ttl, sizeof(ttl), "%" PRId64, rq->cfg->refresh_ttl_s)) != KD_OK)
-        goto out;
-    const char *p2[] = {hash, fam, ttl};
-    if ((rc = kd_db_query(db,
-                          "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) "
-                          "VALUES ($1, $2, now() + $3::bigint * interval '1 second')",
-                          3, p2, NULL)) != KD_OK)
+    if ((rc = insert_refresh(rq, db, hash, fam)) != KD_OK)
         goto out;
     rc = kd_jwt_issue(rq->cfg, user_id, fam, kd_now_ms() / 1000, access);
 out:
@@ -388,6 +404,33 @@ record_failure(struct kd_req *rq, struct kd_db *db, const char *user_id, const c
     }
 }
 
+/* Stores a hash with the configured parameters in place of stored, whose
+ * parameters differ (password.h): the cost of every account follows the
+ * configuration, one login at a time, and so does the time a login takes.
+ * Conditional on the old hash: a password changed meanwhile wins. A failure
+ * only postpones the upgrade to the next login. */
+static void
+rehash(struct kd_req *rq, struct kd_db *db, const char *user_id, const char *password,
+       const char *stored)
+{
+    char hash[KD_PASSWORD_HASH_MAX];
+    struct kd_dbres *res = NULL;
+
+    if (kd_password_hash(rq->cfg, password, hash) != KD_OK)
+        goto out;
+    const char *params[] = {user_id, hash, stored};
+    if (kd_db_query(db, "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
+                    3, params, &res) != KD_OK) {
+        kd_log(KD_LOG_WARN, "login: could not store the rehashed password");
+        goto out;
+    }
+    if (kd_dbres_affected(res) == 1)
+        kd_log(KD_LOG_INFO, "login: password hash moved to the configured parameters");
+out:
+    explicit_bzero(hash, sizeof(hash));
+    kd_dbres_free(res);
+}
+
 enum kd_err
 kd_auth_login(struct kd_req *rq, struct kd_resp *rs)
 {
@@ -438,6 +481,8 @@ kd_auth_login(struct kd_req *rq, struct kd_resp *rs)
         rc = kd_resp_problem(rs, 401, "invalid-credentials", "the e-mail or the password is wrong");
         goto out;
     }
+    if (kd_password_needs_rehash(rq->cfg, stored))
+        rehash(rq, db, user_id, password, stored);
     if ((rc = kd_db_begin(db)) != KD_OK)
         goto out;
     if ((rc = open_session(rq, db, user_id, &access, refresh)) != KD_OK)
@@ -495,11 +540,13 @@ kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs)
     /* FOR UPDATE: two refreshes with one token run one after the other, and
      * the second sees the first's use (and revokes the family). */
     static const char sel[] =
-        "SELECT f.id, f.user_id, rt.used_at IS NOT NULL, rt.expires_at <= now(), "
+        "SELECT f.id, f.user_id, rt.used_at IS NOT NULL, "
+        "       rt.expires_at <= now() "
+        "       OR f.created_at + $2::bigint * interval '1 second' <= now(), "
         "       f.revoked_at IS NOT NULL "
         "  FROM refresh_tokens rt JOIN token_families f ON f.id = rt.family_id "
         " WHERE rt.token_hash = $1 FOR UPDATE OF rt, f";
-    char hash[65], new_hash[65], ttl[24], refresh[REFRESH_TEXT_LEN + 1] = "", *access = NULL;
+    char hash[65], new_hash[65], max_age[24], refresh[REFRESH_TEXT_LEN + 1] = "", *access = NULL;
     char fam[KD_UUID_STRLEN + 1], user[KD_UUID_STRLEN + 1];
     struct kd_dbres *res = NULL;
     struct kd_db *db;
@@ -511,8 +558,11 @@ kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     if ((rc = kd_db_begin(db)) != KD_OK)
         goto out;
-    const char *p1[] = {hash};
-    if ((rc = kd_db_query(db, sel, 1, p1, &res)) != KD_OK)
+    if ((rc = kd_snprintf(max_age, sizeof(max_age), "%" PRId64,
+                          rq->cfg->refresh_family_max_age_s)) != KD_OK)
+        goto out;
+    const char *p1[] = {hash, max_age};
+    if ((rc = kd_db_query(db, sel, 2, p1, &res)) != KD_OK)
         goto out;
     if (kd_dbres_rows(res) != 1) {
         rc = answer_bad_refresh(rs);
@@ -539,13 +589,7 @@ kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     if ((rc = refresh_new(refresh, new_hash)) != KD_OK)
         goto out;
-    if ((rc = kd_snprintf(ttl, sizeof(ttl), "%" PRId64, rq->cfg->refresh_ttl_s)) != KD_OK)
-        goto out;
-    const char *p2[] = {new_hash, fam, ttl};
-    if ((rc = kd_db_query(db,
-                          "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) "
-                          "VALUES ($1, $2, now() + $3::bigint * interval '1 second')",
-                          3, p2, NULL)) != KD_OK)
+    if ((rc = insert_refresh(rq, db, new_hash, fam)) != KD_OK)
         goto out;
     if ((rc = kd_jwt_issue(rq->cfg, user, fam, kd_now_ms() / 1000, &access)) != KD_OK)
         goto out;

@@ -90,6 +90,8 @@ struct kd_config {
     char *jwt_audience;
     int64_t jwt_ttl_s;            /* access token lifetime */
     int64_t refresh_ttl_s;        /* refresh token lifetime */
+    int64_t refresh_family_max_age_s; /* a session ends this long after its login */
+    int64_t audit_retention_days;     /* audit_events older than this are deleted */
     int64_t password_scrypt_log2n;
     int64_t password_scrypt_r;
     int64_t password_scrypt_p;

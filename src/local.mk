@@ -22,6 +22,8 @@ src_libkadr_a_SOURCES += src/jwt.c src/jwt.h src/password.c src/password.h
 src_libkadr_a_SOURCES += src/audit.c src/audit.h src/plan.c src/plan.h
 # Request counters the API processes share (GET /metrics).
 src_libkadr_a_SOURCES += src/stats.c src/stats.h
+# Housekeeping of the account tables (kadrctl cleanup, kadr-scheduler).
+src_libkadr_a_SOURCES += src/cleanup.c src/cleanup.h
 # The runs the jobs-per-hour limit counts (retries included).
 dist_pkgdata_DATA += sql/007_job_runs.sql
 dist_pkgdata_DATA += sql/003_lifecycle.sql

@@ -16,6 +16,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "cleanup.h"
 #include "config.h"
 #include "db.h"
 #include "json.h"
@@ -47,6 +48,9 @@ static const char usage_text[] =
     "  apikey list --email E [--json]\n"
     "  apikey revoke ID\n"
     "  queue stats [--json]               queue lengths and jobs by status\n"
+    "  cleanup [--json]                   delete expired refresh tokens and sessions, old\n"
+    "                                     audit events and job runs (the scheduler does\n"
+    "                                     this every hour)\n"
     "  dlq list [--json] [--limit N]      dead letters: jobs that failed out of attempts\n"
     "  dlq show JOB_ID                    a dead letter with its job and events (JSON)\n"
     "  dlq requeue JOB_ID... | --all      back to pending with fresh attempts\n"
@@ -1341,6 +1345,34 @@ cmd_queue(struct ctl *c, int argc, char **argv)
 }
 
 static int
+cmd_cleanup(struct ctl *c, int argc, char **argv)
+{
+    struct kd_cleanup_counts n;
+    enum kd_err rc;
+    bool json = false;
+    int st;
+
+    if (argc == 2 && strcmp(argv[1], "--json") == 0)
+        json = true;
+    else if (argc != 1)
+        return usage_error("cleanup: no arguments but --json");
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    if ((rc = kd_cleanup_accounts(c->db, c->cfg, &n)) != KD_OK)
+        return failure("cleanup failed (%s)", kd_err_name(rc));
+    if (json)
+        return print_json(
+            json_pack("{s:I,s:I,s:I,s:I}", "refresh_tokens", (json_int_t)n.refresh_tokens,
+                      "sessions", (json_int_t)n.sessions, "audit_events",
+                      (json_int_t)n.audit_events, "job_runs", (json_int_t)n.job_runs));
+    printf("deleted %lld refresh token(s), %lld session(s), %lld audit event(s), "
+           "%lld job run(s)\n",
+           (long long)n.refresh_tokens, (long long)n.sessions, (long long)n.audit_events,
+           (long long)n.job_runs);
+    return EXIT_SUCCESS;
+}
+
+static int
 cmd_config(struct ctl *c, int argc, char **argv)
 {
     int st;
@@ -1372,6 +1404,7 @@ main(int argc, char **argv)
     } commands[] = {
         {"migrate", cmd_migrate}, {"user", cmd_user},     {"apikey", cmd_apikey},
         {"queue", cmd_queue},     {"config", cmd_config}, {"dlq", cmd_dlq},
+        {"cleanup", cmd_cleanup},
     };
     struct ctl c = {0};
     bool check_only = false;
