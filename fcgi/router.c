@@ -50,10 +50,15 @@ static const struct kd_route routes[] = {
     {"GET", "/metrics", kd_metrics_get, KD_ROUTE_METRICS, KD_BODY_IGNORED, 0},
 };
 
-/* Matches path against pattern; a "{id}" segment takes a UUID only, copied
- * lowercase into id. */
-static bool
-match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1])
+const struct kd_route *
+kd_router_routes(size_t *n)
+{
+    *n = KD_ARRAY_LEN(routes);
+    return routes;
+}
+
+bool
+kd_router_match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1])
 {
     const char *p = pattern, *q = path;
 
@@ -114,7 +119,7 @@ find_route(struct kd_req *rq, struct kd_resp *rs, const struct kd_route **out)
             continue;
         if (r->auth == KD_ROUTE_METRICS && !has_marker(rq, "KADR_METRICS"))
             continue;
-        if (!match(r->pattern, rq->path, id))
+        if (!kd_router_match(r->pattern, rq->path, id))
             continue;
         path_known = true;
         if (strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0) {

@@ -39,6 +39,13 @@ struct kd_route {
     enum kd_route_quota quota; /* a plan limit checked before the handler (account.h) */
 };
 
+/* The route table, for tests and the fuzzer: *n entries. */
+const struct kd_route *kd_router_routes(size_t *n);
+/* Whether path matches pattern exactly; a "{id}" segment matches a UUID
+ * only (any case), copied lowercase into id. id is meaningful only when
+ * the pattern has "{id}" and true is returned. */
+bool kd_router_match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1]);
+
 /* Serves one accepted request from start to end: parses it, routes it,
  * answers, logs one line, and frees everything the request allocated. */
 void kd_router_serve(struct kd_app *app, FCGX_Request *fcgx);
