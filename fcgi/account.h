@@ -1,32 +1,25 @@
 /* account.h: what the account handlers (auth.c, me.c, apikeys.c) and the
- * router's limit step (quota.c) share: the audit log and the plan limits.
- * See doc/security.md. */
+ * router's limit step (quota.c) share. The audit log (audit.h) and the plan
+ * limits (plan.h) live in src/, where kadrctl reaches them too. See
+ * doc/security.md. */
 #ifndef KD_FCGI_ACCOUNT_H
 #define KD_FCGI_ACCOUNT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "http.h"
+#include "plan.h"
 
-/* Records a security event (sql/004 audit_events). user_id, email and addr
- * may be NULL; detail is a JSON object text or NULL. A failure is logged
- * and returned; callers inside a transaction let it abort the work. */
-KD_MUST_CHECK enum kd_err kd_audit(struct kd_db *db, const char *event, const char *user_id,
-                                   const char *email, const char *addr, const char *detail);
+/* Adds an "unknown field" error to pb for every member of obj not named in
+ * allowed (NULL-terminated), as the job spec does: a misspelt member is a
+ * mistake to report, not something to ignore. KD_ENOMEM only. */
+KD_MUST_CHECK enum kd_err kd_check_members(const json_t *obj, const char *const *allowed,
+                                           struct kd_problem *pb);
 
 /* The client's address as nginx saw it (REMOTE_ADDR), "" when absent. */
 const char *kd_req_addr(const struct kd_req *rq);
-
-/* The limits of a principal's plan; -1 means none (admins). */
-struct kd_plan_limits {
-    int64_t jobs_per_hour;
-    int64_t uploads;       /* unfinished uploads at once */
-    int64_t storage_bytes; /* live media, declared sizes of unfinished uploads included */
-};
-
-void kd_plan_limits_get(const struct kd_config *cfg, const struct kd_principal *p,
-                        struct kd_plan_limits *out);
 
 /* The limit step of a route (router.c): checks the limit before the
  * handler runs and answers 429 with Retry-After itself (KD_EAGAIN then).
@@ -34,7 +27,8 @@ void kd_plan_limits_get(const struct kd_config *cfg, const struct kd_principal *
  * kd_quota_release, so that concurrent requests of one user count exactly. */
 enum kd_route_quota {
     KD_QUOTA_NONE = 0,
-    KD_QUOTA_JOB,    /* POST /jobs: jobs per hour */
+    KD_QUOTA_JOB,    /* POST /jobs: jobs per hour, storage */
+    KD_QUOTA_RETRY,  /* POST /jobs/{id}/retry: the same, for a job that will run */
     KD_QUOTA_UPLOAD, /* POST /uploads: unfinished uploads, storage */
 };
 

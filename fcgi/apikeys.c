@@ -22,6 +22,7 @@
 enum kd_err
 kd_apikeys_create(struct kd_req *rq, struct kd_resp *rs)
 {
+    static const char *const members[] = {"name", NULL};
     struct kd_problem pb = KD_PROBLEM_INIT;
     const json_t *jname = json_object_get(rq->json, "name");
     const char *name = "";
@@ -31,6 +32,8 @@ kd_apikeys_create(struct kd_req *rq, struct kd_resp *rs)
     json_t *o = NULL;
     enum kd_err rc = KD_OK;
 
+    if (rq->json != NULL && (rc = kd_check_members(rq->json, members, &pb)) != KD_OK)
+        goto out;
     if (jname != NULL && !json_is_null(jname)) {
         if (!json_is_string(jname))
             rc = kd_problem_add(&pb, "name", "must be a string");

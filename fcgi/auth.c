@@ -1,5 +1,5 @@
 /* auth.c: POST /api/v1/auth/register, /login, /refresh and /logout, and
- * the audit log they and apikeys.c write to.
+ * what the account handlers share.
  *
  * Login answers the same, in the same time, whether or not the e-mail
  * exists: an unknown e-mail is hashed against a dummy (password.h), and
@@ -37,20 +37,40 @@ kd_req_addr(const struct kd_req *rq)
     return a != NULL && strlen(a) <= 64 ? a : "";
 }
 
-enum kd_err
-kd_audit(struct kd_db *db, const char *event, const char *user_id, const char *email,
-         const char *addr, const char *detail)
-{
-    const char *params[5] = {event, user_id, email, addr != NULL && addr[0] != '\0' ? addr : NULL,
-                             detail};
-    enum kd_err rc;
+/* An unknown member's name is the client's text: it names the field of its
+ * error cut to this many bytes, on a UTF-8 boundary (the parser checked
+ * the encoding). */
+#define UNKNOWN_KEY_MAX 40
 
-    rc = kd_db_query(db,
-                     "INSERT INTO audit_events (event, user_id, email, addr, detail) "
-                     "VALUES ($1, $2::uuid, $3, $4, $5::jsonb)",
-                     5, params, NULL);
-    if (rc != KD_OK)
-        kd_log(KD_LOG_ERROR, "audit: could not record %s: %s", event, kd_err_name(rc));
+enum kd_err
+kd_check_members(const json_t *obj, const char *const *allowed, struct kd_problem *pb)
+{
+    const char *key;
+    json_t *v;
+    enum kd_err rc = KD_OK;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char shown[UNKNOWN_KEY_MAX + 4];
+        size_t len = strlen(key), i;
+        bool known = false;
+
+        for (i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (known)
+            continue;
+        if (len > UNKNOWN_KEY_MAX) {
+            len = UNKNOWN_KEY_MAX;
+            while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
+                len--;
+            memcpy(shown, key, len);
+            memcpy(shown + len, "...", 4);
+        } else {
+            memcpy(shown, key, len + 1);
+        }
+        if ((rc = kd_problem_add(pb, shown, "unknown field")) != KD_OK)
+            break;
+    }
     return rc;
 }
 
@@ -105,9 +125,12 @@ static enum kd_err
 read_credentials(struct kd_req *rq, struct kd_resp *rs, bool registering, const char **email,
                  const char **password)
 {
+    static const char *const members[] = {"email", "password", NULL};
     struct kd_problem pb = KD_PROBLEM_INIT;
-    enum kd_err rc = KD_OK;
+    enum kd_err rc;
 
+    if ((rc = kd_check_members(rq->json, members, &pb)) != KD_OK)
+        goto out;
     *email = str_field(rq->json, "email", &pb, &rc);
     if (rc == KD_OK)
         *password = str_field(rq->json, "password", &pb, &rc);
@@ -157,15 +180,18 @@ out:
 static enum kd_err
 read_refresh(struct kd_req *rq, struct kd_resp *rs, char hash[65])
 {
+    static const char *const members[] = {"refresh_token", NULL};
     struct kd_problem pb = KD_PROBLEM_INIT;
     const char *t;
     size_t i;
-    enum kd_err rc = KD_OK;
+    enum kd_err rc;
 
+    if ((rc = kd_check_members(rq->json, members, &pb)) != KD_OK)
+        goto out;
     t = str_field(rq->json, "refresh_token", &pb, &rc);
     if (rc != KD_OK)
         goto out;
-    if (t == NULL) {
+    if (pb.n > 0) {
         if ((rc = kd_resp_problem_fields(rs, 422, "validation", "the body is invalid", &pb)) ==
             KD_OK)
             rc = KD_EAGAIN;
@@ -203,6 +229,28 @@ respond_tokens(struct kd_req *rq, struct kd_resp *rs, const char *access, const 
     return rc;
 }
 
+/* Stores a refresh token of family fam. It expires refresh_ttl_s from now,
+ * but never after the family's own end (refresh_family_max_age_s after the
+ * login): refreshing keeps a session going only that long. */
+static enum kd_err
+insert_refresh(struct kd_req *rq, struct kd_db *db, const char *hash, const char *fam)
+{
+    char ttl[24], max_age[24];
+    enum kd_err rc;
+
+    if ((rc = kd_snprintf(ttl, sizeof(ttl), "%" PRId64, rq->cfg->refresh_ttl_s)) != KD_OK ||
+        (rc = kd_snprintf(max_age, sizeof(max_age), "%" PRId64,
+                          rq->cfg->refresh_family_max_age_s)) != KD_OK)
+        return rc;
+    const char *params[] = {hash, fam, ttl, max_age};
+    return kd_db_query(db,
+                       "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) "
+                       "SELECT $1, f.id, least(now() + $3::bigint * interval '1 second', "
+                       "                       f.created_at + $4::bigint * interval '1 second') "
+                       "  FROM token_families f WHERE f.id = $2",
+                       4, params, NULL);
+}
+
 /* Starts a session for user_id inside the caller's transaction: a family,
  * its first refresh token, and an access token naming the family. */
 static enum kd_err
@@ -210,7 +258,7 @@ open_session(struct kd_req *rq, struct kd_db *db, const char *user_id, char **ac
              char refresh[REFRESH_TEXT_LEN + 1])
 {
     struct kd_dbres *res = NULL;
-    char hash[65], ttl[24], fam[KD_UUID_STRLEN + 1];
+    char hash[65], fam[KD_UUID_STRLEN + 1];
     enum kd_err rc;
 
     const char *p1[] = {user_id};
@@ -221,13 +269,7 @@ open_session(struct kd_req *rq, struct kd_db *db, const char *user_id, char **ac
         goto out;
     if ((rc = refresh_new(refresh, hash)) != KD_OK)
         goto out;
-    if ((rc = kd_snprintf(ttl, sizeof(ttl), "%" PRId64, rq->cfg->refresh_ttl_s)) != KD_OK)
-        goto out;
-    const char *p2[] = {hash, fam, ttl};
-    if ((rc = kd_db_query(db,
-                          "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) "
-                          "VALUES ($1, $2, now() + $3::bigint * interval '1 second')",
-                          3, p2, NULL)) != KD_OK)
+    if ((rc = insert_refresh(rq, db, hash, fam)) != KD_OK)
         goto out;
     rc = kd_jwt_issue(rq->cfg, user_id, fam, kd_now_ms() / 1000, access);
 out:
@@ -362,6 +404,33 @@ record_failure(struct kd_req *rq, struct kd_db *db, const char *user_id, const c
     }
 }
 
+/* Stores a hash with the configured parameters in place of stored, whose
+ * parameters differ (password.h): the cost of every account follows the
+ * configuration, one login at a time, and so does the time a login takes.
+ * Conditional on the old hash: a password changed meanwhile wins. A failure
+ * only postpones the upgrade to the next login. */
+static void
+rehash(struct kd_req *rq, struct kd_db *db, const char *user_id, const char *password,
+       const char *stored)
+{
+    char hash[KD_PASSWORD_HASH_MAX];
+    struct kd_dbres *res = NULL;
+
+    if (kd_password_hash(rq->cfg, password, hash) != KD_OK)
+        goto out;
+    const char *params[] = {user_id, hash, stored};
+    if (kd_db_query(db, "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
+                    3, params, &res) != KD_OK) {
+        kd_log(KD_LOG_WARN, "login: could not store the rehashed password");
+        goto out;
+    }
+    if (kd_dbres_affected(res) == 1)
+        kd_log(KD_LOG_INFO, "login: password hash moved to the configured parameters");
+out:
+    explicit_bzero(hash, sizeof(hash));
+    kd_dbres_free(res);
+}
+
 enum kd_err
 kd_auth_login(struct kd_req *rq, struct kd_resp *rs)
 {
@@ -381,6 +450,13 @@ kd_auth_login(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = check_lockout(rq, db, email, addr, &locked, &retry_s, &which)) != KD_OK)
         goto out;
     if (locked) {
+        /* Recorded as its own event: the limits count login_failed only,
+         * so refused attempts do not stretch the lockout. */
+        char detail[96];
+
+        if (kd_snprintf(detail, sizeof(detail), "{\"limit\":\"%s\"}", which) != KD_OK ||
+            kd_audit(db, "login_refused", NULL, email, addr, detail) != KD_OK)
+            kd_log(KD_LOG_WARN, "login: the record of a refused login is missing");
         rc = answer_locked(rs, retry_s, which);
         goto out;
     }
@@ -405,6 +481,8 @@ kd_auth_login(struct kd_req *rq, struct kd_resp *rs)
         rc = kd_resp_problem(rs, 401, "invalid-credentials", "the e-mail or the password is wrong");
         goto out;
     }
+    if (kd_password_needs_rehash(rq->cfg, stored))
+        rehash(rq, db, user_id, password, stored);
     if ((rc = kd_db_begin(db)) != KD_OK)
         goto out;
     if ((rc = open_session(rq, db, user_id, &access, refresh)) != KD_OK)
@@ -462,11 +540,13 @@ kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs)
     /* FOR UPDATE: two refreshes with one token run one after the other, and
      * the second sees the first's use (and revokes the family). */
     static const char sel[] =
-        "SELECT f.id, f.user_id, rt.used_at IS NOT NULL, rt.expires_at <= now(), "
+        "SELECT f.id, f.user_id, rt.used_at IS NOT NULL, "
+        "       rt.expires_at <= now() "
+        "       OR f.created_at + $2::bigint * interval '1 second' <= now(), "
         "       f.revoked_at IS NOT NULL "
         "  FROM refresh_tokens rt JOIN token_families f ON f.id = rt.family_id "
         " WHERE rt.token_hash = $1 FOR UPDATE OF rt, f";
-    char hash[65], new_hash[65], ttl[24], refresh[REFRESH_TEXT_LEN + 1] = "", *access = NULL;
+    char hash[65], new_hash[65], max_age[24], refresh[REFRESH_TEXT_LEN + 1] = "", *access = NULL;
     char fam[KD_UUID_STRLEN + 1], user[KD_UUID_STRLEN + 1];
     struct kd_dbres *res = NULL;
     struct kd_db *db;
@@ -478,8 +558,11 @@ kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     if ((rc = kd_db_begin(db)) != KD_OK)
         goto out;
-    const char *p1[] = {hash};
-    if ((rc = kd_db_query(db, sel, 1, p1, &res)) != KD_OK)
+    if ((rc = kd_snprintf(max_age, sizeof(max_age), "%" PRId64,
+                          rq->cfg->refresh_family_max_age_s)) != KD_OK)
+        goto out;
+    const char *p1[] = {hash, max_age};
+    if ((rc = kd_db_query(db, sel, 2, p1, &res)) != KD_OK)
         goto out;
     if (kd_dbres_rows(res) != 1) {
         rc = answer_bad_refresh(rs);
@@ -506,13 +589,7 @@ kd_auth_refresh(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     if ((rc = refresh_new(refresh, new_hash)) != KD_OK)
         goto out;
-    if ((rc = kd_snprintf(ttl, sizeof(ttl), "%" PRId64, rq->cfg->refresh_ttl_s)) != KD_OK)
-        goto out;
-    const char *p2[] = {new_hash, fam, ttl};
-    if ((rc = kd_db_query(db,
-                          "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) "
-                          "VALUES ($1, $2, now() + $3::bigint * interval '1 second')",
-                          3, p2, NULL)) != KD_OK)
+    if ((rc = insert_refresh(rq, db, new_hash, fam)) != KD_OK)
         goto out;
     if ((rc = kd_jwt_issue(rq->cfg, user, fam, kd_now_ms() / 1000, &access)) != KD_OK)
         goto out;

@@ -57,6 +57,8 @@ kd_app_clear(struct kd_app *app)
     kd_db_close(app->db);
     kd_queue_close(app->queue);
     kd_storage_close(app->storage);
+    kd_stats_close(app->stats);
+    app->stats = NULL;
     app->db = NULL;
     app->queue = NULL;
     app->storage = NULL;
@@ -481,6 +483,20 @@ kd_resp_empty(struct kd_resp *rs, int status)
     rs->status = status;
     rs->content_type = NULL;
     return KD_OK;
+}
+
+enum kd_err
+kd_resp_text(struct kd_resp *rs, int status, const char *content_type, const char *text, size_t len)
+{
+    enum kd_err rc;
+
+    kd_buf_reset(&rs->body);
+    if ((rc = kd_buf_append(&rs->body, text, len)) != KD_OK)
+        goto out;
+    rs->status = status;
+    rs->content_type = content_type;
+out:
+    return rc;
 }
 
 enum kd_err

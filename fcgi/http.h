@@ -23,6 +23,7 @@
 #include "err.h"
 #include "problem.h"
 #include "queue.h"
+#include "stats.h"
 #include "storage.h"
 #include "util.h"
 
@@ -50,6 +51,7 @@ struct kd_app {
     struct kd_db *db;
     struct kd_queue *queue;
     struct kd_storage *storage;
+    struct kd_stats *stats; /* NULL when api_metrics_file is not set (or unusable) */
 };
 
 /* Borrowed handles, valid until kd_app_clear. */
@@ -139,6 +141,9 @@ KD_MUST_CHECK enum kd_err kd_resp_empty(struct kd_resp *rs, int status);
  * jansson would print reals with 17 digits, so reals come from PostgreSQL
  * text via kd_resp_json_text). */
 KD_MUST_CHECK enum kd_err kd_resp_json(struct kd_resp *rs, int status, const json_t *v);
+/* A body of another type (content_type: a static string), copied. */
+KD_MUST_CHECK enum kd_err kd_resp_text(struct kd_resp *rs, int status, const char *content_type,
+                                       const char *text, size_t len);
 /* A JSON body from text that already is JSON (kadr_job_json output). */
 KD_MUST_CHECK enum kd_err kd_resp_json_text(struct kd_resp *rs, int status, const char *text);
 /* An application/problem+json body (RFC 9457): type "urn:kadr:problem:<slug>",

@@ -214,6 +214,9 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     static const char ins_event[] =
         "INSERT INTO job_events (job_id, event, detail) "
         "VALUES ($1, 'created', jsonb_build_object('request_id', $2::text))";
+    /* The unit the jobs-per-hour limit counts (quota.c, sql/007). */
+    static const char ins_run[] =
+        "INSERT INTO job_runs (user_id, job_id, kind) VALUES ($1, $2, 'created')";
     struct kd_problem pb = KD_PROBLEM_INIT;
     struct kd_jobspec *spec = NULL;
     struct kd_media_ref *refs = NULL;
@@ -313,9 +316,11 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     {
         const char *pi[2] = {job_id, literal.data};
         const char *pe[2] = {job_id, rq->request_id};
+        const char *pr[2] = {rq->principal.user_id, job_id};
 
         if ((rc = kd_db_query(db, ins_inputs, 2, pi, NULL)) != KD_OK ||
-            (rc = kd_db_query(db, ins_event, 2, pe, NULL)) != KD_OK)
+            (rc = kd_db_query(db, ins_event, 2, pe, NULL)) != KD_OK ||
+            (rc = kd_db_query(db, ins_run, 2, pr, NULL)) != KD_OK)
             goto out;
     }
     if ((rc = respond_job(rq, rs, db, job_id, 202, true)) != KD_OK)
@@ -612,6 +617,9 @@ kd_jobs_retry(struct kd_req *rq, struct kd_resp *rs)
     static const char ins_event[] =
         "INSERT INTO job_events (job_id, event, detail) "
         "VALUES ($1, 'retried', jsonb_build_object('request_id', $2::text))";
+    /* A retry is a new run for the jobs-per-hour limit (quota.c, sql/007). */
+    static const char ins_run[] =
+        "INSERT INTO job_runs (user_id, job_id, kind) VALUES ($2, $1, 'retried')";
     const char *params[2] = {rq->id, rq->principal.user_id};
     const char *pe[2] = {rq->id, rq->request_id};
     struct kd_dbres *res = NULL;
@@ -639,7 +647,8 @@ kd_jobs_retry(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     }
     priority = (int)kd_dbres_i64(res, 0, 0, 5);
-    if ((rc = kd_db_query(db, ins_event, 2, pe, NULL)) != KD_OK)
+    if ((rc = kd_db_query(db, ins_event, 2, pe, NULL)) != KD_OK ||
+        (rc = kd_db_query(db, ins_run, 2, params, NULL)) != KD_OK)
         goto out;
     if ((rc = respond_job(rq, rs, db, rq->id, 202, true)) != KD_OK)
         goto out;

@@ -9,7 +9,8 @@ fcgi_kadr_api_SOURCES = \
 	fcgi/media.c \
 	fcgi/jobs.c \
 	fcgi/internal.c \
-	fcgi/admin.c
+	fcgi/admin.c \
+	fcgi/metrics.c
 fcgi_kadr_api_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS)
 fcgi_kadr_api_LDADD = $(KADR_CORE_LIBS) $(FCGI_LIBS)
 # Accounts (issue #5).

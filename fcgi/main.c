@@ -177,6 +177,11 @@ main(int argc, char **argv)
     level = kd_log_level_parse(cfg->log_level);
     kd_log_init("kadr-api", level >= 0 ? (enum kd_log_level)level : KD_LOG_INFO);
     app.cfg = cfg;
+    /* Without the shared file /metrics still answers, from the database
+     * and the queue, only without the request counters. */
+    if (cfg->api_metrics_file[0] != '\0' &&
+        kd_stats_open(cfg->api_metrics_file, &app.stats) != KD_OK)
+        kd_log(KD_LOG_WARN, "metrics: request counters are off (api_metrics_file unusable)");
     status = serve(&app);
 out:
     kd_app_clear(&app);

@@ -22,8 +22,9 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
 {
     static const char sel[] =
         "SELECT kadr_user_json(u)::text, u.webhook_secret, "
-        "  (SELECT count(*) FROM jobs WHERE user_id = u.id "
-        "     AND created_at > now() - interval '1 hour'), "
+        /* Runs, as the limit counts them (quota.c): retries too. */
+        "  (SELECT count(*) FROM job_runs WHERE user_id = u.id "
+        "     AND at > now() - interval '1 hour'), "
         "  (SELECT count(*) FROM uploads WHERE user_id = u.id "
         "     AND completed_at IS NULL AND expires_at > now()), "
         "  (SELECT coalesce(sum(size), 0)::bigint FROM media WHERE user_id = u.id "
@@ -57,7 +58,7 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
         rc = rc == KD_ENOMEM ? rc : KD_EINTERNAL;
         goto out;
     }
-    kd_plan_limits_get(rq->cfg, &rq->principal, &lim);
+    kd_plan_limits_get(rq->cfg, rq->principal.plan, rq->principal.is_admin, &lim);
     usage = json_pack("{s:I,s:I,s:I,s:I}", "jobs_last_hour", (json_int_t)kd_dbres_i64(res, 0, 2, 0),
                       "uploads_in_progress", (json_int_t)kd_dbres_i64(res, 0, 3, 0),
                       "storage_bytes", (json_int_t)kd_dbres_i64(res, 0, 4, 0), "jobs_processing",

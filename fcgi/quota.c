@@ -1,6 +1,6 @@
 /* quota.c: the plan limits and the router's limit step.
  *
- * The counts come from PostgreSQL (jobs of the last hour, unfinished
+ * The counts come from PostgreSQL (job runs of the last hour, unfinished
  * uploads, bytes of live media), so they are shared by every API process
  * and survive restarts with nothing to keep in step. A per-user advisory
  * lock is held from the count until the handler has committed, so two
@@ -13,25 +13,6 @@
 #include "account.h"
 #include "log.h"
 #include "router.h"
-
-void
-kd_plan_limits_get(const struct kd_config *cfg, const struct kd_principal *p,
-                   struct kd_plan_limits *out)
-{
-    bool premium = strcmp(p->plan, "premium") == 0;
-
-    if (p->is_admin) {
-        out->jobs_per_hour = out->uploads = out->storage_bytes = -1;
-        return;
-    }
-    /* Any plan other than premium (kadrctl accepts any name) gets the free
-     * limits: an unknown plan must not mean no limits. */
-    out->jobs_per_hour = premium ? cfg->plan_premium_jobs_per_hour : cfg->plan_free_jobs_per_hour;
-    if (out->jobs_per_hour > cfg->jobs_per_hour_cap)
-        out->jobs_per_hour = cfg->jobs_per_hour_cap;
-    out->uploads = premium ? cfg->plan_premium_uploads : cfg->plan_free_uploads;
-    out->storage_bytes = premium ? cfg->plan_premium_storage_bytes : cfg->plan_free_storage_bytes;
-}
 
 static enum kd_err
 answer_limit(struct kd_resp *rs, int64_t retry_s, const char *fmt_limit, int64_t value,
@@ -51,15 +32,25 @@ answer_limit(struct kd_resp *rs, int64_t retry_s, const char *fmt_limit, int64_t
     return rc;
 }
 
+/* Bytes the user's live media take: declared sizes of unfinished uploads
+ * included (their media rows carry the declared size). */
+#define SQL_STORAGE_USED                                                                           \
+    "(SELECT coalesce(sum(size), 0)::bigint FROM media "                                           \
+    "  WHERE user_id = $1 AND deleted_at IS NULL AND status NOT IN ('rejected', 'expired'))"
+
+/* A new run of a job (POST /jobs, or a retry): the runs of the last hour
+ * (sql/007; deleted jobs included, so deleting does not refill the
+ * allowance; the oldest run says when one unit comes back), and storage:
+ * a run writes outputs, so a user already at the quota starts none. */
 static enum kd_err
-check_jobs(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, int64_t limit)
+check_run(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, const struct kd_plan_limits *lim,
+          bool replay_exempt)
 {
-    /* Deleted jobs count too: deleting must not refill the allowance. The
-     * oldest job of the hour says when one unit comes back. */
     static const char sel[] =
         "SELECT count(*), "
-        "       ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))::bigint "
-        "  FROM jobs WHERE user_id = $1 AND created_at > now() - interval '1 hour'";
+        "       ceil(extract(epoch FROM min(at) + interval '1 hour' - now()))::bigint, "
+        "       " SQL_STORAGE_USED " "
+        "  FROM job_runs WHERE user_id = $1 AND at > now() - interval '1 hour'";
     /* A replay of an Idempotency-Key whose job is live makes no new job
      * (jobs.c answers the same one), so it is no new unit either. */
     static const char replay[] =
@@ -70,7 +61,7 @@ check_jobs(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, int64_t limi
     struct kd_dbres *res = NULL;
     enum kd_err rc;
 
-    if (idem != NULL && idem[0] != '\0') {
+    if (replay_exempt && idem != NULL && idem[0] != '\0') {
         if ((rc = kd_db_query(db, replay, 2, params, &res)) != KD_OK)
             goto out;
         if (kd_dbres_rows(res) > 0)
@@ -80,9 +71,35 @@ check_jobs(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db, int64_t limi
     }
     if ((rc = kd_db_query(db, sel, 1, params, &res)) != KD_OK)
         goto out;
-    if (kd_dbres_i64(res, 0, 0, 0) >= limit)
-        rc = answer_limit(rs, kd_dbres_i64(res, 0, 1, 3600), "jobs_per_hour", limit,
+    if (kd_dbres_i64(res, 0, 0, 0) >= lim->jobs_per_hour) {
+        rc = answer_limit(rs, kd_dbres_i64(res, 0, 1, 3600), "jobs_per_hour", lim->jobs_per_hour,
                           "jobs per hour");
+        goto out;
+    }
+    if (kd_dbres_i64(res, 0, 2, 0) >= lim->storage_bytes)
+        rc = answer_limit(rs, 3600, "storage_bytes", lim->storage_bytes,
+                          "bytes of storage, and job outputs need room");
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
+/* A retry that the handler will refuse (404 for no such job of the user's,
+ * 409 for one that is not failed or cancelled) is its answer to give, not
+ * a quota matter: another user's job id must answer like a missing one. */
+static enum kd_err
+retry_would_run(struct kd_req *rq, struct kd_db *db, bool *out)
+{
+    const char *params[] = {rq->id, rq->principal.user_id};
+    struct kd_dbres *res = NULL;
+    enum kd_err rc;
+
+    if ((rc = kd_db_query(db,
+                          "SELECT 1 FROM jobs WHERE id = $1 AND user_id = $2 "
+                          "   AND deleted_at IS NULL AND status IN ('failed', 'cancelled')",
+                          2, params, &res)) != KD_OK)
+        goto out;
+    *out = kd_dbres_rows(res) == 1;
 out:
     kd_dbres_free(res);
     return rc;
@@ -97,9 +114,7 @@ check_uploads(struct kd_req *rq, struct kd_resp *rs, struct kd_db *db,
         "         WHERE user_id = $1 AND completed_at IS NULL AND expires_at > now()), "
         "       (SELECT ceil(extract(epoch FROM min(expires_at) - now()))::bigint FROM uploads "
         "         WHERE user_id = $1 AND completed_at IS NULL AND expires_at > now()), "
-        "       (SELECT coalesce(sum(size), 0)::bigint FROM media "
-        "         WHERE user_id = $1 AND deleted_at IS NULL "
-        "           AND status NOT IN ('rejected', 'expired'))";
+        "       " SQL_STORAGE_USED;
     const char *params[] = {rq->principal.user_id};
     const json_t *size = json_object_get(rq->json, "size");
     struct kd_dbres *res = NULL;
@@ -129,12 +144,13 @@ kd_quota_check(struct kd_req *rq, struct kd_resp *rs, enum kd_route_quota q, boo
 {
     struct kd_plan_limits lim;
     struct kd_db *db;
+    bool runs = false;
     enum kd_err rc = KD_OK;
 
     *locked = false;
     if (q == KD_QUOTA_NONE)
         goto out;
-    kd_plan_limits_get(rq->cfg, &rq->principal, &lim);
+    kd_plan_limits_get(rq->cfg, rq->principal.plan, rq->principal.is_admin, &lim);
     if (lim.jobs_per_hour < 0)
         goto out; /* an admin */
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK)
@@ -144,10 +160,18 @@ kd_quota_check(struct kd_req *rq, struct kd_resp *rs, enum kd_route_quota q, boo
                           NULL)) != KD_OK)
         goto out;
     *locked = true;
-    if (q == KD_QUOTA_JOB)
-        rc = check_jobs(rq, rs, db, lim.jobs_per_hour);
-    else
+    switch (q) {
+    case KD_QUOTA_JOB:
+        rc = check_run(rq, rs, db, &lim, true);
+        break;
+    case KD_QUOTA_RETRY:
+        if ((rc = retry_would_run(rq, db, &runs)) == KD_OK && runs)
+            rc = check_run(rq, rs, db, &lim, false);
+        break;
+    default:
         rc = check_uploads(rq, rs, db, &lim);
+        break;
+    }
 out:
     return rc;
 }

@@ -28,7 +28,8 @@ static const struct kd_route routes[] = {
     {"DELETE", "/api/v1/jobs/{id}", kd_jobs_delete, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"GET", "/api/v1/jobs/{id}/events", kd_jobs_events, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
     {"POST", "/api/v1/jobs/{id}/cancel", kd_jobs_cancel, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
-    {"POST", "/api/v1/jobs/{id}/retry", kd_jobs_retry, KD_ROUTE_USER, KD_BODY_IGNORED, 0},
+    {"POST", "/api/v1/jobs/{id}/retry", kd_jobs_retry, KD_ROUTE_USER, KD_BODY_IGNORED, 0,
+     KD_QUOTA_RETRY},
     /* Accounts: small bodies, and nginx's stricter rate zone on /auth/. */
     {"POST", "/api/v1/auth/register", kd_auth_register, KD_ROUTE_NONE, KD_BODY_JSON, 8 * 1024},
     {"POST", "/api/v1/auth/login", kd_auth_login, KD_ROUTE_NONE, KD_BODY_JSON, 8 * 1024},
@@ -44,12 +45,20 @@ static const struct kd_route routes[] = {
      * and headers, Content-Length included, so this route takes any method
      * and never looks at a body. */
     {"*", "/api/v1/internal/verify", kd_internal_verify, KD_ROUTE_INTERNAL, KD_BODY_IGNORED, 0},
+    /* Answered only when nginx's /metrics location (trusted addresses)
+     * marks the request; through /api/ it does not exist. */
+    {"GET", "/metrics", kd_metrics_get, KD_ROUTE_METRICS, KD_BODY_IGNORED, 0},
 };
 
-/* Matches path against pattern; a "{id}" segment takes a UUID only, copied
- * lowercase into id. */
-static bool
-match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1])
+const struct kd_route *
+kd_router_routes(size_t *n)
+{
+    *n = KD_ARRAY_LEN(routes);
+    return routes;
+}
+
+bool
+kd_router_match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1])
 {
     const char *p = pattern, *q = path;
 
@@ -78,10 +87,12 @@ match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1])
     return *p == '\0' && *q == '\0';
 }
 
+/* Whether nginx set the marker param: only nginx's own locations set
+ * these (fastcgi_param), and a client's header would arrive as HTTP_*. */
 static bool
-is_internal(const struct kd_req *rq)
+has_marker(const struct kd_req *rq, const char *name)
 {
-    const char *v = kd_req_param(rq, "KADR_INTERNAL");
+    const char *v = kd_req_param(rq, name);
 
     return v != NULL && strcmp(v, "1") == 0;
 }
@@ -102,10 +113,13 @@ find_route(struct kd_req *rq, struct kd_resp *rs, const struct kd_route **out)
         const struct kd_route *r = &routes[i];
         char id[KD_UUID_STRLEN + 1] = "";
 
-        /* An internal route does not exist for anyone else: 404, not 403. */
-        if (r->auth == KD_ROUTE_INTERNAL && !is_internal(rq))
+        /* An internal or metrics route does not exist for anyone else:
+         * 404, not 403. */
+        if (r->auth == KD_ROUTE_INTERNAL && !has_marker(rq, "KADR_INTERNAL"))
             continue;
-        if (!match(r->pattern, rq->path, id))
+        if (r->auth == KD_ROUTE_METRICS && !has_marker(rq, "KADR_METRICS"))
+            continue;
+        if (!kd_router_match(r->pattern, rq->path, id))
             continue;
         path_known = true;
         if (strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0) {
@@ -138,7 +152,7 @@ authenticate(struct kd_req *rq, struct kd_resp *rs, const struct kd_route *r)
     struct kd_db *db;
     enum kd_err rc = KD_OK, arc;
 
-    if (r->auth == KD_ROUTE_NONE || r->auth == KD_ROUTE_INTERNAL)
+    if (r->auth == KD_ROUTE_NONE || r->auth == KD_ROUTE_INTERNAL || r->auth == KD_ROUTE_METRICS)
         goto out;
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK)
         goto out;
@@ -357,6 +371,7 @@ kd_router_serve(struct kd_app *app, FCGX_Request *fcgx)
         if (kd_resp_send(&rs, rq.request_id, fcgx->out) != KD_OK)
             kd_log(KD_LOG_DEBUG, "the client went away before the response was written");
     }
+    kd_stats_count_status(app->stats, status);
     /* The path is logged, the query never: presigned URLs carry signatures
      * there, and lists carry cursors nobody needs in a log. */
     kd_log(KD_LOG_INFO, "request method=%s path=%.256s status=%d duration_ms=%" PRId64,

@@ -15,6 +15,7 @@ enum kd_route_auth {
     KD_ROUTE_USER,     /* a valid Bearer credential */
     KD_ROUTE_ADMIN,    /* a valid credential of an admin user */
     KD_ROUTE_INTERNAL, /* only from nginx's internal locations (KADR_INTERNAL=1) */
+    KD_ROUTE_METRICS,  /* only through nginx's /metrics location (KADR_METRICS=1) */
 };
 
 enum kd_route_body {
@@ -34,9 +35,16 @@ struct kd_route {
     kd_handler_fn handler;
     enum kd_route_auth auth;
     enum kd_route_body body;
-    int64_t body_cap; /* bytes; 0: limits.body_max_bytes */
+    int64_t body_cap;          /* bytes; 0: limits.body_max_bytes */
     enum kd_route_quota quota; /* a plan limit checked before the handler (account.h) */
 };
+
+/* The route table, for tests and the fuzzer: *n entries. */
+const struct kd_route *kd_router_routes(size_t *n);
+/* Whether path matches pattern exactly; a "{id}" segment matches a UUID
+ * only (any case), copied lowercase into id. id is meaningful only when
+ * the pattern has "{id}" and true is returned. */
+bool kd_router_match(const char *pattern, const char *path, char id[KD_UUID_STRLEN + 1]);
 
 /* Serves one accepted request from start to end: parses it, routes it,
  * answers, logs one line, and frees everything the request allocated. */
@@ -65,6 +73,9 @@ enum kd_err kd_jobs_delete(struct kd_req *rq, struct kd_resp *rs);
 enum kd_err kd_internal_verify(struct kd_req *rq, struct kd_resp *rs);
 
 enum kd_err kd_admin_queue(struct kd_req *rq, struct kd_resp *rs);
+
+/* GET /metrics: Prometheus text (metrics.c). */
+enum kd_err kd_metrics_get(struct kd_req *rq, struct kd_resp *rs);
 
 /* Accounts (issue #5): auth.c, me.c, apikeys.c. */
 enum kd_err kd_auth_register(struct kd_req *rq, struct kd_resp *rs);

@@ -346,6 +346,7 @@ public_url = http://127.0.0.1:$http_port
 url_signing_secret_file = $secret_dir/url_signing_secret
 jwt_secret_file = $secret_dir/jwt_secret
 worker_tmp_dir = $run_dir/tmp/worker
+api_metrics_file = $run_dir/api-metrics
 body_max_bytes = $body_max
 upload_max_bytes = $upload_max
 EOF

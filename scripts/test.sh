@@ -191,11 +191,11 @@ fi
 
 # 3b. The parsers under libFuzzer with ASan+UBSan (tests/fuzz/run.sh): job
 # spec, HTTP request parsing, JWT, presigned URLs, each from its seed corpus
-# in tests/fuzz/corpus/ for FUZZ_SECONDS (15) seconds; a crash, leak or
+# in tests/fuzz/corpus/ for FUZZ_SECONDS (20) seconds; a crash, leak or
 # sanitizer report fails its harness. --no-fuzz skips it.
 if [[ $fuzz -eq 1 ]]; then
-    step "fuzzing (${FUZZ_SECONDS:-15}s per harness)"
-    "$top/tests/fuzz/run.sh" --seconds "${FUZZ_SECONDS:-15}" --build-dir "$top/build/fuzz" \
+    step "fuzzing (${FUZZ_SECONDS:-20}s per harness)"
+    "$top/tests/fuzz/run.sh" --seconds "${FUZZ_SECONDS:-20}" --build-dir "$top/build/fuzz" \
         2>&1 | tee "$logs/fuzz.log"
     fz_pass=$(grep -c '^ok - fuzz' "$logs/fuzz.log")
     passed=$((passed + fz_pass))

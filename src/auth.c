@@ -136,7 +136,8 @@ out:
 
 /* An access token: the signature and claims (jwt.c), then the user and
  * the session in the database, so that a deleted user or a revoked family
- * (logout, refresh-token reuse) stops its access tokens at once rather than
+ * (logout, refresh-token reuse, an operator) or a session past
+ * refresh_family_max_age_s stops its access tokens at once rather than
  * when they expire. */
 static enum kd_err
 auth_jwt(struct kd_db *db, const struct kd_config *cfg, const char *token, struct kd_principal *out)
@@ -147,13 +148,20 @@ auth_jwt(struct kd_db *db, const struct kd_config *cfg, const char *token, struc
 
     if (kd_jwt_verify(cfg, token, kd_now_ms() / 1000, &c) != KD_OK)
         return KD_ENOTFOUND;
-    const char *params[] = {c.sub, c.sid};
+    /* A session past its maximum age ends its access tokens too. */
+    char max_age[24];
+
+    if (kd_snprintf(max_age, sizeof(max_age), "%lld", (long long)cfg->refresh_family_max_age_s) !=
+        KD_OK)
+        return KD_EINTERNAL;
+    const char *params[] = {c.sub, c.sid, max_age};
 
     rc = kd_db_query(db,
                      "SELECT u.id, u.plan, u.is_admin FROM users u "
                      "JOIN token_families f ON f.user_id = u.id "
-                     "WHERE u.id = $1 AND f.id = $2 AND f.revoked_at IS NULL",
-                     2, params, &res);
+                     "WHERE u.id = $1 AND f.id = $2 AND f.revoked_at IS NULL "
+                     "  AND f.created_at + $3::bigint * interval '1 second' > now()",
+                     3, params, &res);
     if (rc != KD_OK)
         goto out;
     if (kd_dbres_rows(res) != 1) {

@@ -56,6 +56,7 @@ struct kd_config {
     int64_t s3_retries;           /* retries of a transient failure */
     /* api */
     int64_t api_db_timeout_ms;
+    char *api_metrics_file;       /* request counters shared by the API processes (stats.h) */
     /* worker */
     int64_t worker_slots;
     char *worker_name;            /* consumer name; default host-pid */
@@ -89,6 +90,8 @@ struct kd_config {
     char *jwt_audience;
     int64_t jwt_ttl_s;            /* access token lifetime */
     int64_t refresh_ttl_s;        /* refresh token lifetime */
+    int64_t refresh_family_max_age_s; /* a session ends this long after its login */
+    int64_t audit_retention_days;     /* audit_events older than this are deleted */
     int64_t password_scrypt_log2n;
     int64_t password_scrypt_r;
     int64_t password_scrypt_p;

@@ -18,4 +18,12 @@ dist_pkgdata_DATA += sql/006_webhooks.sql
 dist_pkgdata_DATA += sql/004_accounts.sql
 # Accounts (issue #5): access tokens and password hashes.
 src_libkadr_a_SOURCES += src/jwt.c src/jwt.h src/password.c src/password.h
+# The audit log and plan limits, shared by kadr-api and kadrctl.
+src_libkadr_a_SOURCES += src/audit.c src/audit.h src/plan.c src/plan.h
+# Request counters the API processes share (GET /metrics).
+src_libkadr_a_SOURCES += src/stats.c src/stats.h
+# Housekeeping of the account tables (kadrctl cleanup, kadr-scheduler).
+src_libkadr_a_SOURCES += src/cleanup.c src/cleanup.h
+# The runs the jobs-per-hour limit counts (retries included).
+dist_pkgdata_DATA += sql/007_job_runs.sql
 dist_pkgdata_DATA += sql/003_lifecycle.sql

@@ -123,3 +123,18 @@ out:
     explicit_bzero(got, sizeof(got));
     return rc;
 }
+
+bool
+kd_password_needs_rehash(const struct kd_config *cfg, const char *stored)
+{
+    unsigned char salt[SALT_LEN], hash[HASH_LEN];
+    int64_t log2n, r, p;
+    bool differs;
+
+    if (stored == NULL || !parse_stored(stored, &log2n, &r, &p, salt, hash))
+        return false;
+    differs = log2n != cfg->password_scrypt_log2n || r != cfg->password_scrypt_r ||
+              p != cfg->password_scrypt_p;
+    explicit_bzero(hash, sizeof(hash));
+    return differs;
+}

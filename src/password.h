@@ -35,4 +35,11 @@ KD_MUST_CHECK enum kd_err kd_password_hash(const struct kd_config *cfg, const ch
 KD_MUST_CHECK enum kd_err kd_password_verify(const struct kd_config *cfg, const char *password,
                                              const char *stored);
 
+/* Whether stored was made with other parameters than the configured ones,
+ * so that a successful login should store a new hash: after the cost is
+ * raised (or lowered), every account moves to it at its next login, and a
+ * login then costs the same whether or not the account exists. False for
+ * NULL and for text that is not a hash of ours (nothing to upgrade). */
+bool kd_password_needs_rehash(const struct kd_config *cfg, const char *stored);
+
 #endif

@@ -7,13 +7,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
+#include "cleanup.h"
 #include "config.h"
 #include "db.h"
 #include "json.h"
@@ -24,7 +27,7 @@
 #define EXIT_USAGE 2
 /* Migrations are short SQL scripts; anything bigger is a mistake. */
 #define MIGRATION_MAX_BYTES (16 * 1024 * 1024)
-#define MIGRATIONS_MAX 1000
+#define MIGRATIONS_MAX      1000
 
 struct ctl {
     const char *config_path;
@@ -39,20 +42,26 @@ static const char usage_text[] =
     "  user create --email E [--admin] [--plan P] [--api-key [--key-name N]] [--json]\n"
     "  user list [--json]\n"
     "  user show --email E [--json]   (includes the webhook signing secret)\n"
+    "  user set EMAIL [--plan free|premium] [--admin on|off]\n"
+    "  user revoke-sessions EMAIL         end every login session of the user\n"
     "  apikey create --email E [--name N] [--json]\n"
     "  apikey list --email E [--json]\n"
     "  apikey revoke ID\n"
     "  queue stats [--json]               queue lengths and jobs by status\n"
+    "  cleanup [--json]                   delete expired refresh tokens and sessions, old\n"
+    "                                     audit events and job runs (the scheduler does\n"
+    "                                     this every hour)\n"
     "  dlq list [--json] [--limit N]      dead letters: jobs that failed out of attempts\n"
     "  dlq show JOB_ID                    a dead letter with its job and events (JSON)\n"
     "  dlq requeue JOB_ID... | --all      back to pending with fresh attempts\n"
     "  dlq purge JOB_ID... | --all | --older-than-days N   forget dead letters\n"
     "  config                             the effective settings (secrets masked)\n"
     "  config help                        every setting with its range and variable\n"
+    "(user create, user set, user revoke-sessions and the apikey commands are\n"
+    " recorded in the audit log)\n"
     "exit status: 0 done, 1 failed, 2 usage\n";
 
-static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 usage_error(const char *fmt, ...)
@@ -67,8 +76,7 @@ usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int
-failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 failure(const char *fmt, ...)
@@ -136,6 +144,31 @@ static const char *
 or_dash(const char *s)
 {
     return s != NULL ? s : "-";
+}
+
+/* Records what an operator did in the audit log (audit.h), inside the
+ * caller's transaction, so that the change and its record commit together.
+ * detail (stolen; NULL for none) gains "by": "kadrctl" and the operator's
+ * login name: the API's events name a client address, these a person. */
+static enum kd_err
+audit_ctl(struct ctl *c, const char *event, const char *user_id, json_t *detail)
+{
+    const struct passwd *pw = getpwuid(geteuid());
+    char *text = NULL;
+    enum kd_err rc = KD_ENOMEM;
+
+    if (detail == NULL && (detail = json_object()) == NULL)
+        goto out;
+    if (kd_json_set_str(detail, "by", "kadrctl") != KD_OK ||
+        kd_json_set_str(detail, "operator", pw != NULL ? pw->pw_name : "?") != KD_OK)
+        goto out;
+    if ((text = json_dumps(detail, JSON_COMPACT)) == NULL)
+        goto out;
+    rc = kd_audit(c->db, event, user_id, NULL, NULL, text);
+out:
+    free(text);
+    json_decref(detail);
+    return rc;
 }
 
 /* --- migrate ------------------------------------------------------------- */
@@ -225,11 +258,10 @@ out:
 /* Every step runs under one transaction-scoped advisory lock, so two
  * migrates at once apply each file once: the second waits, then sees it. */
 static const char SQL_LOCK[] = "SELECT pg_advisory_xact_lock(hashtext('kadr.migrate'))";
-static const char SQL_MIGRATIONS_TABLE[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version integer PRIMARY KEY,"
-    " name text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char SQL_MIGRATIONS_TABLE[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                           " version integer PRIMARY KEY,"
+                                           " name text NOT NULL,"
+                                           " applied_at timestamptz NOT NULL DEFAULT now())";
 
 /* Applies one migration unless it is recorded; *applied tells which. */
 static enum kd_err
@@ -372,9 +404,12 @@ static int
 user_create(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"admin", no_argument, NULL, 'a'},
-        {"plan", required_argument, NULL, 'p'},  {"api-key", no_argument, NULL, 'k'},
-        {"key-name", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"email", required_argument, NULL, 'e'},
+        {"admin", no_argument, NULL, 'a'},
+        {"plan", required_argument, NULL, 'p'},
+        {"api-key", no_argument, NULL, 'k'},
+        {"key-name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     const char *email = NULL, *plan = "free", *key_name = "kadrctl";
@@ -387,13 +422,27 @@ user_create(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'a': admin = true; break;
-        case 'p': plan = optarg; break;
-        case 'k': with_key = true; break;
-        case 'n': key_name = optarg; key_name_set = true; break;
-        case 'j': json = true; break;
-        default: return usage_error("user create: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'a':
+            admin = true;
+            break;
+        case 'p':
+            plan = optarg;
+            break;
+        case 'k':
+            with_key = true;
+            break;
+        case 'n':
+            key_name = optarg;
+            key_name_set = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("user create: unknown option");
         }
     }
     if (optind != argc)
@@ -426,14 +475,19 @@ user_create(struct ctl *c, int argc, char **argv)
     if (rc != KD_OK)
         goto db_error;
     snprintf(user_id, sizeof(user_id), "%s", kd_dbres_get(res, 0, 0));
+    if ((rc = audit_ctl(c, "user_created", user_id,
+                        json_pack("{s:s,s:b}", "plan", plan, "is_admin", admin))) != KD_OK)
+        goto db_error;
     /* The user and the key are made together or not at all. */
-    if (with_key && (rc = kd_apikey_create(c->db, user_id, key_name, key, key_id)) != KD_OK)
+    if (with_key && ((rc = kd_apikey_create(c->db, user_id, key_name, key, key_id)) != KD_OK ||
+                     (rc = audit_ctl(c, "api_key_created", user_id,
+                                     json_pack("{s:s}", "key_id", key_id))) != KD_OK))
         goto db_error;
     if ((rc = kd_db_commit(c->db)) != KD_OK)
         goto db_error;
     if (json) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "user_id", user_id, "email", email, "plan",
-                              plan, "is_admin", admin);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "user_id", user_id, "email", email, "plan", plan,
+                              "is_admin", admin);
 
         if (o != NULL && with_key &&
             (kd_json_set_str(o, "api_key_id", key_id) != KD_OK ||
@@ -499,11 +553,10 @@ user_list(struct ctl *c, int argc, char **argv)
                    kd_dbres_get(res, i, 5), kd_dbres_get(res, i, 4), kd_dbres_get(res, i, 1));
             continue;
         }
-        json_t *o = json_pack("{s:o,s:o,s:o,s:b,s:I,s:o}", "id", jfield(res, i, 0), "email",
-                              jfield(res, i, 1), "plan", jfield(res, i, 2), "is_admin",
-                              kd_dbres_bool(res, i, 3), "active_keys",
-                              (json_int_t)kd_dbres_i64(res, i, 5, 0), "created_at",
-                              jfield(res, i, 4));
+        json_t *o = json_pack(
+            "{s:o,s:o,s:o,s:b,s:I,s:o}", "id", jfield(res, i, 0), "email", jfield(res, i, 1),
+            "plan", jfield(res, i, 2), "is_admin", kd_dbres_bool(res, i, 3), "active_keys",
+            (json_int_t)kd_dbres_i64(res, i, 5, 0), "created_at", jfield(res, i, 4));
 
         if (o == NULL || json_array_append_new(arr, o) != 0) {
             st = failure("out of memory");
@@ -527,7 +580,8 @@ static int
 user_show(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+        {"email", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     struct kd_dbres *res = NULL;
@@ -538,9 +592,14 @@ user_show(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'j': json = true; break;
-        default: return usage_error("user show: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("user show: unknown option");
         }
     }
     if (optind != argc)
@@ -580,20 +639,6 @@ out:
     return st;
 }
 
-static int
-cmd_user(struct ctl *c, int argc, char **argv)
-{
-    if (argc < 2)
-        return usage_error("user: create, list or show?");
-    if (strcmp(argv[1], "create") == 0)
-        return user_create(c, argc - 1, argv + 1);
-    if (strcmp(argv[1], "list") == 0)
-        return user_list(c, argc - 1, argv + 1);
-    if (strcmp(argv[1], "show") == 0)
-        return user_show(c, argc - 1, argv + 1);
-    return usage_error("user: unknown subcommand %s", argv[1]);
-}
-
 /* The id of the user with this email (case-insensitive, as the unique index). */
 static int
 user_by_email(struct ctl *c, const char *email, char id[37])
@@ -613,12 +658,181 @@ user_by_email(struct ctl *c, const char *email, char id[37])
     return st;
 }
 
+/* "on" or "off"; -1 for anything else. */
+static int
+on_off(const char *s)
+{
+    if (strcmp(s, "on") == 0)
+        return 1;
+    if (strcmp(s, "off") == 0)
+        return 0;
+    return -1;
+}
+
+/* Changes a user's plan or admin role. Both take effect with the user's
+ * next request: every request reads the plan and the role afresh. */
+static int
+user_set(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"plan", required_argument, NULL, 'p'},
+        {"admin", required_argument, NULL, 'a'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *email, *plan = NULL;
+    struct kd_dbres *res = NULL;
+    json_t *detail = NULL;
+    int admin = -1, st, opt;
+    char user_id[37], old_plan[32];
+    bool old_admin;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'p':
+            plan = optarg;
+            break;
+        case 'a':
+            if ((admin = on_off(optarg)) < 0)
+                return usage_error("user set: --admin is on or off");
+            break;
+        default:
+            return usage_error("user set: unknown option");
+        }
+    }
+    if (optind + 1 != argc)
+        return usage_error("user set: give one email");
+    email = argv[optind];
+    /* Only the plans that have limits of their own (plan.h). */
+    if (plan != NULL && strcmp(plan, "free") != 0 && strcmp(plan, "premium") != 0)
+        return usage_error("user set: --plan is free or premium");
+    if (plan == NULL && admin < 0)
+        return usage_error("user set: nothing to change (--plan, --admin)");
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    const char *p[] = {email};
+
+    st = EXIT_FAILURE;
+    if (kd_db_begin(c->db) != KD_OK ||
+        kd_db_query(c->db,
+                    "SELECT id, plan, is_admin FROM users WHERE lower(email) = lower($1) "
+                    "FOR UPDATE",
+                    1, p, &res) != KD_OK) {
+        failure("could not look the user up");
+        goto out;
+    }
+    if (kd_dbres_rows(res) != 1) {
+        failure("no user with the email %s", email);
+        goto out;
+    }
+    snprintf(user_id, sizeof(user_id), "%s", kd_dbres_get(res, 0, 0));
+    snprintf(old_plan, sizeof(old_plan), "%s", kd_dbres_get(res, 0, 1));
+    old_admin = kd_dbres_bool(res, 0, 2);
+    if (plan == NULL)
+        plan = old_plan;
+    if (admin < 0)
+        admin = old_admin;
+    if (strcmp(plan, old_plan) == 0 && (bool)admin == old_admin) {
+        printf("%s: nothing changed (plan %s, admin %s)\n", email, plan, admin ? "on" : "off");
+        st = EXIT_SUCCESS;
+        goto out;
+    }
+    kd_dbres_free(res);
+    res = NULL;
+    const char *up[] = {user_id, plan, admin ? "true" : "false"};
+
+    if (kd_db_query(c->db, "UPDATE users SET plan = $2, is_admin = $3::boolean WHERE id = $1", 3,
+                    up, NULL) != KD_OK) {
+        failure("could not change the user");
+        goto out;
+    }
+    detail = json_pack("{s:{s:s,s:s},s:{s:b,s:b}}", "plan", "from", old_plan, "to", plan,
+                       "is_admin", "from", old_admin, "to", admin);
+    if (audit_ctl(c, "user_changed", user_id, detail) != KD_OK || kd_db_commit(c->db) != KD_OK) {
+        failure("could not change the user");
+        goto out;
+    }
+    printf("%s: plan %s, admin %s\n", email, plan, admin ? "on" : "off");
+    st = EXIT_SUCCESS;
+out:
+    kd_db_rollback(c->db);
+    kd_dbres_free(res);
+    return st;
+}
+
+/* Revokes every live session (refresh-token family) of a user, as logout
+ * would: their refresh tokens and access tokens stop working with the next
+ * request. API keys are not sessions; revoke them with apikey revoke. */
+static int
+user_revoke_sessions(struct ctl *c, int argc, char **argv)
+{
+    struct kd_dbres *res = NULL;
+    char user_id[37];
+    int st, n;
+
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error("user revoke-sessions: give one email");
+    if ((st = open_db(c)) != EXIT_SUCCESS ||
+        (st = user_by_email(c, argv[1], user_id)) != EXIT_SUCCESS)
+        return st;
+    const char *p[] = {user_id};
+
+    st = EXIT_FAILURE;
+    if (kd_db_begin(c->db) != KD_OK ||
+        kd_db_query(c->db,
+                    "UPDATE token_families SET revoked_at = now(), revoked_reason = 'admin' "
+                    " WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+                    1, p, &res) != KD_OK) {
+        failure("could not revoke the sessions");
+        goto out;
+    }
+    n = kd_dbres_rows(res);
+    for (int i = 0; i < n; i++) {
+        if (audit_ctl(c, "token_family_revoked", user_id,
+                      json_pack("{s:s,s:s}", "family", kd_dbres_get(res, i, 0), "reason",
+                                "admin")) != KD_OK) {
+            failure("could not record the revocation");
+            goto out;
+        }
+    }
+    if (kd_db_commit(c->db) != KD_OK) {
+        failure("could not revoke the sessions");
+        goto out;
+    }
+    printf("revoked %d session(s) of %s\n", n, argv[1]);
+    st = EXIT_SUCCESS;
+out:
+    kd_db_rollback(c->db);
+    kd_dbres_free(res);
+    return st;
+}
+
+static int
+cmd_user(struct ctl *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("user: create, list, show, set or revoke-sessions?");
+    if (strcmp(argv[1], "create") == 0)
+        return user_create(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return user_list(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return user_show(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "set") == 0)
+        return user_set(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "revoke-sessions") == 0)
+        return user_revoke_sessions(c, argc - 1, argv + 1);
+    return usage_error("user: unknown subcommand %s", argv[1]);
+}
+
 static int
 apikey_create(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"name", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0},
+        {"email", required_argument, NULL, 'e'},
+        {"name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
     };
     const char *email = NULL, *name = "kadrctl";
     char user_id[37], key[KD_APIKEY_MAXLEN + 1] = "", key_id[37];
@@ -629,10 +843,17 @@ apikey_create(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'n': name = optarg; break;
-        case 'j': json = true; break;
-        default: return usage_error("apikey create: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("apikey create: unknown option");
         }
     }
     if (optind != argc)
@@ -641,15 +862,25 @@ apikey_create(struct ctl *c, int argc, char **argv)
         return usage_error("apikey create: --email is required");
     if (strlen(name) > 100 || !kd_utf8_valid(name, strlen(name)))
         return usage_error("apikey create: the name is at most 100 bytes of UTF-8");
-    if ((st = open_db(c)) != EXIT_SUCCESS || (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
+    if ((st = open_db(c)) != EXIT_SUCCESS ||
+        (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
         return st;
-    if ((rc = kd_apikey_create(c->db, user_id, name, key, key_id)) != KD_OK)
-        return failure("could not create the key (%s)", kd_err_name(rc));
+    /* The key and its audit record commit together or not at all. */
+    if ((rc = kd_db_begin(c->db)) != KD_OK ||
+        (rc = kd_apikey_create(c->db, user_id, name, key, key_id)) != KD_OK ||
+        (rc = audit_ctl(c, "api_key_created", user_id, json_pack("{s:s}", "key_id", key_id))) !=
+            KD_OK ||
+        (rc = kd_db_commit(c->db)) != KD_OK) {
+        st = failure("could not create the key (%s)", kd_err_name(rc));
+        goto out;
+    }
     if (json)
         st = print_json(json_pack("{s:s,s:s,s:s,s:s}", "api_key_id", key_id, "name", name,
                                   "user_id", user_id, "api_key", key));
     else
         printf("api_key_id: %s\napi_key: %s\n", key_id, key);
+out:
+    kd_db_rollback(c->db);
     explicit_bzero(key, sizeof(key));
     return st;
 }
@@ -658,7 +889,8 @@ static int
 apikey_list(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+        {"email", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     struct kd_dbres *res = NULL;
@@ -671,16 +903,22 @@ apikey_list(struct ctl *c, int argc, char **argv)
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'e': email = optarg; break;
-        case 'j': json = true; break;
-        default: return usage_error("apikey list: unknown option");
+        case 'e':
+            email = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return usage_error("apikey list: unknown option");
         }
     }
     if (optind != argc)
         return usage_error("apikey list: unexpected argument %s", argv[optind]);
     if (email == NULL)
         return usage_error("apikey list: --email is required");
-    if ((st = open_db(c)) != EXIT_SUCCESS || (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
+    if ((st = open_db(c)) != EXIT_SUCCESS ||
+        (st = user_by_email(c, email, user_id)) != EXIT_SUCCESS)
         return st;
     const char *p[] = {user_id};
 
@@ -742,18 +980,27 @@ apikey_revoke(struct ctl *c, int argc, char **argv)
         return st;
     const char *p[] = {argv[1]};
 
-    if (kd_db_query(c->db,
+    st = EXIT_FAILURE;
+    if (kd_db_begin(c->db) != KD_OK ||
+        kd_db_query(c->db,
                     "UPDATE api_keys SET revoked_at = now() "
-                    "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+                    "WHERE id = $1 AND revoked_at IS NULL RETURNING user_id",
                     1, p, &res) != KD_OK) {
-        st = failure("could not revoke the key");
+        failure("could not revoke the key");
         goto out;
     }
     if (kd_dbres_rows(res) == 1) {
+        if (audit_ctl(c, "api_key_revoked", kd_dbres_get(res, 0, 0),
+                      json_pack("{s:s}", "key_id", argv[1])) != KD_OK ||
+            kd_db_commit(c->db) != KD_OK) {
+            failure("could not revoke the key");
+            goto out;
+        }
         printf("revoked %s\n", argv[1]);
         st = EXIT_SUCCESS;
         goto out;
     }
+    kd_db_rollback(c->db);
     kd_dbres_free(res);
     res = NULL;
     if (kd_db_query(c->db, "SELECT 1 FROM api_keys WHERE id = $1", 1, p, &res) != KD_OK) {
@@ -767,6 +1014,7 @@ apikey_revoke(struct ctl *c, int argc, char **argv)
     printf("%s was revoked already\n", argv[1]);
     st = EXIT_SUCCESS;
 out:
+    kd_db_rollback(c->db);
     kd_dbres_free(res);
     return st;
 }
@@ -827,8 +1075,8 @@ dlq_list(struct ctl *c, int argc, char **argv)
         goto out;
     }
     if (!json) {
-        printf("%-36s  %-24s  %8s  %-14s  %-24s  %s\n", "JOB", "USER", "ATTEMPTS", "CODE",
-               "SINCE", "MESSAGE");
+        printf("%-36s  %-24s  %8s  %-14s  %-24s  %s\n", "JOB", "USER", "ATTEMPTS", "CODE", "SINCE",
+               "MESSAGE");
         for (int i = 0; i < kd_dbres_rows(res); i++)
             printf("%-36s  %-24s  %8s  %-14s  %-24s  %.100s\n", kd_dbres_get(res, i, 0),
                    kd_dbres_get(res, i, 1), kd_dbres_get(res, i, 2), kd_dbres_get(res, i, 3),
@@ -841,12 +1089,12 @@ dlq_list(struct ctl *c, int argc, char **argv)
         goto out;
     }
     for (int i = 0; i < kd_dbres_rows(res); i++) {
-        if (json_array_append_new(
-                arr, json_pack("{s:o,s:o,s:I,s:o,s:o,s:o}", "job_id", jfield(res, i, 0), "email",
-                               jfield(res, i, 1), "attempts",
-                               (json_int_t)kd_dbres_i64(res, i, 2, 0), "code", jfield(res, i, 3),
-                               "message", jfield(res, i, 4), "created_at",
-                               jfield(res, i, 5))) != 0) {
+        if (json_array_append_new(arr,
+                                  json_pack("{s:o,s:o,s:I,s:o,s:o,s:o}", "job_id",
+                                            jfield(res, i, 0), "email", jfield(res, i, 1),
+                                            "attempts", (json_int_t)kd_dbres_i64(res, i, 2, 0),
+                                            "code", jfield(res, i, 3), "message", jfield(res, i, 4),
+                                            "created_at", jfield(res, i, 5))) != 0) {
             st = failure("out of memory");
             goto out;
         }
@@ -916,7 +1164,8 @@ static const char SQL_DLQ_REQUEUE[] =
     "       WHERE id IN (SELECT job_id FROM d) AND status = 'failed' AND deleted_at IS NULL "
     "       RETURNING id), "
     "e AS (INSERT INTO job_events (job_id, event, detail) "
-    "      SELECT id, 'requeued', json_build_object('reason', 'requeued from the dead letters')::jsonb "
+    "      SELECT id, 'requeued', json_build_object('reason', 'requeued from the dead "
+    "letters')::jsonb "
     "        FROM j) "
     "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j)";
 
@@ -1035,8 +1284,8 @@ queue_stats(struct ctl *c, int argc, char **argv)
         goto out;
     }
     if (kd_db_query(c->db,
-                    "SELECT status, count(*) FROM jobs WHERE deleted_at IS NULL GROUP BY status",
-                    0, NULL, &res) != KD_OK) {
+                    "SELECT status, count(*) FROM jobs WHERE deleted_at IS NULL GROUP BY status", 0,
+                    NULL, &res) != KD_OK) {
         failure("cannot count the jobs");
         goto out;
     }
@@ -1096,6 +1345,34 @@ cmd_queue(struct ctl *c, int argc, char **argv)
 }
 
 static int
+cmd_cleanup(struct ctl *c, int argc, char **argv)
+{
+    struct kd_cleanup_counts n;
+    enum kd_err rc;
+    bool json = false;
+    int st;
+
+    if (argc == 2 && strcmp(argv[1], "--json") == 0)
+        json = true;
+    else if (argc != 1)
+        return usage_error("cleanup: no arguments but --json");
+    if ((st = open_db(c)) != EXIT_SUCCESS)
+        return st;
+    if ((rc = kd_cleanup_accounts(c->db, c->cfg, &n)) != KD_OK)
+        return failure("cleanup failed (%s)", kd_err_name(rc));
+    if (json)
+        return print_json(
+            json_pack("{s:I,s:I,s:I,s:I}", "refresh_tokens", (json_int_t)n.refresh_tokens,
+                      "sessions", (json_int_t)n.sessions, "audit_events",
+                      (json_int_t)n.audit_events, "job_runs", (json_int_t)n.job_runs));
+    printf("deleted %lld refresh token(s), %lld session(s), %lld audit event(s), "
+           "%lld job run(s)\n",
+           (long long)n.refresh_tokens, (long long)n.sessions, (long long)n.audit_events,
+           (long long)n.job_runs);
+    return EXIT_SUCCESS;
+}
+
+static int
 cmd_config(struct ctl *c, int argc, char **argv)
 {
     int st;
@@ -1126,7 +1403,8 @@ main(int argc, char **argv)
         int (*fn)(struct ctl *, int, char **);
     } commands[] = {
         {"migrate", cmd_migrate}, {"user", cmd_user},     {"apikey", cmd_apikey},
-        {"queue", cmd_queue},     {"config", cmd_config},   {"dlq", cmd_dlq},
+        {"queue", cmd_queue},     {"config", cmd_config}, {"dlq", cmd_dlq},
+        {"cleanup", cmd_cleanup},
     };
     struct ctl c = {0};
     bool check_only = false;

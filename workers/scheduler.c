@@ -6,7 +6,8 @@
  * processing slot again, jobs whose worker died (lease expired), probes and
  * jobs whose push was lost (Redis down at the time, or Redis lost its data),
  * and pending jobs that waited long at a more urgent priority
- * (anti-starvation). It also applies retention. Several may run; one leads
+ * (anti-starvation). It also applies retention and cleans the account
+ * tables (src/cleanup.c, hourly). Several may run; one leads
  * at a time (a lock with expiry in Redis) and only the leader acts.
  * See doc/lifecycle.md. */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -41,8 +43,11 @@
 #define LEASE_REPUSH_S 5
 /* Retention runs this often; rows per statement. */
 #define RETENTION_EVERY_MS 5000
-#define BATCH              500
-#define RETENTION_BATCH    100
+/* Housekeeping of the account tables (src/cleanup.c) this often, and when
+ * the lead is taken. */
+#define ACCOUNTS_CLEANUP_EVERY_MS (3600 * 1000)
+#define BATCH                     500
+#define RETENTION_BATCH           100
 
 static volatile sig_atomic_t stop_signal;
 
@@ -61,6 +66,7 @@ struct sched {
     char token[KD_UUID_STRLEN + 1 + 64]; /* who holds the lock: host, pid, uuid */
     bool leading;
     int64_t next_retention;
+    int64_t next_accounts_cleanup;
     int failures;
 };
 
@@ -275,6 +281,22 @@ out:
     kd_dbres_free(res);
 }
 
+static void
+accounts_cleanup(struct sched *sc)
+{
+    struct kd_cleanup_counts n;
+
+    if (kd_cleanup_accounts(sc->db, sc->cfg, &n) != KD_OK) {
+        kd_log(KD_LOG_WARN, "scheduler: the account cleanup failed; trying again next hour");
+        return;
+    }
+    kd_log(KD_LOG_INFO,
+           "scheduler: account cleanup: %lld refresh token(s), %lld session(s), %lld audit "
+           "event(s), %lld job run(s) deleted",
+           (long long)n.refresh_tokens, (long long)n.sessions, (long long)n.audit_events,
+           (long long)n.job_runs);
+}
+
 /* One step of the leader. */
 static enum kd_err
 step(struct sched *sc)
@@ -300,6 +322,10 @@ step(struct sched *sc)
     if (now >= sc->next_retention) {
         retention(sc);
         sc->next_retention = now + RETENTION_EVERY_MS;
+    }
+    if (now >= sc->next_accounts_cleanup) {
+        accounts_cleanup(sc);
+        sc->next_accounts_cleanup = now + ACCOUNTS_CLEANUP_EVERY_MS;
     }
 out:
     return rc;
@@ -327,6 +353,7 @@ run(struct sched *sc)
             kd_log(KD_LOG_INFO, "scheduler: %s", held ? "leading" : "no longer leading");
             sc->leading = held;
             sc->next_retention = 0;
+            sc->next_accounts_cleanup = 0;
         }
         if (held) {
             rc = step(sc);

@@ -66,7 +66,9 @@ echo "e2e: stack in $stack_dir on port base $port_base"
 mkdir -p "$stack_dir"
 echo "queue_claim_idle_ms = 3000" >"$stack_dir/local.conf"
 # Plans (doc/security.md): the suite's users (kadrctl, plan free) never meet
-# a limit; t_security_limits.sh meets the premium plan's small ones exactly.
+# a limit; t_security_limits.sh meets the premium plan's small ones exactly,
+# then restarts the API with the built-in free limit (5) and cap (100) and
+# meets those too.
 printf '%s\n' 'plan_free_jobs_per_hour = 100000' 'jobs_per_hour_cap = 100000' \
     'plan_free_uploads = 100000' 'plan_premium_jobs_per_hour = 3' 'plan_premium_uploads = 2' \
     'plan_premium_storage_bytes = 1000000' >>"$stack_dir/local.conf"

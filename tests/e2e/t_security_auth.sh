@@ -67,6 +67,23 @@ expect_field_error password
 api POST $U/auth/register '{"email":5,"password":["x"]}'
 expect_field_error email
 
+begin "unknown members are 422 naming the field, on every account endpoint"
+api POST $U/auth/register "$(jq -cn --arg p "$PW" '{email: "extra@e2e.test", password: $p, is_admin: true}')"
+expect_field_error is_admin
+api POST $U/auth/login "$(jq -cn --arg e "$EMAIL" --arg p "$PW" '{email: $e, password: $p, remember: 1}')"
+expect_field_error remember
+api POST $U/auth/refresh '{"refresh_token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","scope":"all"}'
+expect_field_error scope
+api POST $U/auth/logout '{"refresh_token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","everywhere":true}'
+expect_field_error everywhere
+long=$(printf 'k%.0s' $(seq 1 60))
+api POST $U/auth/refresh "{\"$long\":1}"
+expect_field_error "$(printf 'k%.0s' $(seq 1 40))..."
+expect_field_error refresh_token
+# The account was not made with the extra member.
+api POST $U/auth/login '{"email":"extra@e2e.test","password":"correct-horse-battery"}' --interface 127.0.0.17
+expect_problem 401
+
 begin "login: tokens, and the access token works"
 login "$EMAIL" "$PW"
 expect_status 200
@@ -236,6 +253,14 @@ jq -e --arg id "$K1_ID" 'any(.items[]; .id == $id)' >/dev/null <<<"$BODY" || not
 check "a key or its hash in the list" bash -c '! grep -q "$1" <<<"$2"' _ "${K1#kadr_}" "$BODY"
 expect_jq 'all(.items[]; (has("key") or has("key_hash")) | not)'
 
+begin "API keys: an unknown member is 422 naming it, and makes no key"
+api GET $U/api-keys
+n0=$(jq '.items | length' <<<"$BODY")
+api POST $U/api-keys '{"name":"ci2","scopes":["admin"]}'
+expect_field_error scopes
+api GET $U/api-keys
+check "a key was made anyway" test "$(jq '.items | length' <<<"$BODY")" == "$n0"
+
 begin "API keys: the new key works; a revoked key is 401 at once"
 KEY=$K1
 api GET $U/me
@@ -271,6 +296,7 @@ api GET $U/admin/audit
 expect_problem 403
 out=$("$KADR_BIN/kadrctl" --config "$KADR_CONFIG" user create --email "adm-$RANDOM$RANDOM@e2e.test" --admin --api-key 2>&1)
 KEY=$(sed -n 's/^api_key: *//p' <<<"$out" | head -n 1)
+ADMIN_KEY=$KEY
 api GET "$U/admin/audit?limit=100"
 expect_status 200
 for ev in user_registered login_failed api_key_created api_key_revoked token_family_revoked; do
@@ -294,6 +320,105 @@ login "$E2" "$PW" --interface 127.0.0.14
 expect_problem 429
 expect_header Retry-After
 expect_jq '.detail | test("login_max_failures")'
+
+begin "the lockout and the logins refused during it are audited"
+KEY=$ADMIN_KEY
+api GET "$U/admin/audit?limit=100"
+expect_status 200
+jq -e --arg e "$E2" 'any(.items[]; .event == "login_locked" and .email == $e
+    and .detail.limit == "login_max_failures")' >/dev/null <<<"$BODY" ||
+    note "no login_locked event for $E2"
+jq -e --arg e "$E2" 'any(.items[]; .event == "login_refused" and .email == $e
+    and .addr == "127.0.0.14" and .detail.limit == "login_max_failures")' >/dev/null <<<"$BODY" ||
+    note "the login refused with 429 is not audited"
+# Refused logins are not failures: the lockout does not grow with them.
+n=$(jq --arg e "$E2" '[.items[] | select(.event == "login_failed" and .email == $e)] | length' <<<"$BODY")
+check "login_failed events for $E2: $n, expected 5" test "$n" == 5
+KEY=
+
+ctl() { "$KADR_BIN/kadrctl" --config "$KADR_CONFIG" "$@"; }
+# audit_has FILTER: the newest 100 audit events hold one matching FILTER
+# (jq, with $u the user id in U3).
+audit_has() {
+    local k=$KEY
+    KEY=$ADMIN_KEY
+    api GET "$U/admin/audit?limit=100"
+    KEY=$k
+    jq -e --arg u "${U3:-}" "any(.items[]; $1)" >/dev/null <<<"$BODY"
+}
+
+begin "kadrctl user set: plan and admin role change at once, audited"
+E3="ctl-$RANDOM$RANDOM@e2e.test"
+api POST $U/auth/register "$(jq -cn --arg e "$E3" --arg p "$PW" '{email: $e, password: $p}')"
+expect_status 201
+U3=$(jqr .user.id)
+login "$E3" "$PW"
+KEY=$AT
+api GET $U/admin/audit
+expect_problem 403
+out=$(ctl user set "$E3" --plan premium --admin on 2>&1) || note "user set failed: $out"
+api GET $U/me
+expect_json .plan premium
+expect_json .is_admin true
+expect_json .limits.jobs_per_hour null
+api GET $U/admin/audit
+expect_status 200
+audit_has '.event == "user_changed" and .user_id == $u and .detail.plan.from == "free"
+    and .detail.plan.to == "premium" and .detail.is_admin.to == true and .detail.by == "kadrctl"' ||
+    note "the change is not audited"
+out=$(ctl user set "${E3^^}" --admin off 2>&1) || note "user set --admin off failed: $out"
+api GET $U/admin/audit
+expect_problem 403
+api GET $U/me
+expect_json .plan premium
+ctl user set "$E3" --plan gold >/dev/null 2>&1
+check "--plan gold: exit $?, expected 2" test $? == 2
+ctl user set "$E3" --admin yes >/dev/null 2>&1
+check "--admin yes: exit $?, expected 2" test $? == 2
+ctl user set "nobody-$RANDOM@e2e.test" --plan free >/dev/null 2>&1
+check "an unknown user: exit $?, expected 1" test $? == 1
+
+begin "kadrctl user revoke-sessions: every session of the user ends, audited"
+login "$E3" "$PW"
+AT_A=$AT
+login "$E3" "$PW"
+AT_B=$AT RT_B=$RT
+out=$(ctl user revoke-sessions "$E3" 2>&1) || note "revoke-sessions failed: $out"
+check "output: $out" grep -qE '^revoked [3-9] session' <<<"$out"
+KEY=$AT_A
+api GET $U/me
+expect_problem 401
+KEY=$AT_B
+api GET $U/me
+expect_problem 401
+KEY=
+api POST $U/auth/refresh "{\"refresh_token\":\"$RT_B\"}"
+expect_problem 401
+n=$(KEY=$ADMIN_KEY; api GET "$U/admin/audit?limit=100"; jq --arg u "$U3" \
+    '[.items[] | select(.event == "token_family_revoked" and .user_id == $u
+      and .detail.reason == "admin")] | length' <<<"$BODY")
+check "admin revocations audited: $n, expected at least 3" test "${n:-0}" -ge 3
+login "$E3" "$PW"
+expect_status 200
+out=$(ctl user revoke-sessions "nobody-$RANDOM@e2e.test" 2>&1)
+check "an unknown user: exit $?, expected 1" test $? == 1
+
+begin "kadrctl user create --admin, apikey create and apikey revoke are audited"
+out=$(ctl user create --email "ctl-adm-$RANDOM$RANDOM@e2e.test" --admin --json 2>&1) ||
+    note "user create failed: $out"
+U3=$(jq -r .user_id <<<"$out")
+email=$(jq -r .email <<<"$out")
+audit_has '.event == "user_created" and .user_id == $u and .detail.is_admin == true
+    and .detail.by == "kadrctl" and (.detail.operator | type == "string")' ||
+    note "user create --admin is not audited"
+out=$(ctl apikey create --email "$email" --json 2>&1) || note "apikey create failed: $out"
+kid=$(jq -r .api_key_id <<<"$out")
+audit_has ".event == \"api_key_created\" and .user_id == \$u and .detail.key_id == \"$kid\"" ||
+    note "apikey create is not audited"
+out=$(ctl apikey revoke "$kid" 2>&1) || note "apikey revoke failed: $out"
+audit_has ".event == \"api_key_revoked\" and .user_id == \$u and .detail.key_id == \"$kid\"
+    and .detail.by == \"kadrctl\"" || note "apikey revoke is not audited"
+KEY=
 
 begin "failed logins from one address lock the address (20), not others"
 for i in $(seq 1 20); do

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Hostile input (doc/security.md): SQL metacharacters in every string field
-# are stored and returned literally; nested, oversized, non-UTF-8 and
+# (e-mail, key name, file name, content type, text layer, font, webhook
+# URL, metadata, idempotency key, query) are stored and returned
+# literally, and a job drawing hostile text runs to completion; nested, oversized, non-UTF-8 and
 # duplicate-key JSON is refused on every JSON endpoint; and every endpoint
 # taking an id answers another user's id with 404 and changes nothing.
 . ./lib.sh
@@ -30,29 +32,68 @@ api GET $U/api-keys
 jq -e --arg n "$S" 'any(.items[]; .name == $n)' >/dev/null <<<"$BODY" || note "the name changed in the list"
 
 begin "SQL metacharacters: upload file name and content type"
-api POST $U/uploads "$(jq -cn --arg f "$S.mp4" '{filename: $f, size: 10, content_type: "video/mp4"}')"
+# A content type is two tokens (RFC 9110): quotes, '%', '$', '#', '|' and
+# '--' are token characters; ';', spaces and '"' are not (422 below).
+CT="video/x-o'hara--%_\$1#|*&!^~\`"
+api POST $U/uploads "$(jq -cn --arg f "$S.mp4" --arg c "$CT" '{filename: $f, size: 10, content_type: $c}')"
 expect_status 201
 mid=$(jqr .media_id)
 api GET "$U/media/$mid"
 expect_json .filename "$S.mp4"
+expect_json .content_type "$CT"
+api GET "$U/media"
+jq -e --arg c "$CT" 'any(.items[]; .content_type == $c)' >/dev/null <<<"$BODY" ||
+    note "the content type changed in the list"
+api POST $U/uploads "$(jq -cn '{filename: "x.mp4", size: 10, content_type: "video/mp4; DROP TABLE media;--"}')"
+expect_field_error content_type
 
-begin "SQL metacharacters: job text layer, metadata, idempotency key"
+begin "SQL metacharacters: job text layer, font, webhook URL, metadata, idempotency key"
 sample_media || note "no sample media"
-body=$(jq -cn --arg m "$MEDIA_ID" --arg s "$S" '{inputs: [{media_id: $m}],
-    layers: [{type: "text", text: $s}], metadata: {note: $s, ($s): 1},
-    run_at: "2099-01-01T00:00:00Z"}')
+# A font name is letters, digits, ' ', '-', '_' and '.' (it goes into a
+# fontconfig pattern): '--', '_' and '.' are the SQL-ish ones it allows.
+FONT="DejaVu Sans--_x."
+# Printable ASCII except spaces is allowed in a webhook URL's path and query.
+HOOK="https://example.org/h'ook\";--/*x*/?q=1');DROP%20TABLE%20jobs;--&b=\$1\\%_"
+body=$(jq -cn --arg m "$MEDIA_ID" --arg s "$S" --arg f "$FONT" --arg h "$HOOK" '{
+    inputs: [{media_id: $m}], layers: [{type: "text", text: $s, font: $f}],
+    webhook_url: $h, metadata: {note: $s, ($s): 1}, run_at: "2099-01-01T00:00:00Z"}')
 api POST $U/jobs "$body" -H "Idempotency-Key: k'; DROP TABLE jobs;--"
 expect_status 202
 jid=$(jqr .id)
 api GET "$U/jobs/$jid"
 expect_json '.spec.layers[0].text' "$S"
+expect_json '.spec.layers[0].font' "$FONT"
+expect_json .spec.webhook_url "$HOOK"
 expect_json .metadata.note "$S"
 jq -e --arg s "$S" '.metadata | has($s)' >/dev/null <<<"$BODY" || note "the metadata key changed"
+api GET "$U/jobs?status=pending"
+jq -e --arg id "$jid" --arg h "$HOOK" 'any(.items[]; .id == $id and .spec.webhook_url == $h)' \
+    >/dev/null <<<"$BODY" || note "the webhook URL changed in the list"
+# What the font may not hold is refused, not stored.
+api POST $U/jobs "$(jq -cn --arg m "$MEDIA_ID" '{inputs: [{media_id: $m}],
+    layers: [{type: "text", text: "x", font: "Sans'\''; DROP TABLE jobs;--"}]}')"
+expect_field_error "layers[0].font"
 api POST $U/jobs "$body" -H "Idempotency-Key: k'; DROP TABLE jobs;--"
 expect_status 202
 expect_json .id "$jid"
 api GET "$U/jobs?status=pending'%20OR%201=1--"
 expect_problem 422
+
+begin "hostile text is drawn: a job with it runs and completes"
+# Quotes, SQL, filter-graph syntax (';', ',', ':', '=', '[', ']', '\\'),
+# drawtext expansions (%{...}) and non-ASCII, drawn literally by a worker.
+T="Robert'); DROP TABLE users;-- \"q\" \\ %{pts} %{localtime} %{eif:1/0:d} [out]; a,b:c=d é Ж"
+body=$(jq -cn --arg m "$MEDIA_ID" --arg t "$T" --arg f "$FONT" '{inputs: [{media_id: $m}],
+    layers: [{type: "text", text: $t, font: $f, position: "center"},
+             {type: "text", text: $t, position: "bottom", start: 1, end: 3}],
+    output: {container: "mp4", width: 320, height: 180}}')
+submit_job "$body" || note "the job: status $STATUS $(printf '%.300s' "$BODY")"
+rjid=$JOB_ID
+wait_job "$rjid" 240
+check "the job ended $JOB_STATUS: $(jqr .error)" test "$JOB_STATUS" == completed
+expect_json '.spec.layers[0].text' "$T"
+expect_json '.outputs[0].name' main
+expect_jq '.outputs[0].duration > 4 and .outputs[0].size > 0' "the output is not a 5 s video"
 
 # ------------------------------------------------------------- bad JSON
 nested=$(printf '{"a":%.0s' $(seq 1 100))1$(printf '}%.0s' $(seq 1 100))

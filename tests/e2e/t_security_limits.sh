@@ -3,7 +3,8 @@
 # problem naming the limit at exactly the configured count. run.sh gives
 # the premium plan small limits (3 jobs per hour, 2 unfinished uploads,
 # 1000000 bytes of storage) and the free plan, which every other case
-# uses, limits it never meets.
+# uses, limits it never meets. The last cases restart the API with the
+# built-in free limit (5) and cap (100) and meet both exactly.
 . ./lib.sh
 
 U=/api/v1
@@ -81,6 +82,75 @@ expect_status 204
 api POST $U/jobs "$job"
 expect_limit jobs_per_hour
 
+begin "jobs per hour: a retry is a new run and counts; at the limit it is 429"
+KEY=$(premium_user lim-retry) || note "no user"
+sample_media || note "no sample media"
+job="{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"run_at\":\"2099-01-01T00:00:00Z\"}"
+submit_job "$job" || note "job: status $STATUS $(printf '%.200s' "$BODY")"
+jid=$JOB_ID
+for i in 2 3; do
+    api POST "$U/jobs/$jid/cancel"
+    [[ $STATUS == 200 ]] || note "cancel $i: status $STATUS"
+    api POST "$U/jobs/$jid/retry"
+    [[ $STATUS == 202 ]] || note "retry $i: status $STATUS $(printf '%.200s' "$BODY")"
+done
+api GET $U/me
+expect_json .usage.jobs_last_hour 3
+api POST "$U/jobs/$jid/cancel"
+expect_status 200
+api POST "$U/jobs/$jid/retry"
+expect_limit jobs_per_hour
+api GET "$U/jobs/$jid"
+expect_json .status cancelled
+api POST $U/jobs "$job"
+expect_limit jobs_per_hour
+# An Idempotency-Key is no way around it on a retry.
+api POST "$U/jobs/$jid/retry" - -H "Idempotency-Key: lim-retry"
+expect_limit jobs_per_hour
+
+begin "a retry the API refuses anyway answers for itself at the limit (404, 409)"
+other=$jid
+KEY2=$KEY
+KEY=$(premium_user lim-retry2) || note "no user"
+sample_media || note "no sample media"
+job2="{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"run_at\":\"2099-01-01T00:00:00Z\"}"
+for i in 1 2 3; do submit_job "$job2" || note "job $i: status $STATUS"; done
+api POST "$U/jobs/$JOB_ID/retry"
+expect_problem 409
+api POST "$U/jobs/$other/retry"
+expect_problem 404
+KEY=$KEY2
+
+begin "storage: a user at the quota can start no job (POST /jobs and retry are 429)"
+KEY=$(premium_user lim-st-job) || note "no user"
+sample_media || note "no sample media"
+size=$(stat -c %s "$E2E_MEDIA/sample.mp4")
+job="{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"run_at\":\"2099-01-01T00:00:00Z\"}"
+submit_job "$job" || note "job: status $STATUS $(printf '%.200s' "$BODY")"
+jid=$JOB_ID
+api POST "$U/jobs/$jid/cancel"
+expect_status 200
+# An unfinished upload takes the rest: exactly at the quota.
+api POST $U/uploads "$(upload_req $((1000000 - size)))"
+expect_status 201
+filler=$(jqr .media_id)
+api GET $U/me
+expect_json .usage.storage_bytes 1000000
+api POST $U/jobs "$job"
+expect_limit storage_bytes
+api POST "$U/jobs/$jid/retry"
+expect_limit storage_bytes
+api GET $U/me
+expect_json .usage.jobs_last_hour 1
+# One byte below the quota, a job may start again.
+api DELETE "$U/media/$filler"
+expect_status 204
+api POST $U/uploads "$(upload_req $((1000000 - size - 1)))"
+expect_status 201
+api POST "$U/jobs/$jid/retry"
+expect_status 202
+submit_job "$job" || note "a job below the quota: status $STATUS $(printf '%.200s' "$BODY")"
+
 begin "an invalid job is refused for itself, not counted"
 KEY=$(premium_user lim-inv) || note "no user"
 for i in 1 2 3 4; do
@@ -89,5 +159,65 @@ for i in 1 2 3 4; do
 done
 api GET $U/me
 expect_json .usage.jobs_last_hour 0
+
+# ------------------------------------------------ the built-in job limits
+# The API again with the free plan's default (5 jobs an hour) and the
+# default cap (100), which binds the premium plan once that is set above it.
+restart_api() { # restart_api [VAR=VALUE...]: the stack's API processes with those settings
+    local p
+    for p in $(stack_pids api.pid); do stop_pid "$p" TERM 30 || note "API process $p does not stop"; done
+    env "$@" "$E2E_TOP/scripts/stack.sh" start --dir "$KADR_STACK_DIR" >>"$E2E_TMP/restart.log" 2>&1 ||
+        note "stack.sh start failed: $(tail -n 5 "$E2E_TMP/restart.log")"
+    wait_until 30 bash -c '[[ $(curl -s -o /dev/null -w "%{http_code}" "$1") == 200 ]]' _ \
+        "$KADR_URL$U/health" || note "the API does not answer after the restart"
+}
+
+begin "setup: the API with plan_free_jobs_per_hour 5 and jobs_per_hour_cap 100"
+restart_api KADR_PLAN_FREE_JOBS_PER_HOUR=5 KADR_JOBS_PER_HOUR_CAP=100 \
+    KADR_PLAN_PREMIUM_JOBS_PER_HOUR=1000
+
+begin "the free plan: the 6th job within the hour is 429"
+KEY=$(new_user lim-free) || note "no user"
+api GET $U/me
+expect_json .limits.jobs_per_hour 5
+sample_media || note "no sample media"
+job="{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"run_at\":\"2099-01-01T00:00:00Z\"}"
+for i in 1 2 3 4 5; do
+    submit_job "$job" || note "job $i: status $STATUS $(printf '%.200s' "$BODY")"
+done
+api POST $U/jobs "$job"
+expect_limit jobs_per_hour
+expect_jq '.detail | test("allows 5 ")' "the problem does not say 5"
+
+begin "the cap binds a plan set above it: the 101st job within the hour is 429"
+KEY=$(premium_user lim-cap) || note "no user"
+api GET $U/me
+expect_json .limits.jobs_per_hour 100
+sample_media || note "no sample media"
+job="{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"run_at\":\"2099-01-01T00:00:00Z\"}"
+n=0
+for i in $(seq 1 100); do
+    api POST $U/jobs "$job"
+    [[ $STATUS == 202 ]] && n=$((n + 1))
+done
+check "$n of 100 jobs accepted" test "$n" == 100
+api POST $U/jobs "$job"
+expect_limit jobs_per_hour
+expect_jq '.detail | test("allows 100 ")' "the problem does not say 100"
+ra=$(hdr Retry-After)
+check "Retry-After $ra is not within the hour" test "${ra:-0}" -ge 1 -a "${ra:-0}" -le 3600
+api GET $U/me
+expect_json .usage.jobs_last_hour 100
+
+begin "an admin has no job limit"
+KEY=$(new_admin lim-admin) || note "no user"
+api GET $U/me
+expect_json .limits.jobs_per_hour null
+
+begin "teardown: the API with the suite's settings again"
+restart_api
+KEY=$(new_user lim-after) || note "no user"
+api GET $U/me
+expect_json .limits.jobs_per_hour 100000
 
 finish

@@ -30,12 +30,20 @@ endif
 
 # Accounts (issue #5): access tokens and password hashes.
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/jwt_test tests/unit/password_test
-TESTS += tests/unit/jwt_test tests/unit/password_test
+check_PROGRAMS += tests/unit/jwt_test tests/unit/password_test tests/unit/plan_test \
+	tests/unit/stats_test
+TESTS += tests/unit/jwt_test tests/unit/password_test tests/unit/plan_test \
+	tests/unit/stats_test
 tests_unit_jwt_test_SOURCES = tests/unit/jwt_test.c
 tests_unit_jwt_test_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_jwt_test_LDADD = $(UNIT_LIBS)
 tests_unit_password_test_SOURCES = tests/unit/password_test.c
 tests_unit_password_test_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_password_test_LDADD = $(UNIT_LIBS)
+tests_unit_plan_test_SOURCES = tests/unit/plan_test.c
+tests_unit_plan_test_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_plan_test_LDADD = $(UNIT_LIBS)
+tests_unit_stats_test_SOURCES = tests/unit/stats_test.c
+tests_unit_stats_test_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_stats_test_LDADD = $(UNIT_LIBS)
 endif

@@ -80,6 +80,34 @@ START_TEST(foreign_hashes_are_refused)
 }
 END_TEST
 
+START_TEST(rehash_when_the_parameters_change)
+{
+    char h[KD_PASSWORD_HASH_MAX];
+
+    ck_assert_int_eq(kd_password_hash(&cfg, "a long password", h), KD_OK);
+    ck_assert(!kd_password_needs_rehash(&cfg, h));
+    cfg.password_scrypt_log2n = 11;
+    ck_assert(kd_password_needs_rehash(&cfg, h));
+    cfg.password_scrypt_log2n = 10;
+    cfg.password_scrypt_r = 4;
+    ck_assert(kd_password_needs_rehash(&cfg, h));
+    cfg.password_scrypt_r = 8;
+    cfg.password_scrypt_p = 2;
+    ck_assert(kd_password_needs_rehash(&cfg, h));
+    cfg.password_scrypt_p = 1;
+    ck_assert(!kd_password_needs_rehash(&cfg, h));
+    /* A lower cost is a change too: the configuration is the target. */
+    cfg.password_scrypt_log2n = 11;
+    ck_assert_int_eq(kd_password_hash(&cfg, "a long password", h), KD_OK);
+    cfg.password_scrypt_log2n = 10;
+    ck_assert(kd_password_needs_rehash(&cfg, h));
+    /* Nothing to upgrade: no hash, or not one of ours. */
+    ck_assert(!kd_password_needs_rehash(&cfg, NULL));
+    ck_assert(!kd_password_needs_rehash(&cfg, ""));
+    ck_assert(!kd_password_needs_rehash(&cfg, "$2b$12$abcdefghijklmnopqrstuu"));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -93,6 +121,7 @@ main(void)
     tcase_add_test(tc, hash_and_verify);
     tcase_add_test(tc, parameters_travel_with_the_hash);
     tcase_add_test(tc, foreign_hashes_are_refused);
+    tcase_add_test(tc, rehash_when_the_parameters_change);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
