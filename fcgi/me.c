@@ -1,7 +1,7 @@
 /* me.c: GET /api/v1/me: the caller's User, the webhook secret that signs
  * their webhooks, and their usage against their plan's limits (the same
  * counts the limit step uses, quota.c; jobs processing at once is the
- * workers' limit, users.max_processing or user_max_processing). */
+ * workers' limit: users.max_processing, else the plan's). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,23 +31,27 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
         "     AND deleted_at IS NULL AND status NOT IN ('rejected', 'expired')), "
         "  (SELECT count(*) FROM jobs WHERE user_id = u.id AND status = 'processing' "
         "     AND deleted_at IS NULL), "
-        /* The workers enforce this one (issue #4, sql/003). */
-        "  coalesce(u.max_processing, $2::integer) "
+        /* The workers enforce this one, resolved as they do (doc/lifecycle.md);
+         * admins have it too: it shares the workers rather than metering. */
+        "  coalesce(u.max_processing, "
+        "           CASE WHEN u.plan = 'premium' THEN $3::integer ELSE $2::integer END) "
         "  FROM users u WHERE u.id = $1";
-    char max_proc[24];
-    const char *params[] = {rq->principal.user_id, max_proc};
+    char max_free[24], max_premium[24];
+    const char *params[] = {rq->principal.user_id, max_free, max_premium};
     struct kd_plan_limits lim;
     struct kd_dbres *res = NULL;
     struct kd_db *db;
     json_t *user = NULL, *usage = NULL, *limits = NULL;
     enum kd_err rc;
 
-    if ((rc = kd_snprintf(max_proc, sizeof(max_proc), "%" PRId64, rq->cfg->user_max_processing)) !=
-        KD_OK)
+    if ((rc = kd_snprintf(max_free, sizeof(max_free), "%" PRId64,
+                          rq->cfg->plan_free_max_processing)) != KD_OK ||
+        (rc = kd_snprintf(max_premium, sizeof(max_premium), "%" PRId64,
+                          rq->cfg->plan_premium_max_processing)) != KD_OK)
         goto out;
     if ((rc = kd_app_db(rq->app, &db)) != KD_OK)
         goto out;
-    if ((rc = kd_db_query(db, sel, 2, params, &res)) != KD_OK)
+    if ((rc = kd_db_query(db, sel, 3, params, &res)) != KD_OK)
         goto out;
     if (kd_dbres_rows(res) != 1) {
         rc = KD_ENOTFOUND;
@@ -66,7 +70,7 @@ kd_me_get(struct kd_req *rq, struct kd_resp *rs)
     limits = json_pack("{s:o,s:o,s:o,s:I}", "jobs_per_hour", limit_json(lim.jobs_per_hour),
                        "concurrent_uploads", limit_json(lim.uploads), "storage_bytes",
                        limit_json(lim.storage_bytes), "concurrent_processing",
-                       (json_int_t)kd_dbres_i64(res, 0, 6, rq->cfg->user_max_processing));
+                       (json_int_t)kd_dbres_i64(res, 0, 6, rq->cfg->plan_free_max_processing));
     if (usage == NULL || limits == NULL) {
         rc = KD_ENOMEM;
         goto out;

@@ -93,6 +93,10 @@ static const struct setting settings[] = {
       "largest file a job's process may write"),
     I("worker_progress_ms", worker_progress_ms, "250", 50, 60000,
       "least interval between progress writes"),
+    I("worker_heartbeat_ms", worker_heartbeat_ms, "1000", 50, 600000,
+      "how often a running job's lease is renewed (at most a third of job_lease_ms)"),
+    I("worker_db_timeout_ms", worker_db_timeout_ms, "2000", 100, 600000,
+      "statement timeout of the worker's queries (less than job_lease_ms)"),
     I("worker_threads", worker_threads, "0", 0, 64, "encoder threads per job; 0 picks"),
     I("worker_grace_s", worker_grace_s, "30", 0, 3600,
       "on SIGTERM, how long running jobs may finish"),
@@ -100,8 +104,6 @@ static const struct setting settings[] = {
       "take over deliveries unacknowledged this long"),
     I("job_lease_ms", job_lease_ms, "30000", 1000, 3600000,
       "a job's lease: another worker takes it over this long after the last heartbeat"),
-    I("user_max_processing", user_max_processing, "5", 1, 1000,
-      "jobs of one user processing at once (users.max_processing overrides)"),
     I("queue_aging_s", queue_aging_s, "120", 1, 86400,
       "a pending job is pushed one priority more urgent per this many seconds waited"),
     I("job_max_attempts", job_max_attempts, "3", 1, 10, "attempts of a job"),
@@ -157,6 +159,10 @@ static const struct setting settings[] = {
       "free plan: bytes of live media"),
     I("plan_premium_storage_bytes", plan_premium_storage_bytes, "100G", 0, 1024 * 1024 * GIB,
       "premium plan: bytes of live media"),
+    I("plan_free_max_processing", plan_free_max_processing, "5", 1, 1000,
+      "free plan: jobs processing at once (users.max_processing overrides)"),
+    I("plan_premium_max_processing", plan_premium_max_processing, "10", 1, 1000,
+      "premium plan: jobs processing at once (users.max_processing overrides)"),
     I("body_max_bytes", limits.body_max_bytes, "1048576", 1024, 64 * 1024 * 1024,
       "largest API request body"),
     I("upload_max_bytes", limits.upload_max_bytes, "5368709120", 1, 5 * 1024 * GIB,
@@ -436,6 +442,20 @@ validate(const struct kd_config *cfg, char *errbuf, size_t errbuf_len)
         512 * 1024 * 1024) {
         snprintf(errbuf, errbuf_len,
                  "password_scrypt_log2n and password_scrypt_r: 128 * r * 2^log2n exceeds 512 MiB");
+        return KD_EINVAL;
+    }
+    /* Three heartbeats per lease: one or two may fail (a lock wait, a
+     * hiccup) before another worker could take a live job over. */
+    if (cfg->worker_heartbeat_ms * 3 > cfg->job_lease_ms) {
+        snprintf(errbuf, errbuf_len,
+                 "worker_heartbeat_ms = %lld: at most a third of job_lease_ms (%lld)",
+                 (long long)cfg->worker_heartbeat_ms, (long long)cfg->job_lease_ms);
+        return KD_EINVAL;
+    }
+    /* A heartbeat stuck in a lock wait must give up before its lease ends. */
+    if (cfg->worker_db_timeout_ms >= cfg->job_lease_ms) {
+        snprintf(errbuf, errbuf_len, "worker_db_timeout_ms = %lld: less than job_lease_ms (%lld)",
+                 (long long)cfg->worker_db_timeout_ms, (long long)cfg->job_lease_ms);
         return KD_EINVAL;
     }
     if (cfg->limits.max_pixels > cfg->limits.max_width * cfg->limits.max_height) {

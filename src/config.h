@@ -66,11 +66,12 @@ struct kd_config {
     int64_t worker_cpu_limit_s;   /* CPU seconds of a job's child */
     int64_t worker_file_limit_mb; /* largest file a child may write */
     int64_t worker_progress_ms;   /* min interval of progress writes */
+    int64_t worker_heartbeat_ms;  /* lease renewal interval */
+    int64_t worker_db_timeout_ms; /* statement timeout of the worker's queries */
     int64_t worker_threads;       /* encoder threads per job; 0 = auto */
     int64_t worker_grace_s;       /* SIGTERM: time running jobs may finish */
     int64_t queue_claim_idle_ms;  /* reclaim entries idle this long */
     int64_t job_lease_ms;         /* lease past each heartbeat */
-    int64_t user_max_processing;  /* default per-user concurrency */
     int64_t queue_aging_s;        /* anti-starvation step */
     int64_t job_max_attempts;     /* default max_attempts of a job */
     int64_t retention_days;
@@ -105,6 +106,8 @@ struct kd_config {
     int64_t plan_premium_uploads;
     int64_t plan_free_storage_bytes;
     int64_t plan_premium_storage_bytes;
+    int64_t plan_free_max_processing; /* at once; users.max_processing overrides */
+    int64_t plan_premium_max_processing;
     char *log_level;
     struct kd_limits limits;
 };

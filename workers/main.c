@@ -359,6 +359,10 @@ main(int argc, char **argv)
         kd_log(KD_LOG_ERROR, "worker: cannot set up connections (%s)", kd_err_name(rc));
         goto out;
     }
+    /* One loop serves every slot: a statement stuck in a lock wait would
+     * stall the heartbeats, pipes and deadlines of all of them. A statement
+     * that times out is retried like one that met PostgreSQL down. */
+    kd_db_set_statement_timeout(w.db, cfg->worker_db_timeout_ms);
     if ((rc = kd_storage_open(cfg, &w.storage)) != KD_OK) {
         kd_log(KD_LOG_ERROR, "worker: storage backend \"%s\" cannot be used (%s)",
                cfg->storage_backend, kd_err_name(rc));
@@ -387,8 +391,8 @@ main(int argc, char **argv)
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
-    kd_log(KD_LOG_INFO, "worker: %s started with %zu slot(s), lease %lld ms", w.consumer,
-           w.n_slots, (long long)w.lease_ms);
+    kd_log(KD_LOG_INFO, "worker: %s started with %zu slot(s), lease %lld ms, heartbeat %lld ms",
+           w.consumer, w.n_slots, (long long)w.lease_ms, (long long)cfg->worker_heartbeat_ms);
     run(&w);
     kd_task_announce(&w, 0, true);
     kd_log(KD_LOG_INFO, "worker: %s stopped", w.consumer);

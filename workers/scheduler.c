@@ -6,9 +6,10 @@
  * processing slot again, jobs whose worker died (lease expired), probes and
  * jobs whose push was lost (Redis down at the time, or Redis lost its data),
  * and pending jobs that waited long at a more urgent priority
- * (anti-starvation). It also applies retention and cleans the account
- * tables (src/cleanup.c, hourly). Several may run; one leads
- * at a time (a lock with expiry in Redis) and only the leader acts.
+ * (anti-starvation). It cancels pending jobs whose cancel was asked for
+ * (nothing else would ever finish them), applies retention and cleans the
+ * account tables (src/cleanup.c, hourly). Several may run; one leads at a
+ * time (a lock with expiry in Redis) and only the leader acts.
  * See doc/lifecycle.md. */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,9 +32,18 @@
 /* One step of work this often while leading; how often a follower tries
  * to take the lead. */
 #define TICK_MS 500
-/* The lock outlives a leader that stopped renewing it by this much. */
+/* The lock outlives a leader that stopped renewing it by this much. It is
+ * renewed before each phase of a step and during retention at least every
+ * RENEW_MS, so that a slow step does not let a second leader in. */
 #define LOCK_TTL_MS 5000
-#define LOCK_NAME   "scheduler:leader"
+#define RENEW_MS    1000
+/* Retention stops for this step after this long (the rest waits for the
+ * next round), so that slow storage cannot hold up due jobs. */
+#define RETENTION_BUDGET_MS 2000
+/* Retention's statements touch one row each: a lock wait (a row some
+ * transaction holds) must not stall the step past its lead. */
+#define RETENTION_STMT_TIMEOUT "2000"
+#define LOCK_NAME              "scheduler:leader"
 /* Set once per Redis data set: missing means Redis lost its data. */
 #define MARKER_NAME "scheduler:epoch"
 /* A row pushed this recently is not pushed again (its push may still be
@@ -65,6 +75,7 @@ struct sched {
     struct kd_storage *storage;
     char token[KD_UUID_STRLEN + 1 + 64]; /* who holds the lock: host, pid, uuid */
     bool leading;
+    int64_t renewed_at; /* kd_mono_ms() of the last successful lock renewal */
     int64_t next_retention;
     int64_t next_accounts_cleanup;
     int failures;
@@ -84,7 +95,8 @@ static const char SQL_DUE_PROBES[] =
     "RETURNING id::text";
 
 /* Pending jobs that are due, within their user's free processing slots
- * (the user's most urgent first), whose push is missing or old, or whose
+ * (users.max_processing, else the plan's: $3 free and any other plan, $4
+ * premium; the user's most urgent first), whose push is missing or old, or whose
  * effective priority rose above the one they were pushed at. The effective
  * priority: priority - floor(waited / queue_aging_s), at least 1, where
  * waited counts from creation or from run_at, whichever is later. */
@@ -102,7 +114,9 @@ static const char SQL_DUE_JOBS[] =
     "  SELECT c.*, row_number() OVER (PARTITION BY c.user_id ORDER BY c.eff, c.created_at) AS rn "
     "    FROM cand c), "
     "free AS ("
-    "  SELECT u.id AS user_id, COALESCE(u.max_processing, $3::int) - "
+    "  SELECT u.id AS user_id, "
+    "         COALESCE(u.max_processing, CASE WHEN u.plan = 'premium' THEN $4::int "
+    "                                         ELSE $3::int END) - "
     "         (SELECT count(*) FROM jobs p WHERE p.user_id = u.id AND p.status = 'processing') "
     "         AS slots "
     "    FROM users u WHERE u.id IN (SELECT DISTINCT user_id FROM cand)), "
@@ -128,6 +142,26 @@ static const char SQL_EXPIRED_LEASES[] =
     "                      OR enqueued_at < now() - $1::bigint * interval '1 second') "
     "               LIMIT 500) "
     "RETURNING id::text, priority";
+
+/* Pending jobs whose cancel was asked for: no worker takes them (the claim
+ * and SQL_DUE_JOBS skip them), so they are finished here, with the event
+ * every cancel writes (the webhook follows from the trigger). The workers
+ * cancel such jobs themselves when an attempt ends; this is the net for any
+ * path that put one back to pending all the same. */
+static const char SQL_CANCEL_ASKED[] =
+    "WITH c AS ("
+    "  UPDATE jobs SET status = 'cancelled', error_code = 'cancelled', "
+    "         error_message = 'the job was cancelled', stage = NULL, worker = NULL, "
+    "         lease_expires_at = NULL, finished_at = now(), updated_at = now() "
+    "   WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND cancel_requested "
+    "                 LIMIT 500 FOR UPDATE SKIP LOCKED) "
+    "     AND status = 'pending' AND cancel_requested "
+    "  RETURNING id, attempts) "
+    "INSERT INTO job_events (job_id, event, detail) "
+    "SELECT id, 'cancelled', jsonb_build_object('attempt', attempts, 'code', 'cancelled', "
+    "       'message', 'the job was cancelled', 'dead_letter', false, "
+    "       'by', 'kadr-scheduler') FROM c "
+    "RETURNING job_id::text";
 
 /* Redis lost its data: every waiting row needs a push again. */
 static const char SQL_FORGET_JOB_PUSHES[] =
@@ -191,6 +225,23 @@ out:
     return rc;
 }
 
+/* Finishes the pending jobs whose cancel was asked for (SQL_CANCEL_ASKED). */
+static enum kd_err
+cancel_asked(struct sched *sc)
+{
+    struct kd_dbres *res = NULL;
+    enum kd_err rc;
+
+    if ((rc = kd_db_query(sc->db, SQL_CANCEL_ASKED, 0, NULL, &res)) != KD_OK)
+        goto out;
+    for (int i = 0; i < kd_dbres_rows(res); i++)
+        kd_log(KD_LOG_WARN, "scheduler: job %s was pending with a cancel asked for; cancelled",
+               kd_dbres_get(res, i, 0));
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
 /* Whether Redis lost its data since the last step: then every pending or
  * running row is marked as not pushed, and this step pushes them. */
 static enum kd_err
@@ -245,15 +296,39 @@ out:
     kd_dbres_free(res);
 }
 
+/* Renews the lead when it is older than min_age_ms. False when it is lost
+ * (or cannot be proven): the step stops acting at once. */
+static bool
+still_leading(struct sched *sc, int64_t min_age_ms)
+{
+    int64_t now = kd_mono_ms();
+    bool held = false;
+
+    if (now - sc->renewed_at < min_age_ms)
+        return true;
+    if (kd_queue_lock(sc->queue, LOCK_NAME, sc->token, LOCK_TTL_MS, &held) != KD_OK || !held) {
+        kd_log(KD_LOG_WARN, "scheduler: lost the lead during a step");
+        sc->leading = false;
+        return false;
+    }
+    sc->renewed_at = now;
+    return true;
+}
+
 static void
 retention(struct sched *sc)
 {
     struct kd_dbres *res = NULL;
     char days[24];
     const char *p[] = {days};
+    const char *tp[] = {RETENTION_STMT_TIMEOUT};
+    int64_t t0 = kd_mono_ms();
     int n, expired = 0;
 
     snprintf(days, sizeof(days), "%lld", (long long)sc->cfg->retention_days);
+    if (kd_db_query(sc->db, "SELECT set_config('statement_timeout', $1, false)", 1, tp, NULL) !=
+        KD_OK)
+        goto out;
     if (kd_db_query(sc->db, SQL_RETENTION_DUE, 1, p, &res) != KD_OK)
         goto out;
     n = kd_dbres_rows(res);
@@ -262,6 +337,8 @@ retention(struct sched *sc)
         const char *ep[] = {id};
         enum kd_err rc;
 
+        if (kd_mono_ms() - t0 > RETENTION_BUDGET_MS || !still_leading(sc, RENEW_MS))
+            break;
         /* Bytes first: a row marked expired whose object survived would
          * never be looked at again. */
         if ((rc = kd_storage_delete(sc->storage, key)) != KD_OK) {
@@ -269,15 +346,26 @@ retention(struct sched *sc)
                    id, kd_err_name(rc));
             continue;
         }
-        if (kd_db_query(sc->db, SQL_EXPIRE, 1, ep, NULL) == KD_OK)
+        if ((rc = kd_db_query(sc->db, SQL_EXPIRE, 1, ep, NULL)) == KD_OK)
             expired++;
+        else
+            kd_log(KD_LOG_WARN,
+                   "scheduler: retention: cannot mark media %s expired (%s); "
+                   "next round",
+                   id, kd_err_name(rc));
     }
     if (expired > 0)
         kd_log(KD_LOG_INFO, "scheduler: retention: %d media expired", expired);
-    abort_multipart(sc);
-    if (kd_db_query(sc->db, SQL_FORGET_WORKERS, 0, NULL, NULL) != KD_OK)
+    if (sc->leading && still_leading(sc, RENEW_MS))
+        abort_multipart(sc);
+    if (sc->leading && kd_db_query(sc->db, SQL_FORGET_WORKERS, 0, NULL, NULL) != KD_OK)
         kd_log(KD_LOG_DEBUG, "scheduler: could not forget old workers");
 out:
+    /* The other phases may scan many rows: no timeout there. A failure
+     * here leaves a connection that is gone, and a new one has none. */
+    if (kd_db_query(sc->db, "SELECT set_config('statement_timeout', '0', false)", 0, NULL, NULL) !=
+        KD_OK)
+        kd_log(KD_LOG_DEBUG, "scheduler: could not reset the statement timeout");
     kd_dbres_free(res);
 }
 
@@ -297,33 +385,40 @@ accounts_cleanup(struct sched *sc)
            (long long)n.job_runs);
 }
 
-/* One step of the leader. */
+/* One step of the leader. Before each phase the lead is renewed if the
+ * last renewal is older than RENEW_MS; a phase that finds it lost is not
+ * started. */
 static enum kd_err
 step(struct sched *sc)
 {
-    char stale[24], lease_stale[24], aging[24], user_max[24];
+    char stale[24], lease_stale[24], aging[24], max_free[24], max_premium[24];
     const char *p1[] = {stale};
     const char *pl[] = {lease_stale};
-    const char *pj[] = {stale, aging, user_max};
+    const char *pj[] = {stale, aging, max_free, max_premium};
     int64_t now;
     enum kd_err rc;
 
     snprintf(stale, sizeof(stale), "%d", STALE_S);
     snprintf(lease_stale, sizeof(lease_stale), "%d", LEASE_REPUSH_S);
     snprintf(aging, sizeof(aging), "%lld", (long long)sc->cfg->queue_aging_s);
-    snprintf(user_max, sizeof(user_max), "%lld", (long long)sc->cfg->user_max_processing);
-    if ((rc = reconcile(sc)) != KD_OK ||
+    snprintf(max_free, sizeof(max_free), "%lld", (long long)sc->cfg->plan_free_max_processing);
+    snprintf(max_premium, sizeof(max_premium), "%lld",
+             (long long)sc->cfg->plan_premium_max_processing);
+    if ((rc = reconcile(sc)) != KD_OK || !still_leading(sc, RENEW_MS) ||
+        (rc = cancel_asked(sc)) != KD_OK || !still_leading(sc, RENEW_MS) ||
         (rc = push_rows(sc, SQL_DUE_PROBES, 1, p1, "probe", -1, "probe(s)")) != KD_OK ||
-        (rc = push_rows(sc, SQL_DUE_JOBS, 3, pj, "edit", 1, "due job(s)")) != KD_OK ||
+        !still_leading(sc, RENEW_MS) ||
+        (rc = push_rows(sc, SQL_DUE_JOBS, 4, pj, "edit", 1, "due job(s)")) != KD_OK ||
+        !still_leading(sc, RENEW_MS) ||
         (rc = push_rows(sc, SQL_EXPIRED_LEASES, 1, pl, "edit", 1, "job(s) whose lease expired")) !=
             KD_OK)
         goto out;
     now = kd_mono_ms();
-    if (now >= sc->next_retention) {
+    if (now >= sc->next_retention && still_leading(sc, RENEW_MS)) {
         retention(sc);
-        sc->next_retention = now + RETENTION_EVERY_MS;
+        sc->next_retention = kd_mono_ms() + RETENTION_EVERY_MS;
     }
-    if (now >= sc->next_accounts_cleanup) {
+    if (now >= sc->next_accounts_cleanup && still_leading(sc, RENEW_MS)) {
         accounts_cleanup(sc);
         sc->next_accounts_cleanup = now + ACCOUNTS_CLEANUP_EVERY_MS;
     }
@@ -349,6 +444,8 @@ run(struct sched *sc)
 
         if (rc != KD_OK)
             held = false; /* cannot prove the lead: act as a follower */
+        if (held)
+            sc->renewed_at = t0;
         if (held != sc->leading) {
             kd_log(KD_LOG_INFO, "scheduler: %s", held ? "leading" : "no longer leading");
             sc->leading = held;

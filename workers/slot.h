@@ -78,9 +78,11 @@ struct kd_slot {
     int n_events; /* events written for this attempt */
 
     /* the parent's bookkeeping for this attempt */
-    int pct_written;       /* progress last written to jobs.progress */
-    int64_t last_write_ms; /* of the last progress/heartbeat write */
-    bool heartbeat_warned; /* logged a failed heartbeat already */
+    int pct_written;          /* progress last written to jobs.progress */
+    int64_t last_write_ms;    /* of the last lease renewal (with or without progress) */
+    int64_t last_progress_ms; /* of the last progress write */
+    int64_t last_poll_ms;     /* of the last read or write of the job's row */
+    bool heartbeat_warned;    /* logged a failed heartbeat already */
 
     /* finishing */
     enum kd_outcome outcome;

@@ -18,9 +18,10 @@
 #include "run.h"
 #include "util.h"
 
-/* The lease is renewed (and cancellation seen) at least this often: a
- * cancel takes effect within this plus one turn of the loop (200 ms). */
-#define HEARTBEAT_MS 250
+/* A running job's row is read this often for cancellation (a read, not a
+ * write: the lease is renewed every worker_heartbeat_ms). A cancel takes
+ * effect within this plus one turn of the loop (200 ms). */
+#define CANCEL_POLL_MS 250
 /* Child events recorded per attempt. */
 #define MAX_EVENTS 20
 /* A probe reads headers and hashes the file: minutes at most. */
@@ -49,7 +50,11 @@ static const char SQL_JOB_INPUTS[] =
     "JOIN media m ON m.id = ji.media_id WHERE ji.job_id = $1 ORDER BY m.id";
 
 /* Takes a pending job, or one whose lease generation $4 was seen expired
- * (or held by this worker's previous run); exactly one claimer can match. */
+ * (or held by this worker's previous run); exactly one claimer can match.
+ * The expiry is checked again here, not only when the row was read: the
+ * holder may have renewed the lease in between. The user's limit:
+ * users.max_processing, else the plan's ($5 free and any other plan, $6
+ * premium). */
 static const char SQL_JOB_CLAIM[] =
     "UPDATE jobs SET status = 'processing', attempts = attempts + 1, started_at = now(), "
     "worker = $2, lease_gen = lease_gen + 1, "
@@ -58,17 +63,23 @@ static const char SQL_JOB_CLAIM[] =
     "updated_at = now() "
     "WHERE id = $1 AND deleted_at IS NULL AND NOT cancel_requested "
     "AND (run_at IS NULL OR run_at <= now()) "
-    "AND (status = 'pending' OR (status = 'processing' AND lease_gen = $4::bigint)) "
+    "AND (status = 'pending' OR (status = 'processing' AND lease_gen = $4::bigint "
+    "     AND (lease_expires_at IS NULL OR lease_expires_at < now() OR worker = $2))) "
     "AND (SELECT count(*) FROM jobs p WHERE p.user_id = jobs.user_id "
     "     AND p.status = 'processing' AND p.id <> jobs.id) < "
-    "    (SELECT COALESCE(u.max_processing, $5::int) FROM users u WHERE u.id = jobs.user_id) "
+    "    (SELECT COALESCE(u.max_processing, "
+    "                     CASE WHEN u.plan = 'premium' THEN $6::int ELSE $5::int END) "
+    "       FROM users u WHERE u.id = jobs.user_id) "
     "RETURNING attempts, lease_gen, spec::text, user_id, priority, max_attempts";
 
 /* Claims of one user's jobs queue behind this lock (held to the end of the
  * claim's transaction), so that two workers cannot both see the user one
- * job short of the limit and both claim. */
+ * job short of the limit and both claim. NO KEY UPDATE, not UPDATE: the
+ * foreign-key checks of the user's own inserts meanwhile (uploads, jobs,
+ * API keys) take KEY SHARE on this row and must not wait for a claim. */
 static const char SQL_USER_LOCK[] =
-    "SELECT 1 FROM users u JOIN jobs j ON j.user_id = u.id WHERE j.id = $1 FOR UPDATE OF u";
+    "SELECT 1 FROM users u JOIN jobs j ON j.user_id = u.id WHERE j.id = $1 "
+    "FOR NO KEY UPDATE OF u";
 
 /* After a claim that matched nothing: is the job still waiting (then its
  * user is at the limit)? Its enqueued_at is cleared so that the scheduler
@@ -86,20 +97,27 @@ static const char SQL_DEAD_LETTER[] =
     "error_code = excluded.error_code, error_message = excluded.error_message, "
     "created_at = now()";
 
-/* A final status, from pending ($5 NULL) or from the lease generation $5. */
+/* A final status, from pending ($5 NULL) or from the lease generation $5,
+ * which must be this worker's ($6) or expired: a takeover that read the
+ * lease expired must not finish a job whose holder renewed it since. */
 static const char SQL_JOB_FINAL[] =
     "UPDATE jobs SET status = $2, error_code = $3, error_message = $4, stage = NULL, "
     "finished_at = now(), lease_expires_at = NULL, updated_at = now() "
     "WHERE id = $1 AND ((status = 'pending' AND $5::bigint IS NULL) "
-    "OR (status = 'processing' AND lease_gen = $5::bigint))";
+    "OR (status = 'processing' AND lease_gen = $5::bigint "
+    "    AND (lease_expires_at IS NULL OR lease_expires_at < now() OR worker = $6)))";
 
 /* Locks the job's row for the rest of the transaction while lease generation
- * $2 holds it: the outputs are registered under that lock, before the
- * status changes, so whatever reacts to the job becoming completed (a
- * trigger, a webhook) sees them. */
+ * $2 holds it, and tells whether a cancel was asked for (or the job
+ * deleted) meanwhile: every outcome of an attempt is written under this
+ * lock, so a cancel either lands before it (and the attempt ends
+ * cancelled, whatever it came to) or waits for it and finds the job
+ * finished. The outputs are registered under it too, before the status
+ * changes, so whatever reacts to the job becoming completed (a trigger, a
+ * webhook) sees them. */
 static const char SQL_JOB_HOLD[] =
-    "SELECT 1 FROM jobs WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing' "
-    "AND deleted_at IS NULL FOR UPDATE";
+    "SELECT cancel_requested OR deleted_at IS NOT NULL FROM jobs "
+    "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing' FOR NO KEY UPDATE";
 
 static const char SQL_JOB_DONE[] =
     "UPDATE jobs SET status = 'completed', progress = 100, stage = NULL, finished_at = now(), "
@@ -131,11 +149,17 @@ static const char SQL_JOB_RETRY[] =
     "pushed_priority = NULL, updated_at = now() "
     "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing'";
 
+/* Renews the lease; $2 is the progress to publish, or 0 to leave it. */
 static const char SQL_JOB_HEARTBEAT[] =
     "UPDATE jobs SET progress = greatest(progress, $2::int), stage = $5, "
     "lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now() "
     "WHERE id = $1 AND lease_gen = $3::bigint AND status = 'processing' "
     "RETURNING cancel_requested OR deleted_at IS NOT NULL";
+
+/* Between heartbeats: cancelled, or the lease lost (no row)? */
+static const char SQL_JOB_POLL[] =
+    "SELECT cancel_requested OR deleted_at IS NOT NULL FROM jobs "
+    "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing'";
 
 static const char SQL_JOB_SETTLED[] =
     "SELECT deleted_at IS NOT NULL OR status IN ('completed', 'failed', 'cancelled') "
@@ -241,13 +265,24 @@ jstr(const char *s)
     return v != NULL ? v : json_string("");
 }
 
-/* Moves a job to a final status (failed, cancelled) from pending (gen NULL)
- * or from lease generation gen, with its event in the same transaction.
- * *matched is false when the job was no longer in that state. */
+/* The attempt of worker lost_by was lost: its lease ran out (or its worker
+ * restarted under the same name) and another attempt takes the job over. */
 static enum kd_err
-finalize_dl(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
+add_lease_expired(struct kd_worker *w, const char *job_id, int attempt, const char *lost_by)
+{
+    return add_event(w, job_id, "lease_expired",
+                     json_pack("{s:i,s:o}", "attempt", attempt, "worker", jstr(lost_by)));
+}
+
+/* Inside a transaction: moves a job to a final status (failed, cancelled)
+ * from pending (gen NULL) or from lease generation gen, with its event, and
+ * a lease_expired event first when lost_by names the worker whose attempt
+ * a takeover ends. *matched is false when the job was no longer in that
+ * state (the caller rolls back). */
+static enum kd_err
+final_in_tx(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
             const char *status, const char *code, const char *message, bool dead_letter,
-            bool *matched)
+            const char *lost_by, bool *matched)
 {
     struct kd_dbres *res = NULL;
     char msg[KD_PROTO_TEXT_MAX + 1];
@@ -256,14 +291,14 @@ finalize_dl(struct kd_worker *w, const char *job_id, const char *gen, int attemp
     *matched = false;
     snprintf(msg, sizeof(msg), "%s", message);
     fix_utf8(msg);
-    const char *p[] = {job_id, status, code, msg, gen};
+    const char *p[] = {job_id, status, code, msg, gen, w->consumer};
 
-    if ((rc = kd_db_begin(w->db)) != KD_OK)
-        goto out;
-    if ((rc = kd_db_query(w->db, SQL_JOB_FINAL, 5, p, &res)) != KD_OK)
+    if ((rc = kd_db_query(w->db, SQL_JOB_FINAL, 6, p, &res)) != KD_OK)
         goto out;
     if (kd_dbres_affected(res) == 0)
-        goto out; /* rolled back below; nothing was changed anyway */
+        goto out;
+    if (lost_by != NULL && (rc = add_lease_expired(w, job_id, attempt, lost_by)) != KD_OK)
+        goto out;
     if (dead_letter) {
         const char *dp[] = {job_id, code, msg};
 
@@ -273,22 +308,94 @@ finalize_dl(struct kd_worker *w, const char *job_id, const char *gen, int attemp
     rc = add_event(w, job_id, status,
                    json_pack("{s:i,s:s,s:o,s:b}", "attempt", attempt, "code", code, "message",
                              jstr(msg), "dead_letter", dead_letter));
-    if (rc != KD_OK || (rc = kd_db_commit(w->db)) != KD_OK)
+    if (rc != KD_OK)
         goto out;
     *matched = true;
-    kd_log(KD_LOG_INFO, "job %s %s: %s: %s%s", job_id, status, code, msg,
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
+static void
+log_final(const char *job_id, const char *status, const char *code, const char *message,
+          bool dead_letter)
+{
+    kd_log(KD_LOG_INFO, "job %s %s: %s: %s%s", job_id, status, code, message,
            dead_letter ? " (out of attempts: dead letter)" : "");
+}
+
+/* final_in_tx in a transaction of its own. */
+static enum kd_err
+finalize_dl(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
+            const char *status, const char *code, const char *message, bool dead_letter,
+            const char *lost_by, bool *matched)
+{
+    bool done = false;
+    enum kd_err rc;
+
+    *matched = false;
+    if ((rc = kd_db_begin(w->db)) != KD_OK)
+        goto out;
+    rc = final_in_tx(w, job_id, gen, attempt, status, code, message, dead_letter, lost_by, &done);
+    if (rc != KD_OK || !done) /* rolled back below; nothing was changed anyway */
+        goto out;
+    if ((rc = kd_db_commit(w->db)) != KD_OK)
+        goto out;
+    *matched = true;
+    log_final(job_id, status, code, message, dead_letter);
 out:
     kd_db_rollback(w->db);
-    kd_dbres_free(res);
     return rc;
 }
 
 static enum kd_err
 finalize(struct kd_worker *w, const char *job_id, const char *gen, int attempt, const char *status,
-         const char *code, const char *message, bool *matched)
+         const char *code, const char *message, const char *lost_by, bool *matched)
 {
-    return finalize_dl(w, job_id, gen, attempt, status, code, message, false, matched);
+    return finalize_dl(w, job_id, gen, attempt, status, code, message, false, lost_by, matched);
+}
+
+/* Opens the transaction that writes an attempt's outcome: locks the job's
+ * row while the slot's lease holds it (*held false: it does not any more)
+ * and reads whether a cancel was asked for meanwhile (*cancel). */
+static enum kd_err
+hold_job(struct kd_worker *w, const struct kd_slot *s, bool *held, bool *cancel)
+{
+    struct kd_dbres *res = NULL;
+    const char *p[] = {s->ref, s->lease_gen};
+    enum kd_err rc;
+
+    *held = *cancel = false;
+    if ((rc = kd_db_begin(w->db)) != KD_OK ||
+        (rc = kd_db_query(w->db, SQL_JOB_HOLD, 2, p, &res)) != KD_OK)
+        goto out;
+    *held = kd_dbres_rows(res) > 0;
+    *cancel = *held && kd_dbres_bool(res, 0, 0);
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
+/* Under hold_job's lock, with a cancel asked for: whatever the attempt came
+ * to (success, failure, a hand-back at shutdown), the job ends cancelled,
+ * as the API promised when it answered. Commits; the slot's outcome then
+ * becomes cancelled (its caller deletes any stored outputs). */
+static enum kd_err
+cancel_held(struct kd_worker *w, struct kd_slot *s, bool *matched)
+{
+    static const char why[] = "the job was cancelled";
+    bool done = false;
+    enum kd_err rc;
+
+    *matched = false;
+    rc = final_in_tx(w, s->ref, s->lease_gen, s->attempt, "cancelled", "cancelled", why, false,
+                     NULL, &done);
+    if (rc != KD_OK || !done || (rc = kd_db_commit(w->db)) != KD_OK)
+        return rc;
+    *matched = true;
+    s->outcome = KD_OUTCOME_CANCELLED;
+    log_final(s->ref, "cancelled", "cancelled", why, false);
+    return KD_OK;
 }
 
 /* True when the job is finished or deleted, so that acknowledging its
@@ -708,8 +815,8 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
 {
     struct kd_dbres *job = NULL, *inputs = NULL, *claim = NULL, *limited = NULL;
     const char *p[] = {msg->ref};
-    char gen[24], lease_ms[24], user_max[24], bad[KD_PROTO_TEXT_MAX];
-    const char *seen_gen = NULL, *status;
+    char gen[24], lease_ms[24], max_free[24], max_premium[24], bad[KD_PROTO_TEXT_MAX];
+    const char *seen_gen = NULL, *lost_by = NULL, *status;
     bool matched, waiting;
     int attempts;
     enum kd_err rc;
@@ -744,13 +851,16 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
         }
         snprintf(gen, sizeof(gen), "%s", kd_dbres_get(job, 0, 8));
         seen_gen = gen;
-        kd_log(KD_LOG_WARN, "job %s: taking over from %s (%s)", msg->ref,
-               holder != NULL ? holder : "?",
+        lost_by = holder != NULL ? holder : "?";
+        kd_log(KD_LOG_WARN, "job %s: taking over from %s (%s)", msg->ref, lost_by,
                ours ? "a previous run of this worker" : "its lease expired");
         if (!kd_dbres_bool(job, 0, 5) && attempts >= (int)kd_dbres_i64(job, 0, 7, 1)) {
             rc = finalize_dl(w, msg->ref, seen_gen, attempts, "failed", "internal",
-                             "the worker running the job stopped responding", true, &matched);
-            if (rc == KD_OK)
+                             "the worker running the job stopped responding", true, lost_by,
+                             &matched);
+            /* Not failed because the holder renewed its lease meanwhile:
+             * it keeps the delivery, as a live holder does. */
+            if (rc == KD_OK && (matched || job_settled(w, msg->ref)))
                 rc = ack(w, msg);
             goto out;
         }
@@ -761,7 +871,7 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
     }
     if (kd_dbres_bool(job, 0, 5)) {
         rc = finalize(w, msg->ref, seen_gen, attempts, "cancelled", "cancelled",
-                      "the job was cancelled", &matched);
+                      "the job was cancelled", lost_by, &matched);
         if (rc == KD_OK)
             rc = ack(w, msg);
         goto out;
@@ -770,7 +880,8 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
         goto out;
     check_inputs(inputs, bad, sizeof(bad), &waiting);
     if (bad[0] != '\0') {
-        rc = finalize(w, msg->ref, seen_gen, attempts, "failed", "invalid_media", bad, &matched);
+        rc = finalize(w, msg->ref, seen_gen, attempts, "failed", "invalid_media", bad, lost_by,
+                      &matched);
         if (rc == KD_OK)
             rc = ack(w, msg);
         goto out;
@@ -783,14 +894,16 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
     }
 
     snprintf(lease_ms, sizeof(lease_ms), "%lld", (long long)w->lease_ms);
-    snprintf(user_max, sizeof(user_max), "%lld", (long long)w->cfg->user_max_processing);
-    const char *cp[] = {msg->ref, w->consumer, lease_ms, seen_gen, user_max};
+    snprintf(max_free, sizeof(max_free), "%lld", (long long)w->cfg->plan_free_max_processing);
+    snprintf(max_premium, sizeof(max_premium), "%lld",
+             (long long)w->cfg->plan_premium_max_processing);
+    const char *cp[] = {msg->ref, w->consumer, lease_ms, seen_gen, max_free, max_premium};
 
     if ((rc = kd_db_begin(w->db)) != KD_OK)
         goto out;
     if ((rc = kd_db_query(w->db, SQL_USER_LOCK, 1, p, NULL)) != KD_OK)
         goto out;
-    if ((rc = kd_db_query(w->db, SQL_JOB_CLAIM, 5, cp, &claim)) != KD_OK)
+    if ((rc = kd_db_query(w->db, SQL_JOB_CLAIM, 6, cp, &claim)) != KD_OK)
         goto out;
     if (kd_dbres_rows(claim) == 0) {
         kd_db_rollback(w->db);
@@ -799,10 +912,18 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
          * jobs); the scheduler pushes the job again when a slot frees. */
         if ((rc = kd_db_query(w->db, SQL_JOB_AT_LIMIT, 1, p, &limited)) != KD_OK)
             goto out;
-        if (kd_dbres_affected(limited) > 0)
+        if (kd_dbres_affected(limited) > 0) {
             kd_log(KD_LOG_DEBUG, "job %s: its user is at the processing limit", msg->ref);
-        else
+        } else if (seen_gen != NULL && !job_settled(w, msg->ref)) {
+            /* A takeover that lost: the holder renewed its lease after
+             * all, or another worker took over first. A live holder keeps
+             * the delivery, as above. */
+            kd_log(KD_LOG_INFO, "job %s: its lease was renewed meanwhile; leaving the delivery",
+                   msg->ref);
+            goto out;
+        } else {
             kd_log(KD_LOG_DEBUG, "job %s: taken by someone else", msg->ref);
+        }
         rc = ack(w, msg);
         goto out;
     }
@@ -815,8 +936,11 @@ dispatch_edit(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_slo
     snprintf(s->user_id, sizeof(s->user_id), "%s", kd_dbres_get(claim, 0, 3));
     s->priority = (int)kd_dbres_i64(claim, 0, 4, 5);
     s->max_attempts = (int)kd_dbres_i64(claim, 0, 5, 1);
-    rc = add_event(w, s->ref, "started",
-                   json_pack("{s:i,s:s}", "attempt", s->attempt, "worker", w->consumer));
+    if (lost_by != NULL)
+        rc = add_lease_expired(w, s->ref, s->attempt - 1, lost_by);
+    if (rc == KD_OK)
+        rc = add_event(w, s->ref, "started",
+                       json_pack("{s:i,s:s}", "attempt", s->attempt, "worker", w->consumer));
     if (rc != KD_OK || (rc = kd_db_commit(w->db)) != KD_OK) {
         kd_slot_init(s);
         goto out;
@@ -871,7 +995,9 @@ kd_task_heartbeat(struct kd_worker *w, struct kd_slot *s, int64_t now_ms)
 {
     struct kd_dbres *res = NULL;
     char pct_text[16], lease_ms[24];
+    bool publish, renew;
     int pct;
+    enum kd_err rc;
 
     /* A finishing attempt keeps its lease until its outcome is written. */
     if (s->kind != KD_TASK_EDIT || s->state == KD_SLOT_FREE || s->killed != KD_KILL_NONE ||
@@ -881,20 +1007,34 @@ kd_task_heartbeat(struct kd_worker *w, struct kd_slot *s, int64_t now_ms)
     pct = (int)(s->progress * 100);
     if (pct > 99)
         pct = 99;
-    bool grew = s->state == KD_SLOT_RUNNING && pct > s->pct_written &&
-                now_ms - s->last_write_ms >= w->cfg->worker_progress_ms;
-
-    if (!grew && now_ms - s->last_write_ms < HEARTBEAT_MS)
+    /* Three paces: progress is published when it grew and at most every
+     * worker_progress_ms; the lease is renewed every worker_heartbeat_ms
+     * (with the progress when that is due, else leaving it); in between
+     * the row is only read, every CANCEL_POLL_MS, so that a cancel lands
+     * soon without a write per poll. */
+    publish = s->state == KD_SLOT_RUNNING && pct > s->pct_written &&
+              now_ms - s->last_progress_ms >= w->cfg->worker_progress_ms;
+    renew = now_ms - s->last_write_ms >= w->cfg->worker_heartbeat_ms;
+    if (!publish && !renew && now_ms - s->last_poll_ms < CANCEL_POLL_MS)
         return;
-    s->last_write_ms = now_ms;
-    snprintf(pct_text, sizeof(pct_text), "%d", pct);
-    snprintf(lease_ms, sizeof(lease_ms), "%lld", (long long)w->lease_ms);
-    const char *p[] = {s->ref, pct_text, s->lease_gen, lease_ms,
-                       s->state == KD_SLOT_RUNNING && !s->is_storing ? "processing" : "storing"};
-
+    s->last_poll_ms = now_ms;
     kd_log_set_job(s->ref, s->attempt);
-    enum kd_err rc = kd_db_query(w->db, SQL_JOB_HEARTBEAT, 5, p, &res);
+    if (publish || renew) {
+        s->last_write_ms = now_ms;
+        if (publish)
+            s->last_progress_ms = now_ms;
+        snprintf(pct_text, sizeof(pct_text), "%d", publish ? pct : 0);
+        snprintf(lease_ms, sizeof(lease_ms), "%lld", (long long)w->lease_ms);
+        const char *p[] = {s->ref, pct_text, s->lease_gen, lease_ms,
+                           s->state == KD_SLOT_RUNNING && !s->is_storing ? "processing"
+                                                                         : "storing"};
 
+        rc = kd_db_query(w->db, SQL_JOB_HEARTBEAT, 5, p, &res);
+    } else {
+        const char *p[] = {s->ref, s->lease_gen};
+
+        rc = kd_db_query(w->db, SQL_JOB_POLL, 2, p, &res);
+    }
     if (rc != KD_OK) {
         w->db_failures++;
         w->db_retry_ms = now_ms + kd_policy_backoff_ms(w->db_failures, 250, 5000);
@@ -919,7 +1059,7 @@ kd_task_heartbeat(struct kd_worker *w, struct kd_slot *s, int64_t now_ms)
         }
         goto out;
     }
-    if (pct > s->pct_written)
+    if (publish)
         s->pct_written = pct;
 out:
     kd_log_set_job(NULL, 0);
@@ -1111,24 +1251,24 @@ out:
 }
 
 /* Publishes the stored outputs and completes the job in one transaction,
- * provided the lease is still ours. */
+ * provided the lease is still ours; a cancel asked for meanwhile makes it
+ * cancelled instead (s->outcome says so; the outputs are not published). */
 static enum kd_err
 commit_success(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
     struct kd_dbres *res = NULL;
     const char *p[] = {s->ref, s->lease_gen};
     double duration = json_number_value(json_object_get(s->result.payload, "duration"));
+    bool held, cancel;
     enum kd_err rc;
 
     *matched = false;
-    if ((rc = kd_db_begin(w->db)) != KD_OK)
+    if ((rc = hold_job(w, s, &held, &cancel)) != KD_OK || !held)
         goto out;
-    if ((rc = kd_db_query(w->db, SQL_JOB_HOLD, 2, p, &res)) != KD_OK)
+    if (cancel) {
+        rc = cancel_held(w, s, matched);
         goto out;
-    if (kd_dbres_rows(res) == 0)
-        goto out;
-    kd_dbres_free(res);
-    res = NULL;
+    }
     for (size_t i = 0; i < s->n_stored; i++)
         if ((rc = insert_output(w, s, i)) != KD_OK)
             goto out;
@@ -1151,28 +1291,41 @@ out:
 }
 
 /* A failed attempt: final (and a dead letter when it was the last one of a
- * retryable failure), or back to pending with a run_at in the future. */
+ * retryable failure), or back to pending with a run_at in the future; or
+ * cancelled when a cancel was asked for meanwhile: a pending job with
+ * cancel_requested would never be taken again. */
 static enum kd_err
 record_failure(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
     uint64_t rnd = 0;
     struct kd_dbres *res = NULL;
     char delay[24];
+    bool held, cancel, done;
     enum kd_err rc;
 
+    *matched = false;
     if (kd_random_bytes(&rnd, sizeof(rnd)) != KD_OK)
         rnd = (uint64_t)kd_mono_ms(); /* jitter only; any value will do */
     struct kd_decision d = kd_policy_decide(s->code, s->attempt, s->max_attempts, rnd);
 
-    if (d.fate == KD_FATE_FAIL)
-        return finalize_dl(w, s->ref, s->lease_gen, s->attempt, "failed", s->code, s->message,
-                           d.dead_letter, matched);
-    *matched = false;
     snprintf(delay, sizeof(delay), "%lld", (long long)d.delay_ms);
     const char *p[] = {s->ref, s->lease_gen, s->code, s->message, delay};
 
-    if ((rc = kd_db_begin(w->db)) != KD_OK)
+    if ((rc = hold_job(w, s, &held, &cancel)) != KD_OK || !held)
         goto out;
+    if (cancel) {
+        rc = cancel_held(w, s, matched);
+        goto out;
+    }
+    if (d.fate == KD_FATE_FAIL) {
+        rc = final_in_tx(w, s->ref, s->lease_gen, s->attempt, "failed", s->code, s->message,
+                         d.dead_letter, NULL, &done);
+        if (rc != KD_OK || !done || (rc = kd_db_commit(w->db)) != KD_OK)
+            goto out;
+        *matched = true;
+        log_final(s->ref, "failed", s->code, s->message, d.dead_letter);
+        goto out;
+    }
     if ((rc = kd_db_query(w->db, SQL_JOB_RETRY, 5, p, &res)) != KD_OK)
         goto out;
     if (kd_dbres_affected(res) == 0)
@@ -1191,16 +1344,23 @@ out:
     return rc;
 }
 
+/* Hands the job back at shutdown; a job whose cancel was asked for
+ * meanwhile ends cancelled instead of waiting, pending, forever. */
 static enum kd_err
 requeue(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
     struct kd_dbres *res = NULL;
     const char *p[] = {s->ref, s->lease_gen};
+    bool held, cancel;
     enum kd_err rc;
 
     *matched = false;
-    if ((rc = kd_db_begin(w->db)) != KD_OK)
+    if ((rc = hold_job(w, s, &held, &cancel)) != KD_OK || !held)
         goto out;
+    if (cancel) {
+        rc = cancel_held(w, s, matched);
+        goto out;
+    }
     if ((rc = kd_db_query(w->db, SQL_JOB_REQUEUE, 2, p, &res)) != KD_OK)
         goto out;
     if (kd_dbres_affected(res) == 0)
@@ -1220,7 +1380,8 @@ out:
 /* The store did not answer while the attempt read its inputs or stored
  * its outputs: pending again after a short delay, the attempt given back,
  * a requeued event saying why. Like a shutdown's hand-back, no attempt is
- * spent on it, so an outage of any length loses no job to dead letters. */
+ * spent on it, so an outage of any length loses no job to dead letters;
+ * and like it, a job whose cancel was asked for meanwhile ends cancelled. */
 static enum kd_err
 hand_back_unavailable(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
@@ -1228,6 +1389,7 @@ hand_back_unavailable(struct kd_worker *w, struct kd_slot *s, bool *matched)
     uint64_t rnd = 0;
     char delay[24], reason[KD_PROTO_TEXT_MAX + 64];
     int64_t delay_ms;
+    bool held, cancel;
     enum kd_err rc;
 
     *matched = false;
@@ -1239,8 +1401,12 @@ hand_back_unavailable(struct kd_worker *w, struct kd_slot *s, bool *matched)
     fix_utf8(reason);
     const char *p[] = {s->ref, s->lease_gen, delay};
 
-    if ((rc = kd_db_begin(w->db)) != KD_OK)
+    if ((rc = hold_job(w, s, &held, &cancel)) != KD_OK || !held)
         goto out;
+    if (cancel) {
+        rc = cancel_held(w, s, matched);
+        goto out;
+    }
     if ((rc = kd_db_query(w->db, SQL_JOB_UNAVAILABLE, 3, p, &res)) != KD_OK)
         goto out;
     if (kd_dbres_affected(res) == 0)
@@ -1274,9 +1440,12 @@ write_edit_outcome(struct kd_worker *w, struct kd_slot *s, bool *matched)
     switch (s->outcome) {
     case KD_OUTCOME_SUCCESS:
         rc = commit_success(w, s, matched);
-        if (rc == KD_OK && !*matched)
+        /* Lost, or cancelled at the last moment: nothing refers to them. */
+        if (rc == KD_OK && (!*matched || s->outcome == KD_OUTCOME_CANCELLED))
             discard_outputs(w, s);
-        if (rc == KD_OK || rc == KD_EUNAVAIL)
+        /* A lock wait past the statement timeout is as passing as an
+         * outage: the same outputs are committed on the next try. */
+        if (rc == KD_OK || rc == KD_EUNAVAIL || rc == KD_ETIMEOUT)
             return rc;
         /* Refused for good (not for want of a connection): the outputs
          * cannot be published, so the attempt failed. */
@@ -1287,7 +1456,7 @@ write_edit_outcome(struct kd_worker *w, struct kd_slot *s, bool *matched)
         return record_failure(w, s, matched);
     case KD_OUTCOME_CANCELLED:
         return finalize(w, s->ref, s->lease_gen, s->attempt, "cancelled", "cancelled",
-                        "the job was cancelled", matched);
+                        "the job was cancelled", NULL, matched);
     case KD_OUTCOME_REQUEUE:
         return requeue(w, s, matched);
     case KD_OUTCOME_UNAVAILABLE:

@@ -480,3 +480,64 @@ new_admin() {
     [[ $key == kadr_* ]] || { echo "new_admin: no api_key line in: $out" >&2; return 1; }
     printf '%s\n' "$key"
 }
+
+# hold_open SQL: runs BEGIN and SQL in a psql session that stays open, so
+# that the row locks SQL takes are held (and its changes unseen by others)
+# until release_held ends the transaction. Returns once the session waits
+# inside the transaction. One at a time.
+hold_open() {
+    local conninfo
+    conninfo=$(sed -n 's/^database_url *= *//p' "$KADR_CONFIG" | tail -n 1)
+    HOLD_FIFO=$E2E_TMP/hold-$$.fifo
+    rm -f "$HOLD_FIFO"
+    mkfifo "$HOLD_FIFO"
+    PGAPPNAME=kadr-e2e-hold psql "$conninfo" -X -q -v ON_ERROR_STOP=1 <"$HOLD_FIFO" \
+        >>"$E2E_TMP/hold.log" 2>&1 &
+    HOLD_PID=$!
+    exec {HOLD_FD}>"$HOLD_FIFO"
+    printf 'BEGIN;\n%s\n' "$1" >&"$HOLD_FD"
+    _hold_ready() {
+        [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kadr-e2e-hold'
+                  AND state = 'idle in transaction'") == 1 ]]
+    }
+    wait_until 20 _hold_ready || { note "the holding session did not start: $(tail -n 3 "$E2E_TMP/hold.log")"; return 1; }
+}
+
+# release_held [COMMIT|ROLLBACK]: ends hold_open's transaction and session.
+release_held() {
+    [[ -n ${HOLD_FD:-} ]] || return 0
+    printf '%s;\n' "${1:-COMMIT}" >&"$HOLD_FD"
+    exec {HOLD_FD}>&-
+    HOLD_FD=
+    wait "$HOLD_PID" 2>/dev/null
+    rm -f "$HOLD_FIFO"
+}
+
+# lock_waiter PATTERN: some other session (a daemon) waits for a row lock in
+# a statement whose text matches the LIKE pattern.
+lock_waiter() {
+    [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+              AND application_name <> 'kadr-e2e-hold' AND query LIKE '$1'") -ge 1 ]]
+}
+
+# child_of PID: the first child process of PID (a worker's job process).
+child_of() { pgrep -P "$1" | head -n 1; }
+
+# push_edit JOB [PRIORITY]: a delivery of JOB straight into the stack's
+# stream, as the API or the scheduler would push it.
+push_edit() {
+    redis-cli -s "$KADR_STACK_DIR/redis/redis.sock" XADD "kadr:q:${2:-5}" '*' kind edit ref "$1" >/dev/null
+}
+
+# no_entries REF: no stream entry names REF any more (acknowledged entries
+# are deleted).
+no_entries() {
+    local q
+    for q in $(seq 1 10); do
+        redis-cli -s "$KADR_STACK_DIR/redis/redis.sock" XRANGE "kadr:q:$q" - + | grep -qi "$1" && return 1
+    done
+    return 0
+}
+
+# events JOB: the job's event names in order, space-separated.
+events() { sql "SELECT string_agg(event, ' ' ORDER BY id) FROM job_events WHERE job_id = '$1'"; }

@@ -105,12 +105,92 @@ if wait_until 60 _progress; then
     _cancelled() { [[ $(sql "SELECT status FROM jobs WHERE id = '$job'") == cancelled ]]; }
     wait_until 10 _cancelled
     ms=$(($(date +%s%3N) - t0))
+    echo "# cancelled $ms ms after the request (lease heartbeat 1 s, cancel read every 250 ms)"
     check "cancelled after $ms ms" test "$ms" -lt 1500
     _no_dir() { ! compgen -G "$KADR_STACK_DIR/tmp/worker/$job-*" >/dev/null; }
     check "the work directory is left: $(ls -d "$KADR_STACK_DIR/tmp/worker/$job"-* 2>/dev/null)" wait_until 10 _no_dir
 else
     note "the job made no progress"
 fi
+
+begin "per-plan concurrency: free 1 and premium 2 at once (plan_*_max_processing)"
+stop_stack_workers
+for p in $(stack_pids scheduler.pid); do stop_pid "$p" TERM 30; done
+plans=(KADR_PLAN_FREE_MAX_PROCESSING=1 KADR_PLAN_PREMIUM_MAX_PROCESSING=2)
+start_scheduler "${plans[@]}"
+start_worker fault-plan KADR_WORKER_SLOTS=4 "${plans[@]}"
+# Admins (no quotas in the way) on each plan: concurrency is no quota but a
+# share of the workers, and goes by the plan for admins too.
+premium_out=$(ctl user create --email "premium-$RANDOM$RANDOM@e2e.test" --admin --plan premium --api-key --json)
+premium_key=$(jq -r .api_key <<<"$premium_out")
+KEY=$premium_key
+sample_media
+premium_media=$MEDIA_ID
+api GET /api/v1/me
+expect_json .limits.concurrent_processing 10
+KEY=$admin_key
+api GET /api/v1/me
+expect_json .limits.concurrent_processing 5
+free_jobs=() premium_jobs=()
+for ((i = 0; i < 3; i++)); do
+    submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"preset\":\"slow\"}}" ||
+        note "POST /jobs (free): $STATUS"
+    free_jobs+=("$JOB_ID")
+done
+KEY=$premium_key
+for ((i = 0; i < 3; i++)); do
+    submit_job "{\"inputs\":[{\"media_id\":\"$premium_media\"}],\"output\":{\"preset\":\"slow\"}}" ||
+        note "POST /jobs (premium): $STATUS"
+    premium_jobs+=("$JOB_ID")
+done
+KEY=$admin_key
+most_free=0 most_premium=0
+deadline=$((SECONDS + 180))
+until all_jobs_final "${free_jobs[@]}" "${premium_jobs[@]}" || ((SECONDS > deadline)); do
+    n=$(jobs_in processing "${free_jobs[@]}")
+    ((n > most_free)) && most_free=$n
+    n=$(jobs_in processing "${premium_jobs[@]}")
+    ((n > most_premium)) && most_premium=$n
+    sleep 0.1
+done
+check "the free user had $most_free jobs processing at once, allowed 1" test "$most_free" -eq 1
+check "the premium user had $most_premium jobs processing at once, allowed 2" test "$most_premium" -eq 2
+check "not all 6 completed" test "$(jobs_in completed "${free_jobs[@]}" "${premium_jobs[@]}")" -eq 6
+fault_cleanup
+
+begin "heartbeat and progress at their own paces (worker_heartbeat_ms 1500, worker_progress_ms 3000)"
+stop_stack_workers
+start_worker fault-hb KADR_WORKER_SLOTS=1 KADR_WORKER_HEARTBEAT_MS=1500 KADR_WORKER_PROGRESS_MS=3000
+# Some 20 s of encoding, its progress growing by a few percent a second.
+submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"width\":1920,\"height\":1080,\"preset\":\"slow\"}}" ||
+    note "POST /jobs: $STATUS"
+job=$JOB_ID
+: >"$E2E_TMP/hb.samples"
+_started_hb() { [[ $(sql "SELECT status FROM jobs WHERE id = '$job'") != pending ]]; }
+wait_until 60 _started_hb || note "the job never started"
+# Samples of (time, progress, lease expiry) while it runs, for 8 s at most.
+t_end=$((SECONDS + 8))
+while ((SECONDS < t_end)); do
+    row=$(sql "SELECT status, progress, extract(epoch FROM lease_expires_at) FROM jobs WHERE id = '$job'")
+    [[ ${row%%|*} == processing ]] || break
+    echo "$(date +%s.%N)|$row" >>"$E2E_TMP/hb.samples"
+    sleep 0.1
+done
+api POST "/api/v1/jobs/$job/cancel" '{}'
+span=$(awk -F'|' 'NR == 1 { a = $1 } { b = $1 } END { printf "%.1f", b - a }' "$E2E_TMP/hb.samples")
+leases=$(cut -d'|' -f4 "$E2E_TMP/hb.samples" | sort -u | wc -l)
+progress=$(cut -d'|' -f3 "$E2E_TMP/hb.samples" | uniq | wc -l)
+# The shortest time between two progress changes seen.
+gap=$(awk -F'|' 'NR > 1 && $3 != p { if (t != "") { d = $1 - t; if (m == "" || d < m) m = d } t = $1 } { p = $3 }
+                 END { printf "%.2f", m == "" ? 99 : m }' "$E2E_TMP/hb.samples")
+echo "# over $span s: $leases lease renewals, $progress progress values, shortest progress gap $gap s"
+check "sampled only $span s of the job" awk -v s="$span" 'BEGIN { exit !(s >= 5) }'
+check "$leases lease renewals in $span s: more often than every 1.5 s (plus progress writes every 3 s)" \
+    awk -v n="$leases" -v s="$span" 'BEGIN { exit !(n <= s / 1.5 + s / 3 + 2) }'
+check "the lease was renewed $leases time(s) in $span s" test "$leases" -ge 3
+check "progress changed after $gap s: more often than worker_progress_ms" awk -v g="$gap" 'BEGIN { exit !(g >= 2.5) }'
+check "only $progress progress values seen" test "$progress" -ge 3
+fault_cleanup
 
 begin "retention: media past retention_days is deleted from storage and marked expired"
 upload_file "$E2E_MEDIA/sample.mp4" video/mp4 old.mp4 && wait_media "$MEDIA_ID" 60

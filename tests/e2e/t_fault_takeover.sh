@@ -10,10 +10,12 @@ sample_media || { finish; exit 1; }
 media=$MEDIA_ID
 end
 
-# Two workers of one slot with a 1.5 s lease, so that takeover is quick;
-# the stack's own worker is stopped meanwhile so that every job runs on one
-# of them.
-conf=(KADR_JOB_LEASE_MS=1500 KADR_WORKER_SLOTS=1 KADR_QUEUE_CLAIM_IDLE_MS=2000)
+# Two workers of one slot with a 1.5 s lease (renewed every 250 ms, and
+# statements that give up after 1 s), so that takeover is quick; the
+# stack's own worker is stopped meanwhile so that every job runs on one of
+# them.
+conf=(KADR_JOB_LEASE_MS=1500 KADR_WORKER_HEARTBEAT_MS=250 KADR_WORKER_DB_TIMEOUT_MS=1000
+    KADR_WORKER_SLOTS=1 KADR_QUEUE_CLAIM_IDLE_MS=2000)
 declare -A pid=()
 begin "fault 1: kill -9 the worker in the middle of each of 20 jobs: all complete, outputs once"
 stop_stack_workers
@@ -72,6 +74,84 @@ check "output media rows: $(sql "SELECT count(*) FROM media WHERE source_job_id 
     test "$(sql "SELECT count(*) FROM media WHERE source_job_id IN ($ids)")" -eq "$n"
 check "a job completed more than once" \
     test "$(sql "SELECT count(*) FROM job_events WHERE job_id IN ($ids) AND event = 'completed'")" -eq "$n"
+fault_cleanup
+
+# The takeover's condition is checked again by PostgreSQL when the claim is
+# written, not only when the row was read: a holder that renews its lease
+# in between keeps the job. To make that happen on purpose, a job is made
+# to look held by a worker "ghost" whose lease ran out, a psql session
+# renews the lease in a transaction it keeps open (so the worker reads it
+# expired, then waits for the row where it claims), and commits while the
+# worker waits. The scheduler is stopped meanwhile: the cases push the
+# job themselves.
+trap 'release_held ROLLBACK; rm -f "$E2E_HDRS" "$E2E_OUT"' EXIT
+stop_stack_workers
+for p in $(stack_pids scheduler.pid); do stop_pid "$p" TERM 30; done
+start_worker fault-t1 KADR_WORKER_SLOTS=1
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"2099-01-01T00:00:00Z\"}" ||
+    fault_abort "POST /jobs: $STATUS $(printf "%.200s" "$BODY")"
+job=$JOB_ID
+ghost() {
+    sql "UPDATE jobs SET status = 'processing', run_at = NULL, worker = 'ghost', attempts = $1,
+                lease_gen = lease_gen + 1, started_at = now(),
+                lease_expires_at = now() - interval '1 second' WHERE id = '$job'" >/dev/null
+}
+held_by_ghost() { sql "SELECT worker || ' ' || status || ' ' || attempts FROM jobs WHERE id = '$job'"; }
+
+begin "takeover: a lease renewed between the read and the claim stays with its holder"
+# The API's push of it must be gone (read and acknowledged: it is not due)
+# before the job is made to look taken: every delivery below is the case's.
+wait_until 30 no_entries "$job" || note "the job's first delivery was never taken"
+ghost 1
+gen=$(sql "SELECT lease_gen FROM jobs WHERE id = '$job'")
+hold_open "UPDATE jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = '$job';"
+push_edit "$job"
+if wait_until 20 lock_waiter 'UPDATE jobs SET status = %processing%'; then
+    # Meanwhile the claim's transaction holds the user's row: the user's
+    # own inserts (here an upload: its media row refers to the user) must
+    # not wait for it (FOR NO KEY UPDATE, not FOR UPDATE).
+    t0=$(date +%s%3N)
+    api POST /api/v1/uploads '{"filename":"x.mp4","size":1000,"content_type":"video/mp4"}'
+    ms=$(($(date +%s%3N) - t0))
+    expect_status 201
+    check "an upload of the user waited $ms ms for the worker's claim" test "$ms" -lt 2000
+    release_held COMMIT
+    sleep 2
+    check "taken over from a live holder: $(held_by_ghost)" test "$(held_by_ghost)" == "ghost processing 1"
+    check "the lease generation changed" test "$(sql "SELECT lease_gen FROM jobs WHERE id = '$job'")" == "$gen"
+else
+    note "the worker never came to claim the job"
+fi
+release_held ROLLBACK
+
+begin "takeover out of attempts: a lease renewed meanwhile is not failed as a dead letter"
+ghost 3
+hold_open "UPDATE jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = '$job';"
+push_edit "$job"
+if wait_until 20 lock_waiter 'UPDATE jobs SET status = %'; then
+    release_held COMMIT
+    sleep 2
+    check "failed from a live holder: $(held_by_ghost)" test "$(held_by_ghost)" == "ghost processing 3"
+    check "a dead letter was recorded" \
+        test "$(sql "SELECT count(*) FROM dead_letters WHERE job_id = '$job'")" -eq 0
+else
+    note "the worker never came to fail the job"
+fi
+release_held ROLLBACK
+
+begin "takeover of an expired lease: lease_expired names the lost attempt, then the job completes"
+ghost 1
+push_edit "$job"
+if wait_job "$job" 60; then
+    expect_json .status completed
+    expect_json .attempts 2
+    api GET "/api/v1/jobs/$job/events"
+    expect_jq '[.items[] | select(.event == "lease_expired")] | length == 1 and
+               (.[0].detail.attempt == 1 and .[0].detail.worker == "ghost")' \
+        "no lease_expired {attempt: 1, worker: ghost} event"
+    expect_jq '[.items[] | .event] | index("lease_expired") < index("completed")' \
+        "lease_expired is not before completed"
+fi
 fault_cleanup
 
 finish

@@ -346,6 +346,44 @@ START_TEST(huge_values)
 }
 END_TEST
 
+/* Settings that only make sense together: the heartbeat well inside the
+ * lease, the worker's statement timeout shorter than it, and concurrency
+ * per plan instead of one setting for all. */
+START_TEST(lifecycle_cross_checks)
+{
+    struct kd_config *cfg = NULL;
+    char path[512], err[256];
+
+    ck_assert_int_eq(kd_config_load(NULL, &cfg, err, sizeof(err)), KD_OK);
+    ck_assert_int_eq(cfg->worker_heartbeat_ms, 1000);
+    ck_assert_int_eq(cfg->worker_db_timeout_ms, 2000);
+    ck_assert_int_eq(cfg->plan_free_max_processing, 5);
+    ck_assert_int_eq(cfg->plan_premium_max_processing, 10);
+    kd_config_free(cfg);
+    cfg = NULL;
+
+    write_file("hb.conf", "job_lease_ms = 2999\nworker_db_timeout_ms = 500\n", path, sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "worker_heartbeat_ms"));
+    ck_assert_ptr_null(cfg);
+    write_file("hb.conf", "job_lease_ms = 3000\nworker_db_timeout_ms = 500\n", path, sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_OK);
+    kd_config_free(cfg);
+    cfg = NULL;
+    write_file("hb.conf", "job_lease_ms = 1500\nworker_heartbeat_ms = 250\n", path, sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "worker_db_timeout_ms"));
+
+    write_file("p.conf", "plan_free_max_processing = 0\n", path, sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "plan_free_max_processing"));
+    /* The key it replaced is gone, and says so. */
+    write_file("p.conf", "user_max_processing = 5\n", path, sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "user_max_processing"));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -365,6 +403,7 @@ main(void)
     tcase_add_test(tc, dump_masks_database_passwords);
     tcase_add_test(tc, environment_overrides_secrets);
     tcase_add_test(tc, huge_values);
+    tcase_add_test(tc, lifecycle_cross_checks);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
