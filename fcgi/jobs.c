@@ -620,6 +620,9 @@ kd_jobs_retry(struct kd_req *rq, struct kd_resp *rs)
     /* A retry is a new run for the jobs-per-hour limit (quota.c, sql/007). */
     static const char ins_run[] =
         "INSERT INTO job_runs (user_id, job_id, kind) VALUES ($2, $1, 'retried')";
+    /* A job out of attempts runs again: it is no dead letter any more (one
+     * that runs out again is recorded afresh). */
+    static const char del_dead_letter[] = "DELETE FROM dead_letters WHERE job_id = $1";
     const char *params[2] = {rq->id, rq->principal.user_id};
     const char *pe[2] = {rq->id, rq->request_id};
     struct kd_dbres *res = NULL;
@@ -648,7 +651,8 @@ kd_jobs_retry(struct kd_req *rq, struct kd_resp *rs)
     }
     priority = (int)kd_dbres_i64(res, 0, 0, 5);
     if ((rc = kd_db_query(db, ins_event, 2, pe, NULL)) != KD_OK ||
-        (rc = kd_db_query(db, ins_run, 2, params, NULL)) != KD_OK)
+        (rc = kd_db_query(db, ins_run, 2, params, NULL)) != KD_OK ||
+        (rc = kd_db_query(db, del_dead_letter, 1, pe, NULL)) != KD_OK)
         goto out;
     if ((rc = respond_job(rq, rs, db, rq->id, 202, true)) != KD_OK)
         goto out;

@@ -27,3 +27,5 @@ src_libkadr_a_SOURCES += src/cleanup.c src/cleanup.h
 # The runs the jobs-per-hour limit counts (retries included).
 dist_pkgdata_DATA += sql/007_job_runs.sql
 dist_pkgdata_DATA += sql/003_lifecycle.sql
+# Dead letters of retried jobs gone, every webhook try logged (issue #4).
+dist_pkgdata_DATA += sql/008_lifecycle_fixes.sql

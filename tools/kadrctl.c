@@ -1153,10 +1153,14 @@ out:
 }
 
 /* Requeue: the job pending again with fresh attempts, its dead letter gone,
- * a "requeued" event; the scheduler pushes it (enqueued_at NULL). */
+ * a "requeued" event; the scheduler pushes it (enqueued_at NULL). Only the
+ * dead letters that list and show know of (their job failed, not deleted):
+ * a job retried through the API is none any more. */
 static const char SQL_DLQ_REQUEUE[] =
-    "WITH d AS (DELETE FROM dead_letters WHERE ($1::uuid IS NULL OR job_id = $1::uuid) "
-    "           RETURNING job_id), "
+    "WITH d AS (DELETE FROM dead_letters dl USING jobs dj "
+    "            WHERE dj.id = dl.job_id AND dj.status = 'failed' AND dj.deleted_at IS NULL "
+    "              AND ($1::uuid IS NULL OR dl.job_id = $1::uuid) "
+    "           RETURNING dl.job_id), "
     "j AS (UPDATE jobs SET status = 'pending', attempts = 0, progress = 0, stage = NULL, "
     "        error_code = NULL, error_message = NULL, started_at = NULL, finished_at = NULL, "
     "        worker = NULL, lease_expires_at = NULL, cancel_requested = false, run_at = NULL, "

@@ -91,6 +91,32 @@ else
     note "the job's child never showed"
 fi
 
+begin "POST /retry of a dead letter removes it; kadrctl dlq agrees"
+submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"preset\":\"slow\"},\"max_attempts\":1}" ||
+    note "POST /jobs: $STATUS"
+job=$JOB_ID
+if wait_until 60 _child; then
+    kill -KILL "$child"
+    if wait_job "$job" 60; then
+        expect_json .status failed
+        check "no dead letter to start with" \
+            test "$(sql "SELECT count(*) FROM dead_letters WHERE job_id = '$job'")" -eq 1
+        api POST "/api/v1/jobs/$job/retry" '{}'
+        expect_status 202
+        check "the dead letter outlived the retry" \
+            test "$(sql "SELECT count(*) FROM dead_letters WHERE job_id = '$job'")" -eq 0
+        check "dlq list names the retried job" bash -c "! grep -q '$job' <('$KADR_BIN/kadrctl' --config '$KADR_CONFIG' dlq list)"
+        check "dlq show found the retried job" bash -c "! '$KADR_BIN/kadrctl' --config '$KADR_CONFIG' dlq show $job >/dev/null 2>&1"
+        out=$(ctl dlq requeue "$job" 2>&1)
+        check "dlq requeue of the retried job: $out" grep -q "requeued 0 job(s) of 0 dead letter" <<<"$out"
+        if wait_job "$job" 60; then
+            expect_json .status completed
+        fi
+    fi
+else
+    note "the job's child never showed"
+fi
+
 begin "cancel a running job: stopped within a second, its work directory removed"
 submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"width\":1280,\"height\":720,\"preset\":\"veryslow\"}}" ||
     note "POST /jobs: $STATUS"
