@@ -7,9 +7,10 @@
  * receiver holds up nobody else), logs every try in webhook_attempts and
  * schedules the next try with backoff until the retry window is over.
  *
- * A claim moves next_attempt_at past the request's timeout and counts the
- * try at once: a notifier that dies mid-request leaves a delivery that comes
- * due again by itself. Delivery is therefore at least once; receivers
+ * A claim moves next_attempt_at past the request's timeout, counts the try
+ * and logs it at once (completed with the outcome later): a notifier that
+ * dies mid-request leaves a logged try and a delivery that comes due again
+ * by itself. Delivery is therefore at least once; receivers
  * deduplicate on the Kadr-Delivery header. See doc/webhooks.md. */
 #include <curl/curl.h>
 #include <errno.h>
@@ -57,6 +58,7 @@ on_stop(int sig)
 
 struct delivery {
     int64_t id;
+    int64_t log_id;     /* this try's webhook_attempts row, made at the claim */
     int attempt;        /* this try's number, counted at the claim */
     int64_t elapsed_ms; /* since the first try, at the claim */
     int64_t claimed_ms; /* kd_mono_ms() of the claim */
@@ -94,23 +96,33 @@ struct notifier {
     int64_t claim_ms;
 };
 
+/* Claims due deliveries and logs their tries, in one statement: no try can
+ * leave without its row in webhook_attempts. Until the outcome completes
+ * it, the row says that none was recorded (what it will keep saying if
+ * this notifier dies in the middle of the request). */
 static const char SQL_CLAIM[] =
-    "UPDATE webhook_deliveries d SET attempts = d.attempts + 1, "
+    "WITH c AS (UPDATE webhook_deliveries d SET attempts = d.attempts + 1, "
     "first_attempt_at = coalesce(d.first_attempt_at, now()), "
     "next_attempt_at = now() + $2::bigint * interval '1 millisecond' "
     "WHERE d.id IN (SELECT id FROM webhook_deliveries "
     "WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now() "
     "ORDER BY next_attempt_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED) "
-    "RETURNING d.id, d.attempts, d.job_id, d.event, d.url, d.payload, "
-    "(SELECT u.webhook_secret FROM users u WHERE u.id = d.user_id), "
-    "(extract(epoch FROM now() - d.first_attempt_at) * 1000)::bigint";
+    "RETURNING d.id, d.attempts, d.job_id, d.event, d.url, d.payload, d.user_id, "
+    "d.first_attempt_at), "
+    "a AS (INSERT INTO webhook_attempts (delivery_id, attempt, error, notifier) "
+    "SELECT id, attempts, 'no outcome recorded: the notifier did not finish this try', $3 "
+    "FROM c RETURNING id, delivery_id) "
+    "SELECT c.id, c.attempts, c.job_id, c.event, c.url, c.payload, "
+    "(SELECT u.webhook_secret FROM users u WHERE u.id = c.user_id), "
+    "(extract(epoch FROM now() - c.first_attempt_at) * 1000)::bigint, a.id "
+    "FROM c JOIN a ON a.delivery_id = c.id";
 
-/* The try is logged whatever happens; the delivery changes only if this
- * notifier's claim still stands (attempts unchanged, not settled). */
+/* The try's log row is completed whatever happens; the delivery changes
+ * only if this notifier's claim still stands (attempts unchanged, not
+ * settled). */
 static const char SQL_RECORD[] =
-    "WITH a AS (INSERT INTO webhook_attempts "
-    "(delivery_id, attempt, status_code, error, duration_ms, notifier) "
-    "VALUES ($1::bigint, $2::int, $3::int, $4, $5::int, $6)) "
+    "WITH a AS (UPDATE webhook_attempts SET status_code = $3::int, error = $4, "
+    "duration_ms = $5::int, finished_at = now(), notifier = $6 WHERE id = $10::bigint) "
     "UPDATE webhook_deliveries SET last_status = $3::int, last_error = $4, "
     "delivered_at = CASE WHEN $7::boolean THEN now() END, "
     "failed_at = CASE WHEN $8::boolean THEN now() END, "
@@ -339,13 +351,13 @@ claim(struct notifier *nt, int want, int *got)
 {
     struct kd_dbres *res = NULL;
     char n_text[24], ms_text[24];
-    const char *p[2] = {n_text, ms_text};
+    const char *p[3] = {n_text, ms_text, nt->name};
     enum kd_err rc;
 
     *got = 0;
     snprintf(n_text, sizeof(n_text), "%d", want);
     snprintf(ms_text, sizeof(ms_text), "%lld", (long long)nt->claim_ms);
-    if ((rc = kd_db_query(nt->db, SQL_CLAIM, 2, p, &res)) != KD_OK)
+    if ((rc = kd_db_query(nt->db, SQL_CLAIM, 3, p, &res)) != KD_OK)
         goto out;
     for (int i = 0; i < kd_dbres_rows(res); i++) {
         struct delivery **slot = slot_for(nt), *d;
@@ -363,6 +375,7 @@ claim(struct notifier *nt, int want, int *got)
         d->id = kd_dbres_i64(res, i, 0, 0);
         d->attempt = (int)kd_dbres_i64(res, i, 1, 1);
         d->elapsed_ms = kd_dbres_i64(res, i, 7, 0);
+        d->log_id = kd_dbres_i64(res, i, 8, 0);
         d->claimed_ms = kd_mono_ms();
         d->allow_private = nt->cfg->notify_allow_private != 0;
         snprintf(d->job_id, sizeof(d->job_id), "%s", kd_dbres_get(res, i, 2));
@@ -451,8 +464,8 @@ conclude(struct notifier *nt, struct delivery *d, CURLcode cc)
 static enum kd_err
 record(struct notifier *nt, struct delivery *d)
 {
-    char id[24], attempt[16], status[16], dur[24], delay[24];
-    const char *p[9];
+    char id[24], log_id[24], attempt[16], status[16], dur[24], delay[24];
+    const char *p[10];
     struct kd_dbres *res = NULL;
     enum kd_err rc;
 
@@ -461,6 +474,7 @@ record(struct notifier *nt, struct delivery *d)
     snprintf(status, sizeof(status), "%ld", d->status);
     snprintf(dur, sizeof(dur), "%lld", (long long)d->duration_ms);
     snprintf(delay, sizeof(delay), "%lld", (long long)d->delay_ms);
+    snprintf(log_id, sizeof(log_id), "%lld", (long long)d->log_id);
     p[0] = id;
     p[1] = attempt;
     p[2] = d->status > 0 ? status : NULL;
@@ -470,7 +484,8 @@ record(struct notifier *nt, struct delivery *d)
     p[6] = d->delivered ? "true" : "false";
     p[7] = d->give_up ? "true" : "false";
     p[8] = delay;
-    if ((rc = kd_db_query(nt->db, SQL_RECORD, 9, p, &res)) != KD_OK)
+    p[9] = log_id;
+    if ((rc = kd_db_query(nt->db, SQL_RECORD, 10, p, &res)) != KD_OK)
         goto out;
     if (kd_dbres_affected(res) == 0)
         kd_log(KD_LOG_WARN,

@@ -119,7 +119,9 @@ static const struct setting settings[] = {
     I("notify_backoff_base_ms", notify_backoff_base_ms, "10000", 10, 3600000,
       "kadr-notify: first retry delay; later ones grow to 180 times it"),
     I("notify_retry_window_s", notify_retry_window_s, "3600", 1, 7 * 86400,
-      "kadr-notify: keep retrying a webhook at least this long"),
+      "kadr-notify: keep retrying a webhook at least this long (3600 at least)"),
+    I("notify_test_short_window", notify_test_short_window, "0", 0, 1,
+      "tests only: 1 allows notify_retry_window_s below 3600"),
     I("notify_allow_private", notify_allow_private, "0", 0, 1,
       "kadr-notify: 1 lets webhooks reach loopback and private addresses"),
     S("log_level", log_level, "info", "debug, info, warn or error"),
@@ -456,6 +458,15 @@ validate(const struct kd_config *cfg, char *errbuf, size_t errbuf_len)
     if (cfg->worker_db_timeout_ms >= cfg->job_lease_ms) {
         snprintf(errbuf, errbuf_len, "worker_db_timeout_ms = %lld: less than job_lease_ms (%lld)",
                  (long long)cfg->worker_db_timeout_ms, (long long)cfg->job_lease_ms);
+        return KD_EINVAL;
+    }
+    /* Receivers are promised at least an hour of retries (doc/webhooks.md);
+     * only a test stack may shorten it. */
+    if (cfg->notify_retry_window_s < 3600 && cfg->notify_test_short_window == 0) {
+        snprintf(errbuf, errbuf_len,
+                 "notify_retry_window_s = %lld: at least 3600 (shorter only with "
+                 "notify_test_short_window = 1, for tests)",
+                 (long long)cfg->notify_retry_window_s);
         return KD_EINVAL;
     }
     if (cfg->limits.max_pixels > cfg->limits.max_width * cfg->limits.max_height) {

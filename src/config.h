@@ -82,6 +82,7 @@ struct kd_config {
     int64_t notify_timeout_ms;         /* whole request, connect included */
     int64_t notify_backoff_base_ms;    /* first retry delay; later ones are multiples */
     int64_t notify_retry_window_s;     /* retry at least this long, then give up */
+    int64_t notify_test_short_window;  /* 1: tests may set a window below an hour */
     int64_t notify_allow_private;      /* 1: receivers on private addresses allowed */
     /* accounts and limits (issue #5; doc/security.md) */
     char *jwt_secret;             /* secret: HMAC key of access tokens */

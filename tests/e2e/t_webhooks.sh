@@ -271,6 +271,46 @@ else
     note "not given up: $(sql "SELECT attempts, last_error, failed_at FROM webhook_deliveries WHERE job_id = '$job'")"
 fi
 stop_own
+
+begin "a notifier killed in the middle of a request leaves its try in the log"
+own_notifier
+path="/slowonce/15/$RANDOM$RANDOM"
+cancelled_hook "$path"
+# attempt_log: the job's tries as attempt:status:finished, in order.
+attempt_log() {
+    sql "SELECT string_agg(a.attempt || ':' || coalesce(a.status_code::text, '-') || ':' ||
+                           (a.finished_at IS NOT NULL), ',' ORDER BY a.id)
+           FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+          WHERE d.job_id = '$job'"
+}
+if wait_until 30 at_least "$path" 1; then
+    # Logged before the request left, not only when it ended.
+    check "the try in flight is not in the log: '$(attempt_log)'" test "$(attempt_log)" == "1:-:false"
+    kill -KILL "$OWN"
+    wait "$OWN" 2>/dev/null
+    err=$(sql "SELECT a.error FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.job_id = '$job'")
+    check "the dead notifier's try does not say it has no outcome: $err" grep -q '^no outcome recorded' <<<"$err"
+    # Its claim would run out after notify_timeout_ms + 30 s; sooner here.
+    sql "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE job_id = '$job'" >/dev/null
+    own_notifier
+    wait_until 30 _delivered "$job" ||
+        note "not delivered after the restart: $(sql "SELECT attempts, last_error FROM webhook_deliveries WHERE job_id = '$job'")"
+    check "attempt log '$(attempt_log)', expected 1:-:false,2:200:true" \
+        test "$(attempt_log)" == "1:-:false,2:200:true"
+    stop_own
+else
+    note "the receiver got nothing on $path"
+    stop_own
+fi
+
+begin "a retry window below an hour is refused outside tests"
+out=$(KADR_NOTIFY_RETRY_WINDOW_S=600 KADR_NOTIFY_TEST_SHORT_WINDOW=0 \
+    "$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" --check-config 2>&1) &&
+    note "a window of 600 s was accepted: $out"
+check "the error does not name the key: $out" grep -q 'notify_retry_window_s' <<<"$out"
+out=$(KADR_NOTIFY_RETRY_WINDOW_S=3600 KADR_NOTIFY_TEST_SHORT_WINDOW=0 \
+    "$KADR_BIN/kadr-notify" --config "$KADR_CONFIG" --check-config 2>&1)
+check "an hour was refused: $out" test "$out" == "configuration ok"
 grep -qE 'Sanitizer|runtime error' "$E2E_TMP/notify3.log" && note "a sanitizer report in a notifier's log"
 "$E2E_TOP/scripts/stack.sh" start --dir "$KADR_STACK_DIR" >"$E2E_TMP/restart.log" 2>&1 ||
     note "stack.sh start did not bring the notifier back: $(tail -n 3 "$E2E_TMP/restart.log")"

@@ -11,6 +11,7 @@ the status it answered. The path chooses the behaviour:
     /redirect/...  302 to /redirect-target/... (which answers 200)
     /big/...       200 with a 2 MiB body
     /slow/S/...    200 after S seconds (logged on arrival)
+    /slowonce/S/...  the first request as /slow/S/, the others at once
     anything else  200
 """
 import json
@@ -53,7 +54,7 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body.decode("utf-8", "replace"),
             }) + "\n")
-        if len(parts) >= 2 and parts[0] == "slow":
+        if len(parts) >= 2 and (parts[0] == "slow" or (parts[0] == "slowonce" and n == 1)):
             time.sleep(float(parts[1]))
         self.send_response(status)
         for k, v in extra.items():

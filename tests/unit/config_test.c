@@ -347,8 +347,8 @@ START_TEST(huge_values)
 END_TEST
 
 /* Settings that only make sense together: the heartbeat well inside the
- * lease, the worker's statement timeout shorter than it, and concurrency
- * per plan instead of one setting for all. */
+ * lease, the worker's statement timeout shorter than it, and the webhook
+ * retry window of at least an hour outside tests. */
 START_TEST(lifecycle_cross_checks)
 {
     struct kd_config *cfg = NULL;
@@ -359,6 +359,7 @@ START_TEST(lifecycle_cross_checks)
     ck_assert_int_eq(cfg->worker_db_timeout_ms, 2000);
     ck_assert_int_eq(cfg->plan_free_max_processing, 5);
     ck_assert_int_eq(cfg->plan_premium_max_processing, 10);
+    ck_assert_int_eq(cfg->notify_retry_window_s, 3600);
     kd_config_free(cfg);
     cfg = NULL;
 
@@ -373,6 +374,17 @@ START_TEST(lifecycle_cross_checks)
     write_file("hb.conf", "job_lease_ms = 1500\nworker_heartbeat_ms = 250\n", path, sizeof(path));
     ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "worker_db_timeout_ms"));
+
+    write_file("w.conf", "notify_retry_window_s = 3599\n", path, sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "notify_retry_window_s"));
+    ck_assert_ptr_nonnull(strstr(err, "notify_test_short_window"));
+    write_file("w.conf", "notify_retry_window_s = 1\nnotify_test_short_window = 1\n", path,
+               sizeof(path));
+    ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_OK);
+    ck_assert_int_eq(cfg->notify_retry_window_s, 1);
+    kd_config_free(cfg);
+    cfg = NULL;
 
     write_file("p.conf", "plan_free_max_processing = 0\n", path, sizeof(path));
     ck_assert_int_eq(kd_config_load(path, &cfg, err, sizeof(err)), KD_EINVAL);
