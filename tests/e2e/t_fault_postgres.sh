@@ -20,7 +20,17 @@ for ((i = 0; i < 6; i++)); do
 done
 _running() { [[ $(jobs_in processing "${jobs[@]}") -ge 1 ]]; }
 wait_until 60 _running || note "no job started"
-daemons=$(cat "$KADR_STACK_DIR"/{worker-1,scheduler,api}.pid 2>/dev/null | tr -s ' \n' ' ')
+# Every daemon of the stack: each worker, the scheduler, the notifier and
+# every API process.
+daemons=""
+for f in "$KADR_STACK_DIR"/worker-*.pid "$KADR_STACK_DIR"/{scheduler,notify,api}.pid; do
+    pids=$(stack_pids "$(basename "$f")" | tr '\n' ' ')
+    [[ -n $pids ]] || note "no live process in $(basename "$f")"
+    daemons+=" $pids"
+done
+n_workers=$(cat "$KADR_STACK_DIR"/worker-*.pid 2>/dev/null | grep -c .)
+check "no worker pidfile" test "$n_workers" -ge 1
+echo "# watching$daemons"
 (cd "$KADR_STACK_DIR" && as_stack_user "$pg_ctl" -D "$pg_data" -m fast -w -t 60 stop >/dev/null) ||
     note "pg_ctl stop failed"
 down_at=$SECONDS
