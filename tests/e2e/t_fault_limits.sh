@@ -131,7 +131,13 @@ if wait_until 60 _progress; then
     _cancelled() { [[ $(sql "SELECT status FROM jobs WHERE id = '$job'") == cancelled ]]; }
     wait_until 10 _cancelled
     ms=$(($(date +%s%3N) - t0))
-    echo "# cancelled $ms ms after the request (lease heartbeat 1 s, cancel read every 250 ms)"
+    # From the API's cancel_requested event to the worker's cancelled one,
+    # on the database's clock (what the user waits, without this script's
+    # polling).
+    ev_ms=$(sql "SELECT round(extract(epoch FROM max(at) FILTER (WHERE event = 'cancelled')
+                                   - max(at) FILTER (WHERE event = 'cancel_requested')) * 1000)
+                   FROM job_events WHERE job_id = '$job'")
+    echo "# cancelled $ms ms after the request as polled, ${ev_ms} ms between the events (lease heartbeat 1 s, cancel read every 250 ms)"
     check "cancelled after $ms ms" test "$ms" -lt 1500
     _no_dir() { ! compgen -G "$KADR_STACK_DIR/tmp/worker/$job-*" >/dev/null; }
     check "the work directory is left: $(ls -d "$KADR_STACK_DIR/tmp/worker/$job"-* 2>/dev/null)" wait_until 10 _no_dir
@@ -194,12 +200,16 @@ job=$JOB_ID
 : >"$E2E_TMP/hb.samples"
 _started_hb() { [[ $(sql "SELECT status FROM jobs WHERE id = '$job'") != pending ]]; }
 wait_until 60 _started_hb || note "the job never started"
-# Samples of (time, progress, lease expiry) while it runs, for 8 s at most.
+# Samples of (server time, status, progress, lease expiry) while it runs,
+# for 8 s at most. A change is seen at most one sampling period (a psql
+# call and 0.1 s, under 1 s even on a loaded machine) after it was
+# written, so writes 3 s apart show at least 2 s apart.
 t_end=$((SECONDS + 8))
 while ((SECONDS < t_end)); do
-    row=$(sql "SELECT status, progress, extract(epoch FROM lease_expires_at) FROM jobs WHERE id = '$job'")
-    [[ ${row%%|*} == processing ]] || break
-    echo "$(date +%s.%N)|$row" >>"$E2E_TMP/hb.samples"
+    row=$(sql "SELECT extract(epoch FROM clock_timestamp()), status, progress,
+                      extract(epoch FROM lease_expires_at) FROM jobs WHERE id = '$job'")
+    [[ $(cut -d'|' -f2 <<<"$row") == processing ]] || break
+    echo "$row" >>"$E2E_TMP/hb.samples"
     sleep 0.1
 done
 api POST "/api/v1/jobs/$job/cancel" '{}'
@@ -214,7 +224,7 @@ check "sampled only $span s of the job" awk -v s="$span" 'BEGIN { exit !(s >= 5)
 check "$leases lease renewals in $span s: more often than every 1.5 s (plus progress writes every 3 s)" \
     awk -v n="$leases" -v s="$span" 'BEGIN { exit !(n <= s / 1.5 + s / 3 + 2) }'
 check "the lease was renewed $leases time(s) in $span s" test "$leases" -ge 3
-check "progress changed after $gap s: more often than worker_progress_ms" awk -v g="$gap" 'BEGIN { exit !(g >= 2.5) }'
+check "progress changed after $gap s: more often than worker_progress_ms" awk -v g="$gap" 'BEGIN { exit !(g >= 2) }'
 check "only $progress progress values seen" test "$progress" -ge 3
 fault_cleanup
 
