@@ -506,7 +506,9 @@ hold_open() {
 # release_held [COMMIT|ROLLBACK]: ends hold_open's transaction and session.
 release_held() {
     [[ -n ${HOLD_FD:-} ]] || return 0
-    printf '%s;\n' "${1:-COMMIT}" >&"$HOLD_FD"
+    # \q, not only the end of input: a daemon started meanwhile inherited
+    # the fifo's write end and keeps it open.
+    printf '%s;\n\\q\n' "${1:-COMMIT}" >&"$HOLD_FD"
     exec {HOLD_FD}>&-
     HOLD_FD=
     wait "$HOLD_PID" 2>/dev/null

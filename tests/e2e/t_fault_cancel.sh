@@ -96,8 +96,13 @@ slow_job
 if wait_until 60 running_on fault-cy; then
     hold_open "UPDATE jobs SET cancel_requested = true WHERE id = '$job';"
     kill -TERM "$wpid"
-    check "the stopping worker never came to hand the job back" \
-        wait_until 20 lock_waiter '%jobs%'
+    # Waiting for the row to hand the job back (not in a heartbeat, whose
+    # answer would tell the worker of the cancel the ordinary way).
+    _handing_back() {
+        lock_waiter 'SELECT cancel_requested OR deleted_at IS NOT NULL FROM jobs%FOR NO KEY UPDATE' ||
+            lock_waiter "UPDATE jobs SET status = ''pending''%"
+    }
+    check "the stopping worker never came to hand the job back" wait_until 20 _handing_back
     release_held COMMIT
     check "the worker did not stop" wait_until 30 gone "$wpid"
     if wait_job "$job" 30; then
