@@ -1359,10 +1359,9 @@ enum kd_err
 kd_jobspec_parse(const json_t *body, const struct kd_limits *lim, struct kd_jobspec **out,
                  struct kd_problem *pb)
 {
-    static const char *const keys[] = {"type",   "inputs",      "transition", "layers",
-                                       "audio",  "output",      "thumbnails", "priority",
-                                       "run_at", "webhook_url", "metadata",   "max_attempts",
-                                       NULL};
+    static const char *const keys[] = {
+        "type",     "inputs", "transition",  "layers",   "audio",        "output", "thumbnails",
+        "priority", "run_at", "webhook_url", "metadata", "max_attempts", NULL};
     struct ctx c = {.lim = lim, .pb = pb, .pb_first = pb->n, .rc = KD_OK};
     struct kd_jobspec *spec = NULL;
     enum kd_err rc;

@@ -20,8 +20,8 @@
 
 /* How far the decode check reads before calling the file undecodable. */
 #define DECODE_CHECK_PACKETS 2000
-#define HASH_BLOCK (64 * 1024)
-#define LANGUAGE_MAX_LEN 32
+#define HASH_BLOCK           (64 * 1024)
+#define LANGUAGE_MAX_LEN     32
 
 static enum kd_err
 hash_file(const char *path, char sha256[65], char err[KD_MEDIA_ERRLEN])
@@ -88,8 +88,7 @@ out:
 /* Reads until the main stream yields a decoded frame. Subtitle files have
  * been parsed whole by their demuxer already. */
 static enum kd_err
-check_decodes(struct kd_media_input *in, const struct kd_limits *lim,
-              char err[KD_MEDIA_ERRLEN])
+check_decodes(struct kd_media_input *in, const struct kd_limits *lim, char err[KD_MEDIA_ERRLEN])
 {
     int idx = in->video_idx >= 0 ? in->video_idx : in->audio_idx;
     AVCodecContext *dec = NULL;
@@ -124,8 +123,7 @@ check_decodes(struct kd_media_input *in, const struct kd_limits *lim,
             av_packet_unref(pkt);
         }
         /* A broken packet is not yet a broken file: keep reading. */
-        if (ret < 0 && ret != AVERROR(EAGAIN) && ret != AVERROR_EOF &&
-            ret != AVERROR_INVALIDDATA) {
+        if (ret < 0 && ret != AVERROR(EAGAIN) && ret != AVERROR_EOF && ret != AVERROR_INVALIDDATA) {
             rc = kd_media_averr(&in->guard, ret, KD_EMEDIA, err, "the file cannot be decoded");
             goto out;
         }
@@ -241,18 +239,15 @@ stream_json(const AVFormatContext *fmt, const AVStream *st, json_t **out)
         if (r.num > 0 && r.den > 0)
             fps = json_real(round(av_q2d(r) * 1000.0) / 1000.0);
     }
-    o = json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                  "index", st->index,
-                  "type", type_name(par->codec_type),
-                  "codec", par->codec_id != AV_CODEC_ID_NONE
-                               ? json_string(avcodec_get_name(par->codec_id))
-                               : json_null(),
-                  "width", is_video ? positive_int(par->width) : json_null(),
-                  "height", is_video ? positive_int(par->height) : json_null(),
-                  "fps", fps,
-                  "sample_rate", is_audio ? positive_int(par->sample_rate) : json_null(),
-                  "channels", is_audio ? positive_int(par->ch_layout.nb_channels) : json_null(),
-                  "language", language_json(st));
+    o = json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index", st->index, "type",
+                  type_name(par->codec_type), "codec",
+                  par->codec_id != AV_CODEC_ID_NONE ? json_string(avcodec_get_name(par->codec_id))
+                                                    : json_null(),
+                  "width", is_video ? positive_int(par->width) : json_null(), "height",
+                  is_video ? positive_int(par->height) : json_null(), "fps", fps, "sample_rate",
+                  is_audio ? positive_int(par->sample_rate) : json_null(), "channels",
+                  is_audio ? positive_int(par->ch_layout.nb_channels) : json_null(), "language",
+                  language_json(st));
     if (o == NULL) {
         rc = KD_ENOMEM;
         goto out;

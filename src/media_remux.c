@@ -83,8 +83,8 @@ static bool
 same_extradata(const AVCodecParameters *a, const AVCodecParameters *b)
 {
     return a->extradata_size == b->extradata_size &&
-           (a->extradata_size == 0 || memcmp(a->extradata, b->extradata,
-                                             (size_t)a->extradata_size) == 0);
+           (a->extradata_size == 0 ||
+            memcmp(a->extradata, b->extradata, (size_t)a->extradata_size) == 0);
 }
 
 static bool
@@ -100,8 +100,7 @@ same_audio(const AVCodecParameters *a, const AVCodecParameters *b)
 {
     return a->codec_id == b->codec_id && a->profile == b->profile &&
            a->sample_rate == b->sample_rate &&
-           av_channel_layout_compare(&a->ch_layout, &b->ch_layout) == 0 &&
-           same_extradata(a, b);
+           av_channel_layout_compare(&a->ch_layout, &b->ch_layout) == 0 && same_extradata(a, b);
 }
 
 /* Time t (seconds from the input's start) in stream st's time base. */
@@ -117,8 +116,7 @@ input_ts(const struct kd_media_input *in, const AVStream *st, double t)
 /* Seeks to the keyframe at or before start_s and reads the first video
  * packet: its pts is where the segment really starts. */
 static enum kd_err
-first_key(struct kd_media_input *in, double start_s, int64_t *key_pts,
-          char err[KD_MEDIA_ERRLEN])
+first_key(struct kd_media_input *in, double start_s, int64_t *key_pts, char err[KD_MEDIA_ERRLEN])
 {
     const AVStream *st = in->fmt->streams[in->video_idx];
     AVPacket *pkt = av_packet_alloc();
@@ -187,8 +185,7 @@ static bool
 only_soft_subtitles(const struct kd_jobspec *spec)
 {
     for (size_t i = 0; i < spec->n_layers; i++)
-        if (spec->layers[i].type != KD_LAYER_SUBTITLES ||
-            spec->layers[i].sub_mode != KD_SUB_SOFT)
+        if (spec->layers[i].type != KD_LAYER_SUBTITLES || spec->layers[i].sub_mode != KD_SUB_SOFT)
             return false;
     return true;
 }
@@ -263,9 +260,9 @@ inputs_need_decode(const struct kd_edit *e, const struct inputs *ins, bool *mism
     const struct kd_output *o = &e->spec->output;
     const AVOutputFormat *ofmt = av_guess_format(muxer_name(o->container), NULL, NULL);
     const AVCodecParameters *v0 = ins->in[0]->fmt->streams[ins->in[0]->video_idx]->codecpar;
-    const AVCodecParameters *a0 =
-        ins->in[0]->audio_idx >= 0 ? ins->in[0]->fmt->streams[ins->in[0]->audio_idx]->codecpar
-                                   : NULL;
+    const AVCodecParameters *a0 = ins->in[0]->audio_idx >= 0
+                                      ? ins->in[0]->fmt->streams[ins->in[0]->audio_idx]->codecpar
+                                      : NULL;
     enum AVCodecID vwant = wanted_vcodec(o);
     /* With the video copied, "auto" audio is copied too. */
     enum AVCodecID awant = o->video_codec == KD_VCODEC_COPY && o->audio_codec == KD_ACODEC_AUTO
@@ -335,8 +332,10 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
         goto out;
     reason = inputs_need_decode(e, &ins, &mismatch);
     if (reason != NULL && copy && mismatch) {
-        kd_media_seterr(why, "video_codec copy needs inputs with the same codec parameters "
-                             "that the container can hold (%s)", reason);
+        kd_media_seterr(why,
+                        "video_codec copy needs inputs with the same codec parameters "
+                        "that the container can hold (%s)",
+                        reason);
         rc = KD_EINVAL;
         goto out;
     }
@@ -361,8 +360,8 @@ out:
 
 struct ostream {
     AVStream *st;
-    AVBSFContext *bsf;           /* NULL: packets go as they are */
-    int64_t last_dts;            /* in st's time base */
+    AVBSFContext *bsf; /* NULL: packets go as they are */
+    int64_t last_dts;  /* in st's time base */
 };
 
 struct run {
@@ -371,10 +370,10 @@ struct run {
     struct kd_media_guard guard;
     struct ostream v, a;
     AVPacket *pkt;
-    struct kd_subs **subs;       /* one per layer, soft subtitles only */
-    double total_s;              /* expected output length */
-    double done_s;               /* output time of inputs finished */
-    double reported;             /* progress never goes back */
+    struct kd_subs **subs; /* one per layer, soft subtitles only */
+    double total_s;        /* expected output length */
+    double done_s;         /* output time of inputs finished */
+    double reported;       /* progress never goes back */
     int64_t last_poll_ms;
 };
 
@@ -472,8 +471,8 @@ put_packet(struct run *r, struct ostream *os, AVPacket *pkt, char err[KD_MEDIA_E
 
 /* Copies one input's segment; returns its length in *len_s. */
 static enum kd_err
-copy_input(struct run *r, struct kd_media_input *in, const struct kd_input *trim,
-           double *len_s, char err[KD_MEDIA_ERRLEN])
+copy_input(struct run *r, struct kd_media_input *in, const struct kd_input *trim, double *len_s,
+           char err[KD_MEDIA_ERRLEN])
 {
     const AVStream *vst = in->fmt->streams[in->video_idx];
     const AVStream *ast = in->audio_idx >= 0 ? in->fmt->streams[in->audio_idx] : NULL;
@@ -492,8 +491,9 @@ copy_input(struct run *r, struct kd_media_input *in, const struct kd_input *trim
     seg_start_s = (double)key_pts * av_q2d(vst->time_base);
     if (!isnan(trim->end_s))
         vend = input_ts(in, vst, trim->end_s) - half_frame(vst);
-    seg_end_s = isnan(trim->end_s) ? INFINITY : (double)input_ts(in, vst, trim->end_s) *
-                                                    av_q2d(vst->time_base);
+    seg_end_s = isnan(trim->end_s)
+                    ? INFINITY
+                    : (double)input_ts(in, vst, trim->end_s) * av_q2d(vst->time_base);
     ret = av_seek_frame(in->fmt, in->video_idx, key_pts, AVSEEK_FLAG_BACKWARD);
     if (ret < 0)
         return kd_media_averr(&in->guard, ret, KD_EMEDIA, err, "seeking in an input");
@@ -616,8 +616,7 @@ open_output(struct run *r, const struct inputs *ins, char err[KD_MEDIA_ERRLEN])
         rc = KD_EINVAL;
         goto out;
     }
-    if ((ret = avformat_alloc_output_context2(&r->out, NULL, muxer_name(o->container), url)) <
-        0) {
+    if ((ret = avformat_alloc_output_context2(&r->out, NULL, muxer_name(o->container), url)) < 0) {
         rc = kd_media_averr(NULL, ret, KD_EINTERNAL, err, "internal error (muxer)");
         goto out;
     }
@@ -678,16 +677,15 @@ kd_remux_run(struct kd_edit *e)
     kd_media_setup();
     kd_media_guard_init(&r.guard, 0, e->cancelled, e->ud);
     if ((r.pkt = av_packet_alloc()) == NULL ||
-        (e->spec->n_layers > 0 &&
-         (r.subs = calloc(e->spec->n_layers, sizeof(*r.subs))) == NULL)) {
+        (e->spec->n_layers > 0 && (r.subs = calloc(e->spec->n_layers, sizeof(*r.subs))) == NULL)) {
         rc = KD_ENOMEM;
         goto out;
     }
     if ((rc = inputs_open(e, &ins, e->err)) != KD_OK)
         goto out;
     for (size_t i = 0; i < e->spec->n_layers; i++)
-        if ((rc = kd_subs_open(e->layer_paths[i], e->work_dir, (unsigned)i, e->lim, e->event,
-                               e->ud, e->cancelled, &r.subs[i], e->err)) != KD_OK)
+        if ((rc = kd_subs_open(e->layer_paths[i], e->work_dir, (unsigned)i, e->lim, e->event, e->ud,
+                               e->cancelled, &r.subs[i], e->err)) != KD_OK)
             goto out;
     for (size_t i = 0; i < ins.n; i++)
         r.total_s += expected_s(ins.in[i], &e->spec->inputs[i]);

@@ -34,18 +34,18 @@
 struct cue {
     int64_t start_ms, end_ms;
     int layer;
-    char *rest;              /* "Style,Name,MarginL,MarginR,MarginV,Effect,Text" */
+    char *rest; /* "Style,Name,MarginL,MarginR,MarginV,Effect,Text" */
 };
 
 struct kd_subs {
     enum kd_subs_format format;
     char *work_dir;
     unsigned idx;
-    char path[PATH_MAX];     /* the UTF-8 copy */
-    char *header;            /* ASS header of the decoder (subtitle_header) */
+    char path[PATH_MAX]; /* the UTF-8 copy */
+    char *header;        /* ASS header of the decoder (subtitle_header) */
     struct cue *cues;
     size_t n_cues;
-    AVCodecContext *enc;     /* soft */
+    AVCodecContext *enc; /* soft */
     int stream_idx;
 };
 
@@ -208,8 +208,8 @@ parse_timing(const char *line, int64_t *start, int64_t *end)
     return *end > *start;
 }
 
-static void
-warn(kd_media_event_fn *event, void *ud, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(kd_media_event_fn *event, void *ud, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 warn(kd_media_event_fn *event, void *ud, const char *fmt, ...)
@@ -304,8 +304,7 @@ clean_cues(char *text, enum kd_subs_format fmt, struct kd_buf *out, size_t *n_cu
                 st = IN_CUE;
             } else if (is_vtt && lineno == 1 && strncmp(line, "WEBVTT", 6) == 0) {
                 st = SKIP; /* the header block; ours replaces it */
-            } else if (is_vtt && (strncmp(line, "NOTE", 4) == 0 ||
-                                  strncmp(line, "STYLE", 5) == 0 ||
+            } else if (is_vtt && (strncmp(line, "NOTE", 4) == 0 || strncmp(line, "STYLE", 5) == 0 ||
                                   strncmp(line, "REGION", 6) == 0)) {
                 st = SKIP;
             } else if (is_digits(line) || is_vtt) {
@@ -715,8 +714,8 @@ put_styled_header(struct kd_buf *b, const struct kd_layer *l, int width, int hei
     const char *font = l->has_style && l->style_font != NULL ? l->style_font : "DejaVu Sans";
     int size = l->has_style && l->style_size > 0 ? l->style_size : height / 18;
     int outline = l->has_style && l->style_outline >= 0 ? l->style_outline : 2;
-    struct kd_rgba c = l->has_style && l->has_style_color ? l->style_color
-                                                          : (struct kd_rgba){255, 255, 255, 255};
+    struct kd_rgba c =
+        l->has_style && l->has_style_color ? l->style_color : (struct kd_rgba){255, 255, 255, 255};
     int margin_v = height / 20;
 
     for (const char *p = font; *p != '\0'; p++)
@@ -735,14 +734,12 @@ put_styled_header(struct kd_buf *b, const struct kd_layer *l, int width, int hei
         "Style: Default,%s,%d,&H%02X%02X%02X%02X,&H000000FF,&H00000000,&H80000000,0,0,0,0,"
         "100,100,0,0,1,%d,0,2,%d,%d,%d,1\n\n[Events]\n"
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n",
-        width, height, font, size, 255 - c.a, c.b, c.g, c.r, outline, margin_v, margin_v,
-        margin_v);
+        width, height, font, size, 255 - c.a, c.b, c.g, c.r, outline, margin_v, margin_v, margin_v);
 }
 
 enum kd_err
-kd_subs_burn_node(struct kd_subs *s, const struct kd_layer *layer,
-                  const struct kd_subs_timing *t, int width, int height,
-                  struct kd_media_graph *gr, struct kd_media_pad *tail,
+kd_subs_burn_node(struct kd_subs *s, const struct kd_layer *layer, const struct kd_subs_timing *t,
+                  int width, int height, struct kd_media_graph *gr, struct kd_media_pad *tail,
                   char err[KD_MEDIA_ERRLEN])
 {
     struct kd_buf b;
@@ -925,8 +922,7 @@ kd_subs_soft_write(struct kd_subs *s, AVFormatContext *ofmt, const struct kd_sub
         if (!place(&s->cues[i], t, &start, &end))
             continue;
         kd_buf_reset(&ass);
-        if ((rc = kd_buf_printf(&ass, "%zu,%d,%s", i, s->cues[i].layer, s->cues[i].rest)) !=
-            KD_OK)
+        if ((rc = kd_buf_printf(&ass, "%zu,%d,%s", i, s->cues[i].layer, s->cues[i].rest)) != KD_OK)
             goto out;
         rect.type = SUBTITLE_ASS;
         rect.ass = ass.data;

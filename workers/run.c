@@ -223,8 +223,8 @@ kd_run_edit(void *ud, int out_fd)
         if (c.timed_out)
             status = fail(out_fd, "timeout", "the job ran past its time limit");
         else
-            status = fail(out_fd, kd_err_job_code(rc),
-                          e.err[0] != '\0' ? e.err : "the edit failed");
+            status =
+                fail(out_fd, kd_err_job_code(rc), e.err[0] != '\0' ? e.err : "the edit failed");
         goto out;
     }
     /* The outputs are described here, in the sandbox: probing is parsing

@@ -51,8 +51,8 @@ kd_slot_start(struct kd_slot *s, const struct kd_child_limits *lim, int64_t time
     s->started_ms = kd_mono_ms();
     s->deadline_ms = s->started_ms + timeout_ms;
     s->last_write_ms = s->started_ms;
-    kd_log(KD_LOG_DEBUG, "worker: %s %s runs in process %d", s->kind == KD_TASK_EDIT ? "job" : "probe",
-           s->ref, (int)pid);
+    kd_log(KD_LOG_DEBUG, "worker: %s %s runs in process %d",
+           s->kind == KD_TASK_EDIT ? "job" : "probe", s->ref, (int)pid);
     return KD_OK;
 }
 

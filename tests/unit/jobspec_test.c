@@ -728,13 +728,14 @@ START_TEST(test_valid_misc)
     s = parse_ok("{" IN1 ",'webhook_url':'http://[2001:db8::1]:8080'}", &lim_default);
     kd_jobspec_free(s);
     /* Integers are accepted where reals are expected; limits inclusive. */
-    s = parse_ok("{'inputs':[{'media_id':'" U1 "','start':0,'end':60}],'transition':null,"
-                 "'layers':[{'type':'text','text':'12345678','size':512,'margin':1000,"
-                 "'color':'#aabbcc','background':'#AABBCC00','font':'Noto Sans-CJK_JP.1',"
-                 "'position':'center'}],'audio':{'media_id':'" U2 "','mode':'replace',"
-                 "'volume':4,'offset':60,'fade_out':0,'loop':false},'priority':10,'max_attempts':10,"
-                 "'thumbnails':{'count':20,'width':16}}",
-                 &lim_small);
+    s = parse_ok(
+        "{'inputs':[{'media_id':'" U1 "','start':0,'end':60}],'transition':null,"
+        "'layers':[{'type':'text','text':'12345678','size':512,'margin':1000,"
+        "'color':'#aabbcc','background':'#AABBCC00','font':'Noto Sans-CJK_JP.1',"
+        "'position':'center'}],'audio':{'media_id':'" U2 "','mode':'replace',"
+        "'volume':4,'offset':60,'fade_out':0,'loop':false},'priority':10,'max_attempts':10,"
+        "'thumbnails':{'count':20,'width':16}}",
+        &lim_small);
     ck_assert_double_near(s->inputs[0].end_s, 60);
     ck_assert_int_eq(s->layers[0].size, 512);
     assert_rgba(s->layers[0].color, 0xaa, 0xbb, 0xcc, 255);
