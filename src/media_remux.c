@@ -243,13 +243,18 @@ inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLE
                                       e->cancelled, e->ud, &ins->in[i], err)) != KD_OK)
             break;
         ins->n = i + 1;
-        if (ins->in[i]->video_idx < 0) {
-            kd_media_seterr(err, "inputs[%zu] has no video", i);
-            rc = KD_EINVAL;
-            break;
-        }
     }
     return rc;
+}
+
+/* The index of the first input without a picture, or -1. */
+static long
+input_without_picture(const struct inputs *ins)
+{
+    for (size_t i = 0; i < ins->n; i++)
+        if (ins->in[i]->video_idx < 0)
+            return (long)i;
+    return -1;
 }
 
 /* Returns NULL when the opened inputs can be copied, else why not;
@@ -321,6 +326,7 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
     bool copy = o->video_codec == KD_VCODEC_COPY, mismatch = false, keys = true;
     struct inputs ins = {0};
     const char *reason;
+    long bad;
     enum kd_err rc = KD_OK;
 
     if ((reason = spec_needs_decode(e->spec)) != NULL) {
@@ -330,6 +336,21 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
     }
     if ((rc = inputs_open(e, &ins, why)) != KD_OK)
         goto out;
+    /* Sound-only inputs (an mp3) are for the decode path: it makes the
+     * output sound only, or puts black under them. */
+    if ((bad = input_without_picture(&ins)) >= 0) {
+        if (copy) {
+            kd_media_seterr(why,
+                            "video_codec copy needs a picture in every input; inputs[%ld] "
+                            "has none",
+                            bad);
+            rc = KD_EINVAL;
+            goto out;
+        }
+        kd_media_seterr(why, "an input without picture");
+        *possible = false;
+        goto out;
+    }
     reason = inputs_need_decode(e, &ins, &mismatch);
     if (reason != NULL && copy && mismatch) {
         kd_media_seterr(why,
@@ -432,6 +453,19 @@ add_stream(struct run *r, const AVStream *ist, struct ostream *os, char err[KD_M
     os->st->time_base = ist->time_base;
     os->st->sample_aspect_ratio = ist->sample_aspect_ratio;
     os->st->avg_frame_rate = ist->avg_frame_rate;
+    /* What players need besides the bytes: the display matrix of a phone
+     * video (rotation), the language and handler name, default/forced. */
+    os->st->disposition = ist->disposition;
+    if (av_dict_copy(&os->st->metadata, ist->metadata, 0) < 0)
+        return KD_ENOMEM;
+    for (int i = 0; i < ist->nb_side_data; i++) {
+        const AVPacketSideData *sd = &ist->side_data[i];
+        uint8_t *dst = av_stream_new_side_data(os->st, sd->type, sd->size);
+
+        if (dst == NULL)
+            return KD_ENOMEM;
+        memcpy(dst, sd->data, sd->size);
+    }
     return KD_OK;
 }
 

@@ -180,6 +180,10 @@ make_media(void)
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "1", "-c:v",
                       "libx264", "-preset", "ultrafast", p, NULL});
     run_ok((char *[]){FF, "-i", p, "-c", "copy", "-metadata:s:v:0", "rotate=90", q, NULL});
+    /* The same with a language: what a remux must carry over. */
+    path_of(q, sizeof(q), "rotfra.mp4");
+    run_ok((char *[]){FF, "-i", p, "-c", "copy", "-metadata:s:v:0", "rotate=90", "-metadata:s:v:0",
+                      "language=fra", q, NULL});
     path_of(p, sizeof(p), "tone.mp3");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
                       "-c:a", "libmp3lame", p, NULL});
@@ -661,6 +665,21 @@ audio_rms(const char *path, double t0, double t1)
         sum += (double)pcm[i] * pcm[i];
     free(pcm);
     return sqrt(sum / (double)(b - a)) / 32768.0;
+}
+
+/* What ffprobe prints for entries of the first stream of type sel ("v:0")
+ * of path, as "key=value" lines, into buf (NUL-terminated). */
+static void
+ffprobe_entries(const char *path, const char *sel, const char *entries, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    char *argv[] = {
+        "ffprobe",       "-v",  "error",        "-select_streams", (char *)sel, "-show_entries",
+        (char *)entries, "-of", "default=nw=1", (char *)path,      NULL};
+    n = run_capture(argv, (unsigned char *)buf, cap - 1);
+    ck_assert_int_ge(n, 0);
+    buf[n] = '\0';
 }
 
 /* ---- probe ---- */
@@ -1709,12 +1728,71 @@ START_TEST(edit_refuses_hostile_inputs)
 }
 END_TEST
 
+/* ---- defects found by the audit ---- */
+
+START_TEST(edit_sound_only_inputs_without_settings)
+{
+    /* No encoder settings at all (what the API's smallest spec gives): the
+     * remux check must answer "not possible", not refuse the job. */
+    struct job *j = job_new("tone.mp3", "soundonly.mp4");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.preset[0] = '\0';
+    edit_ok(j);
+    p = probe_ok("soundonly.mp4", kind);
+    ck_assert_ptr_null(jstream(p, "video"));
+    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "aac");
+    ck_assert_double_eq_tol(jdur(p), 2.0, 0.1);
+    json_decref(p);
+    free(j);
+    /* A picture input, then a sound-only one: black under the second. */
+    j = job_new("av.mp4", "picthensound.mp4");
+    j->spec.output.preset[0] = '\0';
+    j->input.end_s = 1.0;
+    add_input(j, "tone.mp3", 0, NAN);
+    edit_ok(j);
+    p = probe_ok("picthensound.mp4", kind);
+    ck_assert_ptr_nonnull(jstream(p, "video"));
+    ck_assert_ptr_nonnull(jstream(p, "audio"));
+    ck_assert_double_eq_tol(jdur(p), 3.0, 0.1);
+    json_decref(p);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_remux_keeps_rotation_and_language)
+{
+    struct job *j = job_new("rotfra.mp4", "rotremux.mp4");
+    char in[2048], out[2048], src[512];
+
+    j->spec.output.preset[0] = '\0';
+    edit_ok(j);
+    path_of(src, sizeof(src), "rotfra.mp4");
+    ffprobe_entries(src, "v:0",
+                    "stream=width:stream_side_data=rotation:stream_tags=language:"
+                    "stream_disposition=default",
+                    in, sizeof(in));
+    ffprobe_entries(j->out_path, "v:0",
+                    "stream=width:stream_side_data=rotation:stream_tags=language:"
+                    "stream_disposition=default",
+                    out, sizeof(out));
+    /* Copied, not re-encoded upright: the stored size and the matrix. */
+    ck_assert_ptr_nonnull(strstr(in, "rotation=90"));
+    ck_assert_ptr_nonnull(strstr(in, "width=320"));
+    ck_assert_str_eq(out, in);
+    ck_assert_ptr_nonnull(strstr(out, "language=fra"));
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
     Suite *s = suite_create("media");
     TCase *probe_tc = tcase_create("probe");
     TCase *edit_tc = tcase_create("edit");
+    TCase *fix_tc = tcase_create("fix");
 
     tcase_set_timeout(probe_tc, 60);
     tcase_set_timeout(edit_tc, 120);
@@ -1750,6 +1828,10 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_thumbnails_from_the_output);
     tcase_add_test(edit_tc, edit_copy_remuxes);
     tcase_add_test(edit_tc, edit_refuses_hostile_inputs);
+    tcase_set_timeout(fix_tc, 120);
+    tcase_add_test(fix_tc, edit_sound_only_inputs_without_settings);
+    tcase_add_test(fix_tc, edit_remux_keeps_rotation_and_language);
+    suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
     return s;
