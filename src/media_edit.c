@@ -599,12 +599,18 @@ open_subs(struct run *r)
     return KD_OK;
 }
 
-/* Where a subtitle layer's cues go: its window on the output timeline. */
+/* Where a subtitle layer's cues go: its window on the output timeline,
+ * which ends with the output (total_s, NAN when unknown): a soft cue past
+ * the end would make players run the file on. */
 static struct kd_subs_timing
-subs_timing(const struct kd_layer *l)
+subs_timing(const struct kd_layer *l, double total_s)
 {
+    double to = l->end_s;
+
+    if (!isnan(total_s) && (isnan(to) || to > total_s))
+        to = total_s;
     return (struct kd_subs_timing){
-        .shift_s = 0, .from_s = l->start_s > 0 ? l->start_s : 0.0, .to_s = l->end_s};
+        .shift_s = 0, .from_s = l->start_s > 0 ? l->start_s : 0.0, .to_s = to};
 }
 
 static bool
@@ -925,7 +931,7 @@ build_graph(struct run *r)
         if (l->type == KD_LAYER_TEXT) {
             rc = kd_media_graph_text(&r->gr, l, r->e->lim, &vtail, r->e->err);
         } else if (l->type == KD_LAYER_SUBTITLES) {
-            struct kd_subs_timing t = subs_timing(l);
+            struct kd_subs_timing t = subs_timing(l, r->total_s);
 
             if (is_soft_subs(l))
                 continue; /* a stream of the output, not a node */
@@ -1331,7 +1337,7 @@ soft_subs(struct run *r, bool is_after)
     enum kd_err rc;
 
     for (size_t i = 0; i < spec->n_layers; i++) {
-        struct kd_subs_timing t = subs_timing(&spec->layers[i]);
+        struct kd_subs_timing t = subs_timing(&spec->layers[i], r->total_s);
 
         if (!is_soft_subs(&spec->layers[i]))
             continue;

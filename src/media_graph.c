@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libavfilter/buffersink.h>
@@ -834,12 +835,37 @@ font_pattern(const char *family, char out[FONT_FAMILY_MAX * 2 + 1], char err[KD_
     return KD_OK;
 }
 
+/* drawtext breaks a line at \r as well as at \n, so "\r\n" (Windows) drew
+ * an empty line between every two: every line ending becomes one \n.
+ * Returns a copy the caller frees, or NULL without memory. */
+static char *
+text_lines(const char *text, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t o = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '\r') {
+            out[o++] = text[i];
+            continue;
+        }
+        out[o++] = '\n';
+        if (i + 1 < len && text[i + 1] == '\n')
+            i++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 enum kd_err
 kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
                     const struct kd_limits *lim, struct kd_media_pad *tail,
                     char err[KD_MEDIA_ERRLEN])
 {
     const char *kv[32];
+    char *text = NULL;
     size_t n = 0, text_len;
     char font[FONT_FAMILY_MAX * 2 + 1], size[32], color[32], boxcolor[32], pad[32];
     char x[64], y[64], enable[96];
@@ -856,10 +882,14 @@ kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
     }
     if ((rc = font_pattern(layer->font != NULL ? layer->font : "DejaVu Sans", font, err)) != KD_OK)
         return rc;
+    if ((text = text_lines(layer->text, text_len)) == NULL) {
+        kd_media_seterr(err, "out of memory");
+        return KD_ENOMEM;
+    }
     fmt_int(size, fsize);
     fmt_color(color, layer->color);
     kv[n++] = "text";
-    kv[n++] = layer->text; /* a value: drawn as given */
+    kv[n++] = text; /* a value: drawn as given */
     kv[n++] = "expansion";
     kv[n++] = "none"; /* "%{...}" stays literal */
     kv[n++] = "font";
@@ -929,7 +959,9 @@ kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
         kv[n++] = enable;
     }
     kv[n] = NULL;
-    return kd_media_graph_append(gr, "drawtext", kv, tail, err);
+    rc = kd_media_graph_append(gr, "drawtext", kv, tail, err);
+    free(text); /* the node holds its own copy */
+    return rc;
 }
 
 enum kd_err

@@ -393,6 +393,7 @@ struct run {
     AVPacket *pkt;
     struct kd_subs **subs; /* one per layer, soft subtitles only */
     double total_s;        /* expected output length */
+    bool is_total_unknown; /* an input's length is not known */
     double done_s;         /* output time of inputs finished */
     double reported;       /* progress never goes back */
     int64_t last_poll_ms;
@@ -688,6 +689,10 @@ open_output(struct run *r, const struct inputs *ins, char err[KD_MEDIA_ERRLEN])
         const struct kd_layer *l = &r->e->spec->layers[i];
         struct kd_subs_timing t = {.shift_s = 0, .from_s = l->start_s, .to_s = l->end_s};
 
+        /* Cues end with the output (as expected from the trims). */
+        if (!r->is_total_unknown && r->total_s > 0 && (isnan(t.to_s) || t.to_s > r->total_s))
+            t.to_s = r->total_s;
+
         if ((rc = kd_subs_soft_write(r->subs[i], r->out, &t, err)) != KD_OK)
             goto out;
     }
@@ -721,8 +726,11 @@ kd_remux_run(struct kd_edit *e)
         if ((rc = kd_subs_open(e->layer_paths[i], e->work_dir, (unsigned)i, e->lim, e->event, e->ud,
                                e->cancelled, &r.subs[i], e->err)) != KD_OK)
             goto out;
-    for (size_t i = 0; i < ins.n; i++)
+    for (size_t i = 0; i < ins.n; i++) {
         r.total_s += expected_s(ins.in[i], &e->spec->inputs[i]);
+        if (isnan(ins.in[i]->duration_s) && isnan(e->spec->inputs[i].end_s))
+            r.is_total_unknown = true;
+    }
     if ((rc = open_output(&r, &ins, e->err)) != KD_OK)
         goto out;
     for (size_t i = 0; i < ins.n; i++) {

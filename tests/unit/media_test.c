@@ -1098,6 +1098,32 @@ START_TEST(edit_text_layer_in_box_and_window)
 }
 END_TEST
 
+/* The box of what text draws over blue (x0, y0, x1, y1). */
+static void
+drawn_box(const char *name, const char *text, enum kd_position pos, int box[4])
+{
+    struct job *j = job_new("blue.mp4", name);
+    unsigned char *a = malloc(W * H), *b = malloc(W * H);
+    struct job *ref = job_new("blue.mp4", "ref.mkv");
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 0.2;
+    add_text(j, text, pos, 0, NAN);
+    edit_ok(j);
+    ref->spec.output.container = KD_CONT_MKV;
+    ref->spec.output.crf = 0;
+    ref->input.end_s = 0.2;
+    edit_ok(ref);
+    grab_gray(ref->out_path, 0.0, W, H, a);
+    grab_gray(j->out_path, 0.0, W, H, b);
+    ck_assert(changed_box(a, b, W, H, box));
+    free(a);
+    free(b);
+    free(j);
+    free(ref);
+}
+
 /* The width of what text draws over blue, in pixels. */
 static int
 drawn_width(const char *name, const char *text, enum kd_position pos)
@@ -1786,6 +1812,56 @@ START_TEST(edit_remux_keeps_rotation_and_language)
 }
 END_TEST
 
+START_TEST(edit_text_line_endings)
+{
+    int lf[4], crlf[4], cr[4];
+
+    drawn_box("lf.mkv", "Ab\nCd", KD_POS_TOP_LEFT, lf);
+    drawn_box("crlf.mkv", "Ab\r\nCd", KD_POS_TOP_LEFT, crlf);
+    drawn_box("cr.mkv", "Ab\rCd", KD_POS_TOP_LEFT, cr);
+    /* Two lines each time: no blank line in between. */
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(crlf[k], lf[k]);
+        ck_assert_int_eq(cr[k], lf[k]);
+    }
+}
+END_TEST
+
+START_TEST(edit_soft_subtitles_end_with_the_output)
+{
+    /* The cues run 0.5-2.0 and 2.5-3.0 s; the output lasts 1 s. */
+    struct job *j = job_new("blue.mp4", "softcut.mkv");
+    char out[1024];
+    double pts, dur;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->input.end_s = 1.0;
+    add_file_layer(j, KD_LAYER_SUBTITLES, "subs.srt", KD_POS_BOTTOM, 0, 0, NAN)->sub_mode =
+        KD_SUB_SOFT;
+    edit_ok(j);
+    char *argv[] = {"ffprobe",
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "s:0",
+                    "-show_entries",
+                    "packet=pts_time,duration_time",
+                    "-of",
+                    "csv=p=0",
+                    j->out_path,
+                    NULL};
+    ssize_t n = run_capture(argv, (unsigned char *)out, sizeof(out) - 1);
+    ck_assert_int_gt(n, 0);
+    out[n] = '\0';
+    /* One cue, cut at the end. */
+    ck_assert_msg(sscanf(out, "%lf,%lf", &pts, &dur) == 2, "%s", out);
+    ck_assert_ptr_null(strchr(out, '\n') == NULL ? NULL : strchr(strchr(out, '\n') + 1, ','));
+    ck_assert_double_eq_tol(pts, 0.5, 0.01);
+    ck_assert_double_eq_tol(pts + dur, 1.0, 0.01);
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
@@ -1831,6 +1907,8 @@ media_suite(void)
     tcase_set_timeout(fix_tc, 120);
     tcase_add_test(fix_tc, edit_sound_only_inputs_without_settings);
     tcase_add_test(fix_tc, edit_remux_keeps_rotation_and_language);
+    tcase_add_test(fix_tc, edit_text_line_endings);
+    tcase_add_test(fix_tc, edit_soft_subtitles_end_with_the_output);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
