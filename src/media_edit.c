@@ -767,6 +767,15 @@ has_drawn_layers(const struct kd_jobspec *spec)
     return false;
 }
 
+static bool
+has_picture_layers(const struct kd_jobspec *spec)
+{
+    for (size_t i = 0; i < spec->n_layers; i++)
+        if (is_picture_layer(&spec->layers[i]))
+            return true;
+    return false;
+}
+
 /* Decides what the output holds and what every feed contributes. */
 static enum kd_err
 plan(struct run *r)
@@ -838,6 +847,7 @@ plan(struct run *r)
                 in->fmt->streams[k]->discard = AVDISCARD_ALL;
     }
     return total_length(r, gaps || r->track != NULL || spec->thumbnails.count > 0 ||
+                               has_picture_layers(spec) ||
                                (spec->n_inputs > 1 && spec->has_transition));
 }
 
@@ -928,6 +938,19 @@ build_graph(struct run *r)
     for (size_t i = 0; i < spec->n_layers; i++) {
         const struct kd_layer *l = &spec->layers[i];
 
+        if (l->type != KD_LAYER_SUBTITLES && !isnan(r->total_s) && l->start_s >= r->total_s) {
+            /* Nothing of it would show; its file is not read. */
+            char msg[128];
+
+            (void)snprintf(msg, sizeof(msg),
+                           "layers[%zu] starts at %.3f s, not before the end of the output "
+                           "(%.3f s); it was left out",
+                           i, l->start_s, r->total_s);
+            event(r, "warning", msg);
+            if (is_picture_layer(l))
+                r->feeds[li++].v.is_used = false;
+            continue;
+        }
         if (l->type == KD_LAYER_TEXT) {
             rc = kd_media_graph_text(&r->gr, l, r->e->lim, &vtail, r->e->err);
         } else if (l->type == KD_LAYER_SUBTITLES) {
@@ -940,8 +963,8 @@ build_graph(struct run *r)
         } else {
             struct feed *fd = &r->feeds[li++];
 
-            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, &fd->v.src, &vtail,
-                                        r->e->err);
+            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, r->total_s,
+                                        &fd->v.src, &vtail, r->e->err);
         }
         if (rc != KD_OK)
             goto out;

@@ -644,7 +644,7 @@ fmt_color(char buf[32], struct kd_rgba c)
 
 enum kd_err
 kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, const AVStream *st,
-                       int out_w, AVFilterContext **src, struct kd_media_pad *tail,
+                       int out_w, double total_s, AVFilterContext **src, struct kd_media_pad *tail,
                        char err[KD_MEDIA_ERRLEN])
 {
     struct kd_media_pad t = {NULL, 0};
@@ -652,6 +652,7 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, 
     bool is_image = layer->type == KD_LAYER_IMAGE;
     double frac = layer->width > 0 ? layer->width : is_image ? 0.15 : 0.3;
     double start = layer->start_s > 0 ? layer->start_s : 0.0;
+    double end = layer->end_s;
     int lw = (int)lround(out_w * frac) & ~1;
     int margin = layer->margin >= 0 ? layer->margin : 16;
     char w[32], expr[96], x[64], y[64], enable[96], num[32], color[32];
@@ -665,9 +666,13 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, 
         return rc;
     if ((rc = add_rotation(gr, kd_media_stream_rotation(st), &t, err)) != KD_OK)
         return rc;
-    /* Only the part of the layer its window can show is decoded on. */
-    if (!isnan(layer->end_s)) {
-        fmt_seconds(num, layer->end_s - start);
+    /* Only the part of the layer its window can show is decoded on. The
+     * window ends with the output too: overlay runs on while its layer
+     * has frames, so a long layer would make the output longer. */
+    if (!isnan(total_s) && (isnan(end) || end > total_s))
+        end = total_s;
+    if (!isnan(end)) {
+        fmt_seconds(num, end > start ? end - start : 0.0);
         if ((rc = kd_media_graph_append(gr, "trim", (const char *[]){"end", num, NULL}, &t, err)) !=
             KD_OK)
             return rc;

@@ -198,10 +198,11 @@ KD_MUST_CHECK enum kd_err kd_media_graph_join(struct kd_media_graph *gr, size_t 
                                               char err[KD_MEDIA_ERRLEN]);
 /* A video or image layer from stream st drawn over *tail (output timeline,
  * out_w wide): buffer -> window -> scale -> [border] -> [opacity] ->
- * overlay, whose last frame is held to the end of the window. */
+ * overlay, whose last frame is held to the end of the window. The layer
+ * is cut at its end and at total_s (the output's length; NAN: unknown). */
 KD_MUST_CHECK enum kd_err kd_media_graph_overlay(struct kd_media_graph *gr,
                                                  const struct kd_layer *layer, const AVStream *st,
-                                                 int out_w, AVFilterContext **src,
+                                                 int out_w, double total_s, AVFilterContext **src,
                                                  struct kd_media_pad *tail,
                                                  char err[KD_MEDIA_ERRLEN]);
 /* The added audio track: abuffer (timestamps given by the feeder, loops

@@ -396,6 +396,8 @@ struct job {
     int cancel_after_progress; /* 0: never cancel */
     bool is_cancel_now;
     int n_cancel_polls;
+    int n_warnings;
+    char last_warning[256];
 };
 
 static void
@@ -422,8 +424,13 @@ on_cancelled(void *ud)
 static void
 on_event(void *ud, const char *event, const char *detail)
 {
-    (void)ud;
+    struct job *j = ud;
+
     fprintf(stderr, "media_test: event %s: %s\n", event, detail);
+    if (strcmp(event, "warning") == 0) {
+        j->n_warnings++;
+        (void)snprintf(j->last_warning, sizeof(j->last_warning), "%s", detail);
+    }
 }
 
 static struct job *
@@ -1862,6 +1869,29 @@ START_TEST(edit_soft_subtitles_end_with_the_output)
 }
 END_TEST
 
+START_TEST(edit_long_layer_keeps_the_output_length)
+{
+    /* A 1 s picture-in-picture without an end over 0.6 s of blue: the
+     * output lasts 0.6 s. A layer starting after the end is left out. */
+    struct job *j = job_new("blue.mp4", "pipcut.mkv");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->input.end_s = 0.6;
+    add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP_RIGHT, 0.25, 0, NAN);
+    add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP_LEFT, 0.25, 2.0, NAN);
+    edit_ok(j);
+    ck_assert_double_eq_tol(j->e.duration_s, 0.6, FRAME_S + 0.001);
+    p = probe_ok("pipcut.mkv", kind);
+    ck_assert_double_eq_tol(jdur(p), 0.6, FRAME_S + 0.001);
+    json_decref(p);
+    ck_assert_int_eq(j->n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(j->last_warning, "layers[1]"));
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
@@ -1909,6 +1939,7 @@ media_suite(void)
     tcase_add_test(fix_tc, edit_remux_keeps_rotation_and_language);
     tcase_add_test(fix_tc, edit_text_line_endings);
     tcase_add_test(fix_tc, edit_soft_subtitles_end_with_the_output);
+    tcase_add_test(fix_tc, edit_long_layer_keeps_the_output_length);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
