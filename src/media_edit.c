@@ -549,6 +549,77 @@ open_feed(struct run *r, struct feed *fd)
     return KD_OK;
 }
 
+/* The length of a file whose header does not say (a WebM recorded by a
+ * browser): a second demuxer of it reads every packet, without decoding,
+ * to the end of the last one. Bounded by the duration limit (timestamps
+ * past it refuse the file) and the job's cancellation and deadline. */
+static enum kd_err
+scan_length(struct run *r, struct feed *fd)
+{
+    struct kd_media_input *in = NULL;
+    AVPacket *pkt = NULL;
+    double end = NAN, limit = (double)r->e->lim->max_duration_s + 1.0;
+    char msg[KD_MEDIA_ERRLEN];
+    enum kd_err rc;
+    int ret;
+
+    if ((rc = kd_media_input_open(fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, r->e->cancelled,
+                                  r->e->ud, &in, msg)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
+        goto out;
+    }
+    if ((pkt = av_packet_alloc()) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    for (unsigned k = 0; k < in->fmt->nb_streams; k++)
+        if ((int)k != in->video_idx && (int)k != in->audio_idx)
+            in->fmt->streams[k]->discard = AVDISCARD_ALL;
+    for (;;) {
+        const AVStream *st;
+        int64_t t;
+        double e;
+
+        if (poll_cancel(r)) {
+            rc = cancelled(r);
+            goto out;
+        }
+        if ((ret = av_read_frame(in->fmt, pkt)) < 0)
+            break; /* the end, or damage: what was read counts */
+        st = in->fmt->streams[pkt->stream_index];
+        t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        if (t != AV_NOPTS_VALUE) {
+            e = (double)(t + (pkt->duration > 0 ? pkt->duration : 0)) * av_q2d(st->time_base) -
+                (double)in->start_time / AV_TIME_BASE;
+            if (e > limit) {
+                av_packet_unref(pkt);
+                kd_media_seterr(r->e->err, "%s: the file runs longer than the limit of %lld s",
+                                fd->name, (long long)r->e->lim->max_duration_s);
+                rc = KD_EMEDIA;
+                goto out;
+            }
+            if (isnan(end) || e > end)
+                end = e;
+        }
+        av_packet_unref(pkt);
+    }
+    if (in->guard.is_cancelled) {
+        rc = cancelled(r);
+        goto out;
+    }
+    if (isnan(end) || end <= 0) {
+        kd_media_seterr(r->e->err, "%s: the file's packets carry no usable timestamps", fd->name);
+        rc = KD_EMEDIA;
+        goto out;
+    }
+    fd->in->duration_s = end;
+    kd_log(KD_LOG_DEBUG, "media: %s: length %.3f s found by reading to the end", fd->name, end);
+out:
+    av_packet_free(&pkt);
+    kd_media_input_close(in);
+    return rc;
+}
+
 /* An input's slice and its length on the output. */
 static enum kd_err
 input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
@@ -661,6 +732,12 @@ open_feeds(struct run *r)
         if (poll_cancel(r))
             return cancelled(r);
         if ((rc = open_feed(r, &r->feeds[i])) != KD_OK)
+            return rc;
+        /* A sound or picture file without a length in its header is
+         * measured: the output's length, transitions, thumbnails, layers
+         * and progress all depend on it. */
+        if (r->feeds[i].role == FEED_INPUT && r->feeds[i].in->kind != KD_MEDIA_KIND_IMAGE &&
+            isnan(r->feeds[i].in->duration_s) && (rc = scan_length(r, &r->feeds[i])) != KD_OK)
             return rc;
         if (r->feeds[i].role == FEED_INPUT &&
             (rc = input_span(r, &r->feeds[i], &spec->inputs[i])) != KD_OK)

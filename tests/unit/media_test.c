@@ -277,6 +277,33 @@ make_media(void)
                       "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2", "-c:v",
                       "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", p,
                       NULL});
+    /* A browser-style WebM: no duration in its header. */
+    path_of(p, sizeof(p), "live.webm");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=160x120:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=sample_rate=48000",
+                      "-t",
+                      "2",
+                      "-c:v",
+                      "libvpx-vp9",
+                      "-deadline",
+                      "realtime",
+                      "-cpu-used",
+                      "8",
+                      "-c:a",
+                      "libopus",
+                      "-f",
+                      "webm",
+                      "-live",
+                      "1",
+                      p,
+                      NULL});
     path_of(p, sizeof(p), "music.wav");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t", "0.5",
                       "-af", "volume=2", p, NULL});
@@ -1892,6 +1919,29 @@ START_TEST(edit_long_layer_keeps_the_output_length)
 }
 END_TEST
 
+START_TEST(edit_measures_inputs_of_unknown_length)
+{
+    /* Thumbnails need the output's length; the header does not say it. */
+    struct job *j = job_new("live.webm", "live_out.mp4");
+    char kind[16];
+    json_t *p;
+
+    p = probe_ok("live.webm", kind);
+    ck_assert(json_is_null(json_object_get(p, "duration")));
+    json_decref(p);
+    j->spec.thumbnails.count = 2;
+    j->spec.thumbnails.width = 160;
+    ck_assert_msg(kd_media_edit(&j->e) == KD_OK, "%s", j->e.err);
+    ck_assert_uint_eq(j->e.n_thumbs, 2);
+    ck_assert_double_eq_tol(j->e.duration_s, 2.0, 0.05);
+    kd_edit_clear(&j->e);
+    p = probe_ok("live_out.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 2.0, 0.05);
+    json_decref(p);
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
@@ -1940,6 +1990,7 @@ media_suite(void)
     tcase_add_test(fix_tc, edit_text_line_endings);
     tcase_add_test(fix_tc, edit_soft_subtitles_end_with_the_output);
     tcase_add_test(fix_tc, edit_long_layer_keeps_the_output_length);
+    tcase_add_test(fix_tc, edit_measures_inputs_of_unknown_length);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
