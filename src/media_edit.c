@@ -534,10 +534,6 @@ open_feed(struct run *r, struct feed *fd)
         kd_media_seterr(e->err, "%s: a subtitle file cannot be used here", fd->name);
         return KD_EMEDIA;
     }
-    if (fd->role == FEED_INPUT && fd->in->kind == KD_MEDIA_KIND_IMAGE) {
-        kd_media_seterr(e->err, "%s: still images as inputs are not supported yet", fd->name);
-        return KD_EUNSUPPORTED;
-    }
     if (fd->role == FEED_LAYER && fd->in->video_idx < 0) {
         kd_media_seterr(e->err, "%s: the file has no picture to show", fd->name);
         return KD_EMEDIA;
@@ -620,11 +616,25 @@ out:
     return rc;
 }
 
-/* An input's slice and its length on the output. */
+/* An input's slice and its length on the output. A still image has no
+ * length of its own: it is shown for end - start, or KD_STILL_DEFAULT_S. */
 static enum kd_err
 input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
 {
     double dur = fd->in->duration_s, end;
+
+    if (fd->in->kind == KD_MEDIA_KIND_IMAGE) {
+        double start = ispec->start_s > 0 ? ispec->start_s : 0.0;
+
+        fd->span.start_s = 0;
+        fd->span.end_s = NAN;
+        fd->dur_s = isnan(ispec->end_s) ? KD_STILL_DEFAULT_S : ispec->end_s - start;
+        if (!(fd->dur_s > 0)) {
+            kd_media_seterr(r->e->err, "%s: a still image needs an end after its start", fd->name);
+            return KD_EINVAL;
+        }
+        return KD_OK;
+    }
 
     fd->span.start_s = ispec->start_s > 0 ? ispec->start_s : 0.0;
     fd->span.end_s = ispec->end_s;
@@ -793,6 +803,8 @@ video_target(struct run *r, const AVStream *st)
         if (fr.num <= 0 || fr.den <= 0 || av_q2d(fr) < 1 || av_q2d(fr) > 120)
             fr = (AVRational){DEFAULT_FPS, 1};
         vt->fps = fr;
+    } else if (r->feeds[0].in->kind == KD_MEDIA_KIND_IMAGE) {
+        vt->fps = (AVRational){DEFAULT_FPS, 1}; /* a still image has no timing */
     } else {
         vt->fps = (AVRational){0, 1}; /* one input keeps its own timing */
         r->vfr_tb = st->time_base;
@@ -982,7 +994,10 @@ build_graph(struct run *r)
 
         durs[i] = fd->dur_s;
         if (r->plan.has_video) {
-            if (fd->v.is_used)
+            if (fd->v.is_used && fd->in->kind == KD_MEDIA_KIND_IMAGE)
+                rc = kd_media_graph_input_still(&r->gr, fd->v.st, fd->dur_s, &r->plan.vt,
+                                                &fd->v.src, &vt[i], r->e->err);
+            else if (fd->v.is_used)
                 rc = kd_media_graph_input_video(&r->gr, fd->v.st, &fd->span, &r->plan.vt,
                                                 &fd->v.src, &vt[i], r->e->err);
             else

@@ -403,6 +403,48 @@ kd_media_graph_input_video(struct kd_media_graph *gr, const AVStream *st,
 }
 
 enum kd_err
+kd_media_graph_input_still(struct kd_media_graph *gr, const AVStream *st, double dur_s,
+                           const struct kd_media_vtarget *vt, AVFilterContext **src,
+                           struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
+{
+    struct kd_media_pad t = {NULL, 0};
+    AVFilterContext *f = NULL;
+    AVRational fps = vt->fps.num > 0 && vt->fps.den > 0 ? vt->fps : (AVRational){25, 1};
+    char rate[64], dur[32];
+    enum kd_err rc;
+
+    if ((rc = video_source(gr, st, &f, &t, err)) != KD_OK)
+        return rc;
+    fmt_rate(rate, fps);
+    fmt_seconds(dur, dur_s);
+    /* The frame starts the timeline, tpad repeats it for the length (at
+     * the source's rate), fps brings that to the output's rate, and trim
+     * cuts what a rounding left over. */
+    if ((rc = kd_media_graph_append(gr, "setpts", (const char *[]){"expr", "0", NULL}, &t, err)) !=
+            KD_OK ||
+        (rc = kd_media_graph_append(
+             gr, "tpad", (const char *[]){"stop_mode", "clone", "stop_duration", dur, NULL}, &t,
+             err)) != KD_OK ||
+        (rc = kd_media_graph_append(gr, "fps", (const char *[]){"fps", rate, NULL}, &t, err)) !=
+            KD_OK ||
+        (rc = kd_media_graph_append(gr, "trim", (const char *[]){"duration", dur, NULL}, &t,
+                                    err)) != KD_OK)
+        return rc;
+    if ((rc = add_rotation(gr, kd_media_stream_rotation(st), &t, err)) != KD_OK)
+        return rc;
+    if ((rc = add_fit(gr, st, vt, &t, err)) != KD_OK)
+        return rc;
+    rc = kd_media_graph_append(gr, "format",
+                               (const char *[]){"pix_fmts", av_get_pix_fmt_name(vt->pix_fmt), NULL},
+                               &t, err);
+    if (rc != KD_OK)
+        return rc;
+    *src = f;
+    *tail = t;
+    return KD_OK;
+}
+
+enum kd_err
 kd_media_graph_aformat(struct kd_media_graph *gr, const struct kd_media_atarget *at,
                        struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
 {

@@ -168,6 +168,16 @@ KD_MUST_CHECK enum kd_err kd_media_graph_input_video(struct kd_media_graph *gr, 
                                                      AVFilterContext **src,
                                                      struct kd_media_pad *tail,
                                                      char err[KD_MEDIA_ERRLEN]);
+/* How long a still image input is shown when its spec gives no end. */
+#define KD_STILL_DEFAULT_S 5.0
+
+/* The picture of a still image input shown for dur_s: buffer -> the one
+ * frame held (tpad clone) -> cut at dur_s -> rate (vt's, else 25) -> fit
+ * to vt. */
+KD_MUST_CHECK enum kd_err
+kd_media_graph_input_still(struct kd_media_graph *gr, const AVStream *st, double dur_s,
+                           const struct kd_media_vtarget *vt, AVFilterContext **src,
+                           struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN]);
 /* The audio of one input: abuffer -> trim -> timeline from 0 -> resample to
  * at. A NULL span keeps the whole stream and its timestamps. */
 KD_MUST_CHECK enum kd_err kd_media_graph_input_audio(struct kd_media_graph *gr, const AVStream *st,

@@ -247,12 +247,13 @@ inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLE
     return rc;
 }
 
-/* The index of the first input without a picture, or -1. */
+/* The index of the first input without a moving picture (sound only, or
+ * a still image shown for a while), or -1. */
 static long
 input_without_picture(const struct inputs *ins)
 {
     for (size_t i = 0; i < ins->n; i++)
-        if (ins->in[i]->video_idx < 0)
+        if (ins->in[i]->video_idx < 0 || ins->in[i]->kind == KD_MEDIA_KIND_IMAGE)
             return (long)i;
     return -1;
 }
@@ -336,18 +337,19 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
     }
     if ((rc = inputs_open(e, &ins, why)) != KD_OK)
         goto out;
-    /* Sound-only inputs (an mp3) are for the decode path: it makes the
-     * output sound only, or puts black under them. */
+    /* Sound-only inputs (an mp3) and still images are for the decode
+     * path: it makes the output sound only, puts black under the sound,
+     * or shows the image for its time. */
     if ((bad = input_without_picture(&ins)) >= 0) {
         if (copy) {
             kd_media_seterr(why,
-                            "video_codec copy needs a picture in every input; inputs[%ld] "
-                            "has none",
+                            "video_codec copy needs a video in every input; inputs[%ld] "
+                            "is not one",
                             bad);
             rc = KD_EINVAL;
             goto out;
         }
-        kd_media_seterr(why, "an input without picture");
+        kd_media_seterr(why, "an input without video");
         *possible = false;
         goto out;
     }

@@ -997,9 +997,11 @@ START_TEST(edit_refuses_impossible_outputs)
     j->input.start_s = 10;
     ck_assert_int_eq(run_job(j), KD_EINVAL);
     free(j);
-    /* Still images wait for the next milestone. */
-    j = job_new("pic.png", "bad4.mp4");
-    ck_assert_int_eq(run_job(j), KD_EUNSUPPORTED);
+    /* A still image has no sound for an mp3. */
+    j = job_new("pic.png", "bad4.mp3");
+    j->spec.output.container = KD_CONT_MP3;
+    ck_assert_int_eq(run_job(j), KD_EMEDIA);
+    ck_assert_ptr_nonnull(strstr(j->e.err, "no sound"));
     free(j);
 }
 END_TEST
@@ -1942,6 +1944,47 @@ START_TEST(edit_measures_inputs_of_unknown_length)
 }
 END_TEST
 
+START_TEST(edit_still_image_inputs)
+{
+    /* An image alone for 1 s, then after 1 s of video for the default
+     * 5 s: held still, with silence under it. */
+    struct job *j = job_new("pic.png", "still.mp4");
+    unsigned char *a = malloc(W * H), *b = malloc(W * H), *c = malloc(W * H);
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.preset[0] = '\0';
+    j->input.end_s = 1.0;
+    edit_ok(j);
+    p = probe_ok("still.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 1.0, FRAME_S + 0.001);
+    ck_assert_int_eq(jint(jstream(p, "video"), "width"), 64);
+    ck_assert_ptr_null(jstream(p, "audio"));
+    json_decref(p);
+    free(j);
+    j = job_new("av.mp4", "stilljoin.mkv");
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 1.0;
+    add_input(j, "pic.png", 0, NAN);
+    edit_ok(j);
+    p = probe_ok("stilljoin.mkv", kind);
+    ck_assert_double_eq_tol(jdur(p), 6.0, FRAME_S + 0.03);
+    json_decref(p);
+    grab_gray(j->out_path, 0.5, W, H, a);
+    grab_gray(j->out_path, 2.0, W, H, b);
+    grab_gray(j->out_path, 5.5, W, H, c);
+    ck_assert_double_ge(region_diff(a, b, W, 0, 0, W, H), 5.0);
+    ck_assert_int_le(max_diff(b, c, W, 0, 0, W, H), 4);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.9), 0.05);
+    ck_assert_double_le(audio_rms(j->out_path, 1.5, 5.5), 0.001);
+    free(a);
+    free(b);
+    free(c);
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
@@ -1991,6 +2034,7 @@ media_suite(void)
     tcase_add_test(fix_tc, edit_soft_subtitles_end_with_the_output);
     tcase_add_test(fix_tc, edit_long_layer_keeps_the_output_length);
     tcase_add_test(fix_tc, edit_measures_inputs_of_unknown_length);
+    tcase_add_test(fix_tc, edit_still_image_inputs);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
