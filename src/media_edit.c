@@ -38,7 +38,10 @@
 
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
 
 #include "log.h"
 #include "util.h"
@@ -67,9 +70,16 @@ struct side {
     int64_t end_pts;  /* end of the last frame pushed (shifted) */
     bool is_closed;   /* nothing more goes into the graph */
     bool has_pushed;
-    /* what the source was configured with: frames must keep to it */
+    /* what the source was configured with: frames are brought to it */
     int width, height, format, sample_rate;
     AVChannelLayout ch_layout;
+    /* converters for frames that differ (a size or format change midway) */
+    struct SwsContext *sws;
+    struct SwrContext *swr;
+    int swr_format, swr_rate; /* what swr converts from */
+    AVChannelLayout swr_layout;
+    AVFrame *conv; /* the converted frame */
+    bool has_warned_change;
 };
 
 enum feed_role { FEED_INPUT, FEED_LAYER, FEED_AUDIO };
@@ -345,45 +355,187 @@ close_src(struct run *r, struct side *s)
     return KD_OK;
 }
 
-/* Frames must keep the parameters the source was built with: a stream
- * that changes size or format midway needs a graph rebuild. */
-static enum kd_err
-check_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
+static void
+side_free_converters(struct side *s)
 {
-    if (s->is_video) {
-        if (f->width != s->width || f->height != s->height || f->format != s->format) {
-            kd_media_seterr(r->e->err,
-                            "%s: the picture size or format changes in the middle of the file; "
-                            "such files are not supported yet",
+    sws_freeContext(s->sws);
+    s->sws = NULL;
+    swr_free(&s->swr);
+    av_channel_layout_uninit(&s->swr_layout);
+    av_frame_free(&s->conv);
+}
+
+static void
+warn_change(struct run *r, struct feed *fd, struct side *s)
+{
+    char msg[128];
+
+    if (s->has_warned_change)
+        return;
+    s->has_warned_change = true;
+    (void)snprintf(msg, sizeof(msg),
+                   "%s: the %s format changes in the middle of the file; "
+                   "it was converted",
+                   fd->name, s->is_video ? "picture" : "sound");
+    event(r, "warning", msg);
+    kd_log(KD_LOG_INFO, "media: %s", msg);
+}
+
+/* A picture of another size or format than the source was built with (a
+ * recording whose resolution changed): scaled into the first size keeping
+ * its aspect, centred on black, as the fit of the whole input would. */
+static enum kd_err
+convert_picture(struct run *r, struct feed *fd, struct side *s, AVFrame *f, AVFrame **out)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(s->format);
+    uint8_t *dst[4];
+    ptrdiff_t lines[4];
+    int w, h, x, y, ret;
+    enum kd_err rc = KD_OK;
+
+    if (d == NULL || f->width <= 0 || f->height <= 0 ||
+        (int64_t)f->width * f->height > r->e->lim->max_pixels) {
+        kd_media_seterr(r->e->err, "%s: a picture of an unusable size in the middle of the file",
+                        fd->name);
+        return KD_EMEDIA;
+    }
+    /* The largest size of the frame's aspect that fits the first one. */
+    if ((int64_t)f->width * s->height > (int64_t)f->height * s->width) {
+        w = s->width;
+        h = (int)av_rescale(f->height, s->width, f->width);
+    } else {
+        h = s->height;
+        w = (int)av_rescale(f->width, s->height, f->height);
+    }
+    w = FFMAX(w & ~((1 << d->log2_chroma_w) - 1), 1 << d->log2_chroma_w);
+    h = FFMAX(h & ~((1 << d->log2_chroma_h) - 1), 1 << d->log2_chroma_h);
+    x = ((s->width - w) / 2) & ~((1 << d->log2_chroma_w) - 1);
+    y = ((s->height - h) / 2) & ~((1 << d->log2_chroma_h) - 1);
+    s->sws = sws_getCachedContext(s->sws, f->width, f->height, f->format, w, h, s->format,
+                                  SWS_BICUBIC, NULL, NULL, NULL);
+    if (s->sws == NULL) {
+        kd_media_seterr(r->e->err, "%s: the picture format changes to one kadr cannot convert",
+                        fd->name);
+        return KD_EMEDIA;
+    }
+    if (s->conv == NULL && (s->conv = av_frame_alloc()) == NULL)
+        return KD_ENOMEM;
+    av_frame_unref(s->conv);
+    s->conv->width = s->width;
+    s->conv->height = s->height;
+    s->conv->format = s->format;
+    if ((ret = av_frame_get_buffer(s->conv, 0)) < 0)
+        return kd_media_averr(NULL, ret, KD_ENOMEM, r->e->err, "converting a picture");
+    for (int i = 0; i < 4; i++)
+        lines[i] = s->conv->linesize[i];
+    if ((ret = av_image_fill_black(s->conv->data, lines, s->format, f->color_range, s->width,
+                                   s->height)) < 0)
+        return kd_media_averr(NULL, ret, KD_EINTERNAL, r->e->err, "converting a picture");
+    for (int i = 0; i < 4; i++) {
+        /* The box's corner in every plane (chroma planes are smaller). */
+        bool is_chroma = (i == 1 || i == 2) && !(d->flags & AV_PIX_FMT_FLAG_RGB);
+        int px = is_chroma ? x >> d->log2_chroma_w : x, py = is_chroma ? y >> d->log2_chroma_h : y;
+        int step = d->comp[0].step > 0 ? d->comp[0].step : 1;
+
+        dst[i] = NULL;
+        if (s->conv->data[i] == NULL)
+            continue;
+        /* Packed formats hold every component in plane 0, step bytes apart. */
+        for (int c = 0; c < d->nb_components; c++)
+            if (d->comp[c].plane == i)
+                step = d->comp[c].step;
+        dst[i] = s->conv->data[i] + (ptrdiff_t)py * s->conv->linesize[i] + (ptrdiff_t)px * step;
+    }
+    sws_scale(s->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst,
+              s->conv->linesize);
+    if ((ret = av_frame_copy_props(s->conv, f)) < 0)
+        return kd_media_averr(NULL, ret, KD_ENOMEM, r->e->err, "converting a picture");
+    *out = s->conv;
+    return rc;
+}
+
+/* Sound of another rate, sample format or layout than the source was built
+ * with: resampled to it. */
+static enum kd_err
+convert_sound(struct run *r, struct feed *fd, struct side *s, AVFrame *f, AVFrame **out)
+{
+    int ret;
+
+    if (s->swr == NULL || s->swr_format != f->format || s->swr_rate != f->sample_rate ||
+        av_channel_layout_compare(&s->swr_layout, &f->ch_layout) != 0) {
+        swr_free(&s->swr);
+        av_channel_layout_uninit(&s->swr_layout);
+        if (f->sample_rate <= 0 || f->sample_rate > 384000 || f->ch_layout.nb_channels <= 0 ||
+            f->ch_layout.nb_channels > 32 ||
+            (ret = swr_alloc_set_opts2(&s->swr, &s->ch_layout, s->format, s->sample_rate,
+                                       &f->ch_layout, f->format, f->sample_rate, 0, NULL)) < 0 ||
+            (ret = swr_init(s->swr)) < 0) {
+            swr_free(&s->swr);
+            kd_media_seterr(r->e->err, "%s: the sound format changes to one kadr cannot convert",
                             fd->name);
             return KD_EMEDIA;
         }
-        return KD_OK;
+        if (av_channel_layout_copy(&s->swr_layout, &f->ch_layout) < 0)
+            return KD_ENOMEM;
+        s->swr_format = f->format;
+        s->swr_rate = f->sample_rate;
+    }
+    if (s->conv == NULL && (s->conv = av_frame_alloc()) == NULL)
+        return KD_ENOMEM;
+    av_frame_unref(s->conv);
+    s->conv->format = s->format;
+    s->conv->sample_rate = s->sample_rate;
+    if (av_channel_layout_copy(&s->conv->ch_layout, &s->ch_layout) < 0)
+        return KD_ENOMEM;
+    if ((ret = swr_convert_frame(s->swr, s->conv, f)) < 0)
+        return kd_media_averr(NULL, ret, KD_EMEDIA, r->e->err, "converting the sound");
+    s->conv->pts = f->pts;
+    s->conv->best_effort_timestamp = f->best_effort_timestamp;
+    *out = s->conv;
+    return KD_OK;
+}
+
+/* Frames must reach the source in the parameters it was built with (the
+ * filters after it assume one size and format per link). A stream that
+ * changes midway (a TS or mkv recording whose resolution or sound format
+ * changed) is converted back, frame by frame. *out is f, or the converted
+ * frame (owned by s). */
+static enum kd_err
+conform_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f, AVFrame **out)
+{
+    *out = f;
+    if (s->is_video) {
+        if (f->width == s->width && f->height == s->height && f->format == s->format)
+            return KD_OK;
+        warn_change(r, fd, s);
+        return convert_picture(r, fd, s, f, out);
     }
     if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
         int n = f->ch_layout.nb_channels;
         av_channel_layout_uninit(&f->ch_layout);
         av_channel_layout_default(&f->ch_layout, n);
     }
-    if (f->sample_rate != s->sample_rate || f->format != s->format ||
-        av_channel_layout_compare(&f->ch_layout, &s->ch_layout) != 0) {
-        kd_media_seterr(r->e->err,
-                        "%s: the sound format changes in the middle of the file; "
-                        "such files are not supported yet",
-                        fd->name);
-        return KD_EMEDIA;
-    }
-    return KD_OK;
+    if (f->sample_rate == s->sample_rate && f->format == s->format &&
+        av_channel_layout_compare(&f->ch_layout, &s->ch_layout) == 0)
+        return KD_OK;
+    warn_change(r, fd, s);
+    return convert_sound(r, fd, s, f, out);
 }
 
 /* A decoded frame: onto the feed's timeline, into the graph. */
 static enum kd_err
 push_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
 {
-    int64_t pts = f->best_effort_timestamp, dur;
+    int64_t pts, dur;
     double t;
     enum kd_err rc;
     int ret;
+
+    if ((rc = conform_frame(r, fd, s, f, &f)) != KD_OK)
+        return rc;
+    if (!s->is_video && f->nb_samples == 0)
+        return KD_OK; /* the resampler kept them for the next frame */
+    pts = f->best_effort_timestamp;
 
     if (pts == AV_NOPTS_VALUE)
         pts = f->pts != AV_NOPTS_VALUE ? f->pts : s->next_pts;
@@ -405,8 +557,6 @@ push_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
     }
     if (!isnan(fd->span.end_s) && t >= fd->span.end_s)
         return close_src(r, s);
-    if ((rc = check_frame(r, fd, s, f)) != KD_OK)
-        return rc;
     f->pts = pts - s->offset + s->shift;
     if (f->pts + dur > s->end_pts || !s->has_pushed)
         s->end_pts = f->pts + dur;
@@ -1218,6 +1368,8 @@ finish_feed(struct run *r, struct feed *fd)
     fd->is_done = true;
     avcodec_free_context(&fd->v.dec);
     avcodec_free_context(&fd->a.dec);
+    side_free_converters(&fd->v);
+    side_free_converters(&fd->a);
     kd_media_input_close(fd->in);
     fd->in = NULL;
     return KD_OK;
@@ -1408,6 +1560,8 @@ free_feeds(struct run *r)
 
         avcodec_free_context(&fd->v.dec);
         avcodec_free_context(&fd->a.dec);
+        side_free_converters(&fd->v);
+        side_free_converters(&fd->a);
         av_channel_layout_uninit(&fd->a.ch_layout);
         kd_media_input_close(fd->in);
     }

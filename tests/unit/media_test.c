@@ -277,6 +277,70 @@ make_media(void)
                       "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2", "-c:v",
                       "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", p,
                       NULL});
+    /* A recording whose picture size, pixel format, sample rate and
+     * layout change midway: two MPEG-TS segments end to end. */
+    path_of(p, sizeof(p), "seg1.ts");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=320x240:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=440:sample_rate=48000",
+                      "-t",
+                      "2",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-c:a",
+                      "aac",
+                      "-ac",
+                      "2",
+                      p,
+                      NULL});
+    path_of(q, sizeof(q), "seg2.ts");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "color=c=red:size=160x90:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=660:sample_rate=44100",
+                      "-t",
+                      "2",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-pix_fmt",
+                      "yuv444p",
+                      "-c:a",
+                      "aac",
+                      "-ac",
+                      "1",
+                      "-output_ts_offset",
+                      "2",
+                      q,
+                      NULL});
+    {
+        size_t l1, l2;
+        unsigned char *d1 = read_all("seg1.ts", &l1), *d2 = read_all("seg2.ts", &l2);
+        unsigned char *both = malloc(l1 + l2);
+
+        if (both == NULL)
+            exit(1);
+        memcpy(both, d1, l1);
+        memcpy(both + l1, d2, l2);
+        write_file("change.ts", both, l1 + l2);
+        free(both);
+        free(d1);
+        free(d2);
+    }
     /* A browser-style WebM: no duration in its header. */
     path_of(p, sizeof(p), "live.webm");
     run_ok((char *[]){FF,
@@ -1985,6 +2049,37 @@ START_TEST(edit_still_image_inputs)
 }
 END_TEST
 
+START_TEST(edit_converts_a_format_change_midway)
+{
+    /* 320x240 4:2:0 with 48 kHz stereo, then 160x90 red in 4:4:4 with
+     * 44.1 kHz mono: the second part is letterboxed into 320x240. */
+    struct job *j = job_new("change.ts", "change.mkv");
+    unsigned char *a = malloc(W * H);
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    edit_ok(j);
+    ck_assert_int_ge(j->n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(j->last_warning, "converted"));
+    p = probe_ok("change.mkv", kind);
+    ck_assert_int_eq(jint(jstream(p, "video"), "width"), W);
+    ck_assert_int_eq(jint(jstream(p, "video"), "height"), H);
+    ck_assert_double_eq_tol(jdur(p), 4.0, 0.1);
+    json_decref(p);
+    /* Red (grey 76) in the middle, black bars above and below. */
+    grab_gray(j->out_path, 3.0, W, H, a);
+    ck_assert_double_eq_tol(region_mean(a, W, 40, 60, 280, 180), 76.0, 6.0);
+    ck_assert_double_le(region_mean(a, W, 0, 0, W, 20), 20.0);
+    ck_assert_double_le(region_mean(a, W, 0, H - 20, W, H), 20.0);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.5, 1.5), 0.05);
+    ck_assert_double_ge(audio_rms(j->out_path, 2.5, 3.5), 0.05);
+    free(a);
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
@@ -2035,6 +2130,7 @@ media_suite(void)
     tcase_add_test(fix_tc, edit_long_layer_keeps_the_output_length);
     tcase_add_test(fix_tc, edit_measures_inputs_of_unknown_length);
     tcase_add_test(fix_tc, edit_still_image_inputs);
+    tcase_add_test(fix_tc, edit_converts_a_format_change_midway);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
