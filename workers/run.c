@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "child.h"
 #include "jobspec.h"
 #include "json.h"
 #include "log.h"
@@ -20,6 +22,16 @@
 #define MAX_EVENTS 20
 /* Least interval between progress lines: the engine reports every frame. */
 #define PROGRESS_EVERY_MS 100
+
+/* Set by KD_CHILD_STOP_SIGNAL: the parent asks this job to stop. */
+static volatile sig_atomic_t stop_asked;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_asked = 1;
+}
 
 struct ctx {
     int fd;
@@ -48,15 +60,15 @@ on_progress(void *ud, double fraction)
     c->last_sent_ms = now;
 }
 
-/* The child cannot see cancel requests (the parent kills it for those);
- * it stops by itself at its deadline so that a timeout ends cleanly, with
- * its files closed, before the parent's harder kill. */
+/* A cancel request arrives as KD_CHILD_STOP_SIGNAL; the child also stops
+ * by itself at its deadline, so that both end cleanly, with its files
+ * closed, before the parent's harder kill. */
 static bool
 on_cancelled(void *ud)
 {
     struct ctx *c = ud;
 
-    if (c->pipe_broken)
+    if (c->pipe_broken || stop_asked)
         return true;
     if (kd_mono_ms() >= c->deadline_ms)
         c->timed_out = true;
@@ -217,6 +229,13 @@ kd_run_edit(void *ud, int out_fd)
     e.cancelled = on_cancelled;
     e.event = on_event;
     e.ud = &c;
+    {
+        struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(KD_CHILD_STOP_SIGNAL, &sa, NULL) != 0)
+            kd_log_errno(KD_LOG_WARN, errno, "worker: no clean stop on cancel");
+    }
     rc = kd_media_edit(&e);
     edited = true;
     if (rc != KD_OK) {
