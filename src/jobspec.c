@@ -1351,6 +1351,12 @@ check_across(struct ctx *c, const struct kd_jobspec *spec)
     }
     if (c->acodec_ok && o->audio_codec == KD_ACODEC_COPY && spec->has_audio)
         fail(c, "output", "audio_codec", "cannot be copy when an audio track is added");
+    /* A cross-fade mixes the sound of two inputs: nothing to copy. */
+    else if (c->acodec_ok && o->audio_codec == KD_ACODEC_COPY && spec->has_transition &&
+             spec->n_inputs > 1)
+        fail(c, "output", "audio_codec",
+             "cannot be copy with a transition (it cross-fades the "
+             "sound)");
 }
 
 /* ---- the API ---- */

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavcodec/bsf.h>
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
 #include <libavutil/imgutils.h>
@@ -55,6 +56,9 @@
  * graph is stuck (our bug), and reading on would only fill memory. */
 #define MAX_BLIND_READS 100000
 #define DEFAULT_FPS     25
+/* How far (output seconds) a copied stream may run ahead of the decoded
+ * one: the muxer interleaves what lies within. */
+#define COPY_AHEAD_S 0.5
 
 /* One stream of a feed on its way into the graph. */
 struct side {
@@ -93,6 +97,7 @@ struct feed {
     struct side v, a;
     struct kd_media_span span; /* what is cut from the file (inputs) */
     double dur_s;              /* its length on the output (inputs); NAN: unknown */
+    double key_s;              /* copied picture: the keyframe its slice starts at; NAN */
     bool is_started;           /* decoders opened, seeked */
     bool is_done;              /* read to its end, decoders freed */
     bool is_loop;              /* read again from the start at its end */
@@ -111,6 +116,28 @@ struct osink {
     double end_s; /* output timeline: end of the last frame out */
 };
 
+/* A stream of the output copied from the inputs packet by packet (codec
+ * "copy") while the other stream is decoded, filtered and encoded. Each
+ * input is opened once more for it, in turn; its slice is laid on the
+ * output timeline where the decoded stream puts the same input. */
+struct copier {
+    bool is_video;
+    bool is_active;
+    bool is_done;
+    size_t cur;                /* the input being copied */
+    struct kd_media_input *in; /* its own demuxer of that input */
+    int idx;                   /* the stream copied from it */
+    AVBSFContext *bsf;         /* ADTS AAC into a global-header container */
+    double base_s;             /* output time where cur's slice starts */
+    double seg_start_s;        /* cur's slice, in its own seconds */
+    double seg_end_s;          /* INFINITY: to its end */
+    bool is_started;           /* the first keyframe was met (picture) */
+    int64_t last_dts;          /* in the output stream's time base */
+    double pos_s;              /* output time reached */
+    int64_t n_packets;
+    AVCodecContext *dec; /* decodes the copied picture for thumbnails */
+};
+
 struct run {
     struct kd_edit *e;
     struct feed *feeds; /* inputs, then layers (by index), then the track */
@@ -122,8 +149,9 @@ struct run {
     struct kd_subs **subs; /* per layer; set for subtitle layers */
     struct kd_thumbs *thumbs;
     struct osink ov, oa;
-    bool has_base_audio; /* the inputs' sound (or silence) is in the output */
-    AVRational vfr_tb;   /* frame durations when the output keeps the timing */
+    struct copier cv, ca; /* copied picture / sound */
+    bool has_base_audio;  /* the inputs' sound (or silence) is in the output */
+    AVRational vfr_tb;    /* frame durations when the output keeps the timing */
     AVPacket *pkt;
     AVFrame *frame;    /* decoded */
     AVFrame *filtered; /* out of a sink */
@@ -183,11 +211,6 @@ check_spec(struct kd_edit *e)
             return KD_EUNSUPPORTED;
         }
     }
-    if (spec->thumbnails.count > 0 && (spec->output.video_codec == KD_VCODEC_COPY ||
-                                       spec->output.audio_codec == KD_ACODEC_COPY)) {
-        kd_media_seterr(e->err, "thumbnails together with codec \"copy\" are not supported yet");
-        return KD_EUNSUPPORTED;
-    }
     return KD_OK;
 }
 
@@ -232,7 +255,8 @@ poll_cancel(struct run *r)
 static void
 report(struct run *r)
 {
-    double t = r->plan.has_video ? r->ov.end_s : r->oa.end_s;
+    double t = r->plan.has_video ? (r->cv.is_active ? r->cv.pos_s : r->ov.end_s)
+                                 : (r->ca.is_active ? r->ca.pos_s : r->oa.end_s);
     double f;
 
     if (r->e->progress == NULL)
@@ -669,6 +693,7 @@ open_feed(struct run *r, struct feed *fd)
 
     fd->v.idx = fd->a.idx = -1;
     fd->dur_s = NAN;
+    fd->key_s = NAN;
     fd->span.end_s = NAN;
     rc = kd_media_input_open(fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled, e->ud,
                              &fd->in, msg);
@@ -787,6 +812,9 @@ input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
     }
 
     fd->span.start_s = ispec->start_s > 0 ? ispec->start_s : 0.0;
+    /* A copied picture starts at a keyframe: the decoded sound with it. */
+    if (!isnan(fd->key_s))
+        fd->span.start_s = fd->key_s;
     fd->span.end_s = ispec->end_s;
     if (!isnan(dur) && fd->span.start_s >= dur) {
         kd_media_seterr(r->e->err,
@@ -806,6 +834,29 @@ static bool
 is_picture_layer(const struct kd_layer *l)
 {
     return l->type == KD_LAYER_VIDEO || l->type == KD_LAYER_IMAGE;
+}
+
+/* With the picture copied, an input's slice starts at the keyframe at or
+ * before its start. Found on the feed's demuxer, which is then put back
+ * at the file's start. */
+static enum kd_err
+copy_key(struct run *r, struct feed *fd, const struct kd_input *ispec)
+{
+    int64_t ts = fd->in->start_time;
+    char msg[KD_MEDIA_ERRLEN];
+    enum kd_err rc;
+
+    if (ispec->start_s <= 0 || fd->in->video_idx < 0 || fd->in->kind != KD_MEDIA_KIND_VIDEO)
+        return KD_OK; /* nothing to find; plan() refuses what cannot be copied */
+    if ((rc = kd_remux_key_before(fd->in, ispec->start_s, &fd->key_s, msg)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
+        return rc;
+    }
+    if (avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0) < 0) {
+        kd_media_seterr(r->e->err, "%s could not seek back to its start", fd->name);
+        return KD_EMEDIA;
+    }
+    return KD_OK;
 }
 
 /* The subtitle files, read and cleaned before the graph needs them. */
@@ -898,6 +949,9 @@ open_feeds(struct run *r)
          * and progress all depend on it. */
         if (r->feeds[i].role == FEED_INPUT && r->feeds[i].in->kind != KD_MEDIA_KIND_IMAGE &&
             isnan(r->feeds[i].in->duration_s) && (rc = scan_length(r, &r->feeds[i])) != KD_OK)
+            return rc;
+        if (r->feeds[i].role == FEED_INPUT && spec->output.video_codec == KD_VCODEC_COPY &&
+            (rc = copy_key(r, &r->feeds[i], &spec->inputs[i])) != KD_OK)
             return rc;
         if (r->feeds[i].role == FEED_INPUT &&
             (rc = input_span(r, &r->feeds[i], &spec->inputs[i])) != KD_OK)
@@ -1015,6 +1069,75 @@ has_picture_layers(const struct kd_jobspec *spec)
     return false;
 }
 
+/* Whether the output's picture / sound goes through the graph (not copied). */
+static bool
+dec_video(const struct run *r)
+{
+    return r->plan.has_video && !r->plan.is_video_copied;
+}
+
+static bool
+dec_audio(const struct run *r)
+{
+    return r->plan.has_audio && !r->plan.is_audio_copied;
+}
+
+/* Copying needs the stream in every input, with the same parameters (one
+ * stream of the output holds them all). Returns -1 when so, else the
+ * index of the first input that differs; *why says how. */
+static long
+same_in_every_input(const struct run *r, bool is_video, const char **why)
+{
+    const AVCodecParameters *first = NULL;
+    const char *unused;
+
+    if (why == NULL)
+        why = &unused;
+    for (size_t i = 0; i < r->e->spec->n_inputs; i++) {
+        const struct kd_media_input *in = r->feeds[i].in;
+        int idx = is_video ? in->video_idx : in->audio_idx;
+        const AVCodecParameters *par;
+
+        if (idx < 0 || (is_video && in->kind != KD_MEDIA_KIND_VIDEO)) {
+            *why = is_video ? "has no video to copy" : "has no sound to copy";
+            return (long)i;
+        }
+        par = in->fmt->streams[idx]->codecpar;
+        if (first == NULL)
+            first = par;
+        else if (!kd_remux_same_params(first, par)) {
+            *why = "has other codec parameters than inputs[0]";
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* The copied streams of the plan: every input must offer them alike. */
+static enum kd_err
+plan_copies(struct run *r)
+{
+    struct copier *cs[2] = {&r->cv, &r->ca};
+    bool copied[2] = {r->plan.is_video_copied, r->plan.is_audio_copied};
+
+    for (size_t k = 0; k < 2; k++) {
+        const char *why = "";
+        long bad;
+
+        if (!copied[k])
+            continue;
+        if ((bad = same_in_every_input(r, k == 0, &why)) >= 0) {
+            kd_media_seterr(r->e->err, "%s_codec copy: inputs[%ld] %s", k == 0 ? "video" : "audio",
+                            bad, why);
+            return KD_EINVAL;
+        }
+        cs[k]->is_video = k == 0;
+        cs[k]->is_active = true;
+        cs[k]->last_dts = AV_NOPTS_VALUE;
+    }
+    return KD_OK;
+}
+
 /* Decides what the output holds and what every feed contributes. */
 static enum kd_err
 plan(struct run *r)
@@ -1022,6 +1145,7 @@ plan(struct run *r)
     const struct kd_jobspec *spec = r->e->spec;
     const AVStream *vref = NULL;
     const AVCodecParameters *aref = NULL;
+    struct kd_output out;
     bool any_video = false, any_audio = false, gaps = false, replace;
     enum kd_err rc;
 
@@ -1040,8 +1164,16 @@ plan(struct run *r)
         aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
     if (replace && r->track != NULL)
         aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
-    if ((rc = kd_media_plan_codecs(&spec->output, any_video, aref != NULL, aref, &r->plan,
-                                   r->e->err)) != KD_OK)
+    out = spec->output;
+    /* With the picture copied, sound left to its default is copied too
+     * (as the remux does) when every input has the same. */
+    if (out.video_codec == KD_VCODEC_COPY && out.audio_codec == KD_ACODEC_AUTO &&
+        !spec->has_audio && same_in_every_input(r, false, NULL) < 0)
+        out.audio_codec = KD_ACODEC_COPY;
+    if ((rc = kd_media_plan_codecs(&out, any_video, aref != NULL, aref, &r->plan, r->e->err)) !=
+        KD_OK)
+        return rc;
+    if ((rc = plan_copies(r)) != KD_OK)
         return rc;
     if (has_drawn_layers(spec) && !r->plan.has_video) {
         if (any_video) {
@@ -1051,12 +1183,12 @@ plan(struct run *r)
         kd_media_seterr(r->e->err, "the input has no picture to draw layers on");
         return KD_EMEDIA;
     }
-    r->has_base_audio = r->plan.has_audio && any_audio && !replace;
+    r->has_base_audio = dec_audio(r) && any_audio && !replace;
     r->ov.is_video = true;
-    r->ov.is_active = r->plan.has_video;
-    r->oa.is_active = r->plan.has_audio;
+    r->ov.is_active = dec_video(r);
+    r->oa.is_active = dec_audio(r);
     r->ov.last_pts = r->oa.last_pts = AV_NOPTS_VALUE;
-    if (r->plan.has_video)
+    if (dec_video(r))
         video_target(r, vref);
     for (size_t i = 0; i < r->n_feeds; i++) {
         struct feed *fd = &r->feeds[i];
@@ -1065,9 +1197,9 @@ plan(struct run *r)
 
         switch (fd->role) {
         case FEED_INPUT:
-            use_v = r->plan.has_video && in->video_idx >= 0;
+            use_v = dec_video(r) && in->video_idx >= 0;
             use_a = r->has_base_audio && in->audio_idx >= 0;
-            gaps |= (r->plan.has_video && !use_v) || (r->has_base_audio && !use_a);
+            gaps |= (dec_video(r) && !use_v) || (r->has_base_audio && !use_a);
             break;
         case FEED_LAYER:
             use_v = true; /* its own sound is ignored */
@@ -1086,7 +1218,7 @@ plan(struct run *r)
                 in->fmt->streams[k]->discard = AVDISCARD_ALL;
     }
     return total_length(r, gaps || r->track != NULL || spec->thumbnails.count > 0 ||
-                               has_picture_layers(spec) ||
+                               has_picture_layers(spec) || r->cv.is_active || r->ca.is_active ||
                                (spec->n_inputs > 1 && spec->has_transition));
 }
 
@@ -1143,7 +1275,7 @@ build_graph(struct run *r)
         struct feed *fd = &r->feeds[i];
 
         durs[i] = fd->dur_s;
-        if (r->plan.has_video) {
+        if (dec_video(r)) {
             if (fd->v.is_used && fd->in->kind == KD_MEDIA_KIND_IMAGE)
                 rc = kd_media_graph_input_still(&r->gr, fd->v.st, fd->dur_s, &r->plan.vt,
                                                 &fd->v.src, &vt[i], r->e->err);
@@ -1171,7 +1303,7 @@ build_graph(struct run *r)
                 goto out;
         }
     }
-    if ((rc = kd_media_graph_join(&r->gr, n, r->plan.has_video ? vt : NULL,
+    if ((rc = kd_media_graph_join(&r->gr, n, dec_video(r) ? vt : NULL,
                                   r->has_base_audio ? at : NULL, durs, trans, r->plan.vt.fps,
                                   r->plan.at.sample_rate, r->e->err)) != KD_OK)
         goto out;
@@ -1211,12 +1343,12 @@ build_graph(struct run *r)
         if (rc != KD_OK)
             goto out;
     }
-    if (r->track != NULL && r->plan.has_audio &&
+    if (r->track != NULL && dec_audio(r) &&
         (rc = kd_media_graph_audio_track(&r->gr, &spec->audio, r->track->a.st, &r->plan.at,
                                          r->total_s, &atail, &r->track->a.src, &atail,
                                          r->e->err)) != KD_OK)
         goto out;
-    if (r->plan.has_video) {
+    if (dec_video(r)) {
         /* Overlays may hand on a format with alpha: the encoder's, exactly. */
         if ((rc = kd_media_graph_append(
                  &r->gr, "format",
@@ -1225,7 +1357,7 @@ build_graph(struct run *r)
             (rc = kd_media_graph_sink(&r->gr, true, &vtail, &r->ov.sink, r->e->err)) != KD_OK)
             goto out;
     }
-    if (r->plan.has_audio &&
+    if (dec_audio(r) &&
         (rc = kd_media_graph_sink(&r->gr, false, &atail, &r->oa.sink, r->e->err)) != KD_OK)
         goto out;
     rc = kd_media_graph_config(&r->gr, r->e->err);
@@ -1479,8 +1611,272 @@ is_all_eof(const struct run *r)
     return (!r->ov.is_active || r->ov.is_eof) && (!r->oa.is_active || r->oa.is_eof);
 }
 
+/* ---- copied streams ---- */
+
+static void
+copier_close_input(struct copier *c)
+{
+    avcodec_free_context(&c->dec);
+    kd_media_input_close(c->in);
+    c->in = NULL;
+}
+
+static void
+copier_free(struct copier *c)
+{
+    copier_close_input(c);
+    av_bsf_free(&c->bsf);
+}
+
+/* Copied pictures decoded for thumbnails (pkt NULL: the end of an input),
+ * placed on the output timeline. */
+static enum kd_err
+copier_thumbs(struct run *r, struct copier *c, const AVPacket *pkt)
+{
+    const AVStream *st = c->in->fmt->streams[c->idx];
+    double start = (double)c->in->start_time / AV_TIME_BASE;
+    enum kd_err rc;
+    int ret;
+
+    if (c->dec == NULL || r->thumbs == NULL)
+        return KD_OK;
+    if ((ret = avcodec_send_packet(c->dec, pkt)) < 0 && ret != AVERROR_EOF &&
+        ret != AVERROR(EAGAIN))
+        return KD_OK; /* a damaged packet: copied as it is, no thumbnail */
+    while ((ret = avcodec_receive_frame(c->dec, r->frame)) >= 0) {
+        int64_t ts = r->frame->best_effort_timestamp;
+
+        if (ts != AV_NOPTS_VALUE) {
+            double t = (double)ts * av_q2d(st->time_base) - start - c->seg_start_s + c->base_s;
+
+            r->frame->pts = llround(t * AV_TIME_BASE);
+            rc = t >= c->base_s - 0.001
+                     ? kd_thumbs_push(r->thumbs, r->frame, AV_TIME_BASE_Q, r->e->err)
+                     : KD_OK;
+            if (rc != KD_OK) {
+                av_frame_unref(r->frame);
+                return rc;
+            }
+        }
+        av_frame_unref(r->frame);
+    }
+    return KD_OK;
+}
+
+/* Opens the next input for copying, at its slice. */
+static enum kd_err
+copier_open(struct run *r, struct copier *c)
+{
+    struct feed *fd = &r->feeds[c->cur];
+    char msg[KD_MEDIA_ERRLEN];
+    enum kd_err rc;
+    int64_t ts;
+
+    if ((rc = kd_media_input_open(fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, r->e->cancelled,
+                                  r->e->ud, &c->in, msg)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
+        return rc;
+    }
+    c->idx = c->is_video ? c->in->video_idx : c->in->audio_idx;
+    if (c->idx < 0) {
+        kd_media_seterr(r->e->err, "%s changed while the job ran", fd->name);
+        return KD_EMEDIA;
+    }
+    for (unsigned k = 0; k < c->in->fmt->nb_streams; k++)
+        if ((int)k != c->idx)
+            c->in->fmt->streams[k]->discard = AVDISCARD_ALL;
+    c->seg_start_s = fd->span.start_s;
+    c->seg_end_s = isnan(fd->span.end_s) ? INFINITY : fd->span.end_s;
+    c->is_started = false;
+    if (c->seg_start_s > 0) {
+        const AVStream *st = c->in->fmt->streams[c->idx];
+
+        /* The picture's slice starts on a keyframe (found the same way
+         * before); sound lands before and is sorted by the slice. */
+        ts = av_rescale_q(c->in->start_time + llround(c->seg_start_s * AV_TIME_BASE),
+                          AV_TIME_BASE_Q, st->time_base);
+        if (av_seek_frame(c->in->fmt, c->idx, ts, AVSEEK_FLAG_BACKWARD) < 0) {
+            kd_media_seterr(r->e->err, "%s could not seek to its start", fd->name);
+            return KD_EMEDIA;
+        }
+    }
+    if (c->is_video && r->thumbs != NULL)
+        return kd_media_decoder_open(c->in, c->idx, r->e->lim, r->e->threads, &c->dec, r->e->err);
+    return KD_OK;
+}
+
+/* The end of one input's slice: the next starts where it was to end. */
+static enum kd_err
+copier_next(struct run *r, struct copier *c)
+{
+    enum kd_err rc;
+
+    if ((rc = copier_thumbs(r, c, NULL)) != KD_OK)
+        return rc;
+    copier_close_input(c);
+    c->base_s += r->feeds[c->cur].dur_s;
+    if (++c->cur >= r->e->spec->n_inputs) {
+        c->is_done = true;
+        if (c->n_packets == 0) {
+            kd_media_seterr(r->e->err, "the chosen range of the input holds no %s",
+                            c->is_video ? "picture" : "sound");
+            return KD_EMEDIA;
+        }
+    }
+    return KD_OK;
+}
+
+/* Whether a packet (seconds from the file's start) belongs to the slice;
+ * *is_end when it and everything after lies beyond it. */
+static bool
+copier_keeps(struct copier *c, const AVPacket *pkt, double t, double dt, double dur, bool *is_end)
+{
+    *is_end = false;
+    if (!c->is_video) {
+        /* Sound packets mostly inside the slice are kept; at the very
+         * start also the encoder's priming packets before 0 (the muxer
+         * records them as skipped), as a plain copy does. */
+        if (t + dur / 2 >= c->seg_end_s) {
+            *is_end = true;
+            return false;
+        }
+        return t + dur / 2 >= c->seg_start_s || (c->cur == 0 && c->seg_start_s <= 0);
+    }
+    if (!c->is_started) {
+        if (!(pkt->flags & AV_PKT_FLAG_KEY))
+            return false;
+        c->is_started = true;
+    }
+    /* Decoding order: once a packet is decoded past the end, all are. */
+    if (dt >= c->seg_end_s) {
+        *is_end = true;
+        return false;
+    }
+    return t < c->seg_end_s;
+}
+
+/* Copies one packet of c, retimed onto the output timeline. */
+static enum kd_err
+copy_step(struct run *r, struct copier *c)
+{
+    AVPacket *pkt = r->pkt;
+    const AVStream *st;
+    AVStream *ost = c->is_video ? r->out->vst : r->out->ast;
+    double start, t, dt, dur;
+    int64_t shift;
+    bool is_end = false;
+    enum kd_err rc = KD_OK;
+    int ret;
+
+    if (c->in == NULL && (rc = copier_open(r, c)) != KD_OK)
+        return rc;
+    if ((ret = av_read_frame(c->in->fmt, pkt)) < 0) {
+        if (c->in->guard.is_cancelled)
+            return cancelled(r);
+        return copier_next(r, c);
+    }
+    st = c->in->fmt->streams[c->idx];
+    if (pkt->stream_index != c->idx || (pkt->pts == AV_NOPTS_VALUE && pkt->dts == AV_NOPTS_VALUE))
+        goto out;
+    if (pkt->pts == AV_NOPTS_VALUE)
+        pkt->pts = pkt->dts;
+    if (pkt->dts == AV_NOPTS_VALUE)
+        pkt->dts = pkt->pts;
+    start = (double)c->in->start_time / AV_TIME_BASE;
+    t = (double)pkt->pts * av_q2d(st->time_base) - start;
+    dt = (double)pkt->dts * av_q2d(st->time_base) - start;
+    dur = (double)pkt->duration * av_q2d(st->time_base);
+    if (!copier_keeps(c, pkt, t, dt, dur, &is_end)) {
+        av_packet_unref(pkt);
+        return is_end ? copier_next(r, c) : KD_OK;
+    }
+    if ((rc = copier_thumbs(r, c, pkt)) != KD_OK)
+        goto out;
+    /* The slice's start moves to where this input begins on the output. */
+    shift = av_rescale_q(c->in->start_time, AV_TIME_BASE_Q, st->time_base) +
+            llround((c->seg_start_s - c->base_s) / av_q2d(st->time_base));
+    pkt->pts -= shift;
+    pkt->dts -= shift;
+    av_packet_rescale_ts(pkt, st->time_base, ost->time_base);
+    if (c->last_dts != AV_NOPTS_VALUE && pkt->dts <= c->last_dts) {
+        pkt->dts = c->last_dts + 1;
+        if (pkt->pts < pkt->dts)
+            pkt->pts = pkt->dts;
+    }
+    c->last_dts = pkt->dts;
+    if (c->base_s + t - c->seg_start_s + dur > c->pos_s)
+        c->pos_s = c->base_s + t - c->seg_start_s + dur;
+    c->n_packets++;
+    if (c->bsf != NULL) {
+        if ((ret = av_bsf_send_packet(c->bsf, pkt)) < 0) {
+            rc = kd_media_averr(NULL, ret, KD_EMEDIA, r->e->err, "copying the sound");
+            goto out;
+        }
+        while ((ret = av_bsf_receive_packet(c->bsf, pkt)) >= 0)
+            if ((rc = kd_media_output_write(r->out, c->is_video, pkt, r->e->err)) != KD_OK)
+                goto out;
+        if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
+            rc = kd_media_averr(NULL, ret, KD_EMEDIA, r->e->err, "copying the sound");
+        goto out;
+    }
+    rc = kd_media_output_write(r->out, c->is_video, pkt, r->e->err);
+out:
+    av_packet_unref(pkt);
+    if (rc == KD_OK)
+        report(r);
+    return rc;
+}
+
+/* The output stream of a copier, from the first input's stream: ADTS AAC
+ * (raw .aac, MPEG-TS) gets its configuration out of band for containers
+ * that want it once. */
+static enum kd_err
+copier_param(struct run *r, struct copier *c, struct kd_media_copy *cp)
+{
+    const struct kd_media_input *in = r->feeds[0].in;
+    const AVStream *st = in->fmt->streams[c->is_video ? in->video_idx : in->audio_idx];
+    const AVBitStreamFilter *f;
+    int ret;
+
+    cp->st = st;
+    cp->par = st->codecpar;
+    if (c->is_video || st->codecpar->codec_id != AV_CODEC_ID_AAC ||
+        st->codecpar->extradata_size > 0 || !(r->plan.ofmt->flags & AVFMT_GLOBALHEADER))
+        return KD_OK;
+    if ((f = av_bsf_get_by_name("aac_adtstoasc")) == NULL || (ret = av_bsf_alloc(f, &c->bsf)) < 0 ||
+        (ret = avcodec_parameters_copy(c->bsf->par_in, st->codecpar)) < 0 ||
+        (c->bsf->time_base_in = st->time_base, ret = av_bsf_init(c->bsf)) < 0) {
+        kd_media_seterr(r->e->err, "internal error (aac_adtstoasc)");
+        return KD_EINTERNAL;
+    }
+    cp->par = c->bsf->par_out;
+    return KD_OK;
+}
+
+/* The copier to advance now: the one furthest behind, unless it is ahead
+ * of the decoded streams still running. NULL: none. */
+static struct copier *
+copier_due(struct run *r)
+{
+    struct copier *c = NULL;
+    double graph = INFINITY;
+
+    if (r->cv.is_active && !r->cv.is_done)
+        c = &r->cv;
+    if (r->ca.is_active && !r->ca.is_done && (c == NULL || r->ca.pos_s < c->pos_s))
+        c = &r->ca;
+    if (c == NULL)
+        return NULL;
+    if (r->ov.is_active && !r->ov.is_eof)
+        graph = r->ov.end_s;
+    if (r->oa.is_active && !r->oa.is_eof && r->oa.end_s < graph)
+        graph = r->oa.end_s;
+    return c->pos_s <= graph + COPY_AHEAD_S ? c : NULL;
+}
+
 /* The main loop: drain the sinks, ask the graph for the oldest stream,
- * read the file it waits for; then flush the encoders. */
+ * read the file it waits for; then flush the encoders. Copied streams are
+ * advanced alongside, never far ahead of the decoded ones. */
 static enum kd_err
 transcode(struct run *r)
 {
@@ -1491,12 +1887,18 @@ transcode(struct run *r)
 
     for (;;) {
         struct feed *fd;
+        struct copier *c;
         bool got = false, is_blind;
 
         if (poll_cancel(r))
             return cancelled(r);
         if ((rc = drain_all(r, &got)) != KD_OK)
             return rc;
+        if ((c = copier_due(r)) != NULL) {
+            if ((rc = copy_step(r, c)) != KD_OK)
+                return rc;
+            continue;
+        }
         if (is_all_eof(r))
             break;
         ret = avfilter_graph_request_oldest(r->gr.g);
@@ -1586,11 +1988,12 @@ try_remux(struct run *r, bool *is_remuxed)
         return rc;
     }
     if (!possible) {
-        if (o->video_codec == KD_VCODEC_COPY || o->audio_codec == KD_ACODEC_COPY) {
-            kd_media_seterr(r->e->err, "codec \"copy\" is not possible here: %s", why);
-            return KD_EINVAL;
-        }
-        kd_log(KD_LOG_DEBUG, "media: re-encoding: %s", why);
+        /* A copied stream beside a decoded one is the decode path's. */
+        kd_log(KD_LOG_DEBUG, "media: %s: %s",
+               o->video_codec == KD_VCODEC_COPY || o->audio_codec == KD_ACODEC_COPY
+                   ? "copying one stream, decoding the other"
+                   : "re-encoding",
+               why);
         return KD_OK;
     }
     *is_remuxed = true;
@@ -1641,6 +2044,7 @@ enum kd_err
 kd_media_edit(struct kd_edit *e)
 {
     struct run r;
+    struct kd_media_copy vcopy = {0}, acopy = {0};
     bool is_remuxed = false;
     enum kd_err rc;
 
@@ -1671,7 +2075,11 @@ kd_media_edit(struct kd_edit *e)
         rc = KD_ENOMEM;
         goto out;
     }
+    if ((r.cv.is_active && (rc = copier_param(&r, &r.cv, &vcopy)) != KD_OK) ||
+        (r.ca.is_active && (rc = copier_param(&r, &r.ca, &acopy)) != KD_OK))
+        goto out;
     if ((rc = kd_media_output_open(e->out_path, &e->spec->output, &r.plan, r.ov.sink, r.oa.sink,
+                                   r.cv.is_active ? &vcopy : NULL, r.ca.is_active ? &acopy : NULL,
                                    e->threads, e->cancelled, e->ud, &r.out, e->err)) != KD_OK)
         goto out;
     if ((rc = soft_subs(&r, false)) != KD_OK)
@@ -1689,7 +2097,7 @@ kd_media_edit(struct kd_edit *e)
     if (r.thumbs != NULL &&
         (rc = kd_thumbs_finish(r.thumbs, &e->thumb_paths, &e->n_thumbs, e->err)) != KD_OK)
         goto out;
-    e->duration_s = fmax(r.ov.end_s, r.oa.end_s);
+    e->duration_s = fmax(fmax(r.ov.end_s, r.oa.end_s), fmax(r.cv.pos_s, r.ca.pos_s));
     if (e->progress != NULL)
         e->progress(e->ud, 1.0);
 out:
@@ -1703,6 +2111,8 @@ out:
     av_packet_free(&r.pkt);
     kd_media_output_close(r.out);
     kd_media_graph_clear(&r.gr);
+    copier_free(&r.cv);
+    copier_free(&r.ca);
     free_feeds(&r);
     kd_thumbs_free(r.thumbs);
     for (size_t i = 0; r.subs != NULL && i < e->spec->n_layers; i++)

@@ -249,6 +249,7 @@ void kd_media_display_size(const AVStream *st, int *w, int *h);
 struct kd_media_plan {
     const AVOutputFormat *ofmt;
     bool has_video, has_audio;
+    bool is_video_copied, is_audio_copied; /* codec "copy": no encoder, no sink */
     const AVCodec *vcodec, *acodec;
     struct kd_media_vtarget vt;
     struct kd_media_atarget at;
@@ -265,6 +266,12 @@ KD_MUST_CHECK enum kd_err kd_media_plan_codecs(const struct kd_output *out, bool
                                                char err[KD_MEDIA_ERRLEN]);
 void kd_media_plan_clear(struct kd_media_plan *plan);
 
+/* A stream of the output whose packets are copied from the inputs. */
+struct kd_media_copy {
+    const AVStream *st;           /* the first input's (rates, side data, metadata) */
+    const AVCodecParameters *par; /* what is written (after a bitstream filter) */
+};
+
 struct kd_media_output {
     AVFormatContext *fmt;
     struct kd_media_guard guard;
@@ -275,13 +282,14 @@ struct kd_media_output {
 };
 
 /* Creates the muxer for path and opens the encoders, taking their
- * parameters from the configured sinks. Nothing is written yet. */
-KD_MUST_CHECK enum kd_err kd_media_output_open(const char *path, const struct kd_output *spec,
-                                               const struct kd_media_plan *plan,
-                                               AVFilterContext *vsink, AVFilterContext *asink,
-                                               int threads, kd_media_cancelled_fn *cancelled,
-                                               void *ud, struct kd_media_output **out,
-                                               char err[KD_MEDIA_ERRLEN]);
+ * parameters from the configured sinks; a copied stream (plan says which)
+ * takes vcopy's or acopy's parameters instead of a sink's. Nothing is
+ * written yet. */
+KD_MUST_CHECK enum kd_err kd_media_output_open(
+    const char *path, const struct kd_output *spec, const struct kd_media_plan *plan,
+    AVFilterContext *vsink, AVFilterContext *asink, const struct kd_media_copy *vcopy,
+    const struct kd_media_copy *acopy, int threads, kd_media_cancelled_fn *cancelled, void *ud,
+    struct kd_media_output **out, char err[KD_MEDIA_ERRLEN]);
 KD_MUST_CHECK enum kd_err kd_media_output_start(struct kd_media_output *o,
                                                 const struct kd_output *spec,
                                                 char err[KD_MEDIA_ERRLEN]);
@@ -289,6 +297,10 @@ KD_MUST_CHECK enum kd_err kd_media_output_start(struct kd_media_output *o,
  * every packet that comes out. */
 KD_MUST_CHECK enum kd_err kd_media_output_encode(struct kd_media_output *o, bool is_video,
                                                  AVFrame *frame, char err[KD_MEDIA_ERRLEN]);
+/* Writes a copied packet (times already in the stream's time base) of
+ * the video or audio stream. */
+KD_MUST_CHECK enum kd_err kd_media_output_write(struct kd_media_output *o, bool is_video,
+                                                AVPacket *pkt, char err[KD_MEDIA_ERRLEN]);
 KD_MUST_CHECK enum kd_err kd_media_output_finish(struct kd_media_output *o,
                                                  char err[KD_MEDIA_ERRLEN]);
 void kd_media_output_close(struct kd_media_output *o); /* NULL is a no-op */

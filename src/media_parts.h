@@ -73,7 +73,7 @@ KD_MUST_CHECK enum kd_err kd_subs_open(const char *path, const char *work_dir, u
 void kd_subs_free(struct kd_subs *s); /* NULL is a no-op */
 
 enum kd_subs_format kd_subs_format_get(const struct kd_subs *s);
-size_t kd_subs_count(const struct kd_subs *s);     /* cues kept */
+size_t kd_subs_count(const struct kd_subs *s);          /* cues kept */
 const char *kd_subs_utf8_path(const struct kd_subs *s); /* valid while s lives */
 
 /* Burn: writes work_dir/subs-<idx>.burn.ass and appends a "subtitles"
@@ -89,9 +89,8 @@ const char *kd_subs_utf8_path(const struct kd_subs *s); /* valid while s lives *
  * layer is the subtitles layer (type KD_LAYER_SUBTITLES). width/height is
  * the picture size at the node. */
 KD_MUST_CHECK enum kd_err kd_subs_burn_node(struct kd_subs *s, const struct kd_layer *layer,
-                                            const struct kd_subs_timing *t, int width,
-                                            int height, struct kd_media_graph *gr,
-                                            struct kd_media_pad *tail,
+                                            const struct kd_subs_timing *t, int width, int height,
+                                            struct kd_media_graph *gr, struct kd_media_pad *tail,
                                             char err[KD_MEDIA_ERRLEN]);
 
 /* Soft, step 1, before avformat_write_header: opens the encoder the
@@ -123,8 +122,8 @@ KD_MUST_CHECK enum kd_err kd_thumbs_new(const char *work_dir, int count, int wid
 /* Offers one output frame (pts in tb; the frame is only read, and a
  * reference may be kept until the next call). Cheap when no thumbnail is
  * due. */
-KD_MUST_CHECK enum kd_err kd_thumbs_push(struct kd_thumbs *t, const AVFrame *frame,
-                                         AVRational tb, char err[KD_MEDIA_ERRLEN]);
+KD_MUST_CHECK enum kd_err kd_thumbs_push(struct kd_thumbs *t, const AVFrame *frame, AVRational tb,
+                                         char err[KD_MEDIA_ERRLEN]);
 /* After the last frame: thumbnails whose time was never reached (the
  * output was shorter than expected) take the last frame. Hands the paths
  * out: *paths (count strings, caller frees each and the array: that is
@@ -138,10 +137,12 @@ void kd_thumbs_free(struct kd_thumbs *t); /* NULL is a no-op */
 /* Decides whether e can run by copying packets. Opens the inputs itself
  * (kd_media_input_open, the same whitelists and limits). *possible is true
  * when nothing needs decoding:
- *   - video_codec copy (and audio copy or no audio change): always, but
- *     inputs whose codec parameters differ are KD_EINVAL ("copy needs
- *     inputs with the same codec parameters"); trims snap to the keyframe
- *     at or before start;
+ *   - video_codec copy: when nothing else needs decoding (no thumbnails,
+ *     no audio track, no audio codec change), but inputs whose codec
+ *     parameters differ are KD_EINVAL ("copy needs inputs with the same
+ *     codec parameters"), and so is an input without video; trims snap to
+ *     the keyframe at or before start. Otherwise *possible is false and
+ *     the decode path copies the picture while it decodes the rest;
  *   - otherwise: no layers, no audio, no transition, no thumbnails, no
  *     size/fps/crf/preset/bitrate asked, the output codecs (after auto) are
  *     the inputs' codecs, every input has identical codec parameters
@@ -150,6 +151,15 @@ void kd_thumbs_free(struct kd_thumbs *t); /* NULL is a no-op */
  * why says in a few words what forced the decode (for the log). */
 KD_MUST_CHECK enum kd_err kd_remux_possible(const struct kd_edit *e, bool *possible,
                                             char why[KD_MEDIA_ERRLEN]);
+/* Whether two streams' parameters are the same for copying one after the
+ * other (codec, profile, size, pixel format, rate, layout, extradata). */
+bool kd_remux_same_params(const AVCodecParameters *a, const AVCodecParameters *b);
+/* Seeks in to the keyframe of its picture stream at or before start_s
+ * (seconds from the file's start) and gives that keyframe's time: where a
+ * copied picture really starts. KD_EMEDIA when the seek lands off a
+ * keyframe. The demuxer's position is left there. */
+KD_MUST_CHECK enum kd_err kd_remux_key_before(struct kd_media_input *in, double start_s,
+                                              double *key_s, char err[KD_MEDIA_ERRLEN]);
 /* Runs e by remuxing: inputs in order, each cut to its trim, timestamps
  * continuous across inputs, bitstream filters where the output container
  * needs them (aac_adtstoasc for ADTS AAC into mp4/mov/mkv). Progress,

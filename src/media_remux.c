@@ -103,6 +103,14 @@ same_audio(const AVCodecParameters *a, const AVCodecParameters *b)
            av_channel_layout_compare(&a->ch_layout, &b->ch_layout) == 0 && same_extradata(a, b);
 }
 
+bool
+kd_remux_same_params(const AVCodecParameters *a, const AVCodecParameters *b)
+{
+    if (a->codec_type != b->codec_type)
+        return false;
+    return a->codec_type == AVMEDIA_TYPE_VIDEO ? same_video(a, b) : same_audio(a, b);
+}
+
 /* Time t (seconds from the input's start) in stream st's time base. */
 static int64_t
 input_ts(const struct kd_media_input *in, const AVStream *st, double t)
@@ -148,6 +156,31 @@ first_key(struct kd_media_input *in, double start_s, int64_t *key_pts, char err[
 out:
     av_packet_free(&pkt);
     return rc;
+}
+
+enum kd_err
+kd_remux_key_before(struct kd_media_input *in, double start_s, double *key_s,
+                    char err[KD_MEDIA_ERRLEN])
+{
+    const AVStream *st = in->fmt->streams[in->video_idx];
+    int64_t key_pts = 0;
+    enum kd_err rc;
+
+    if (start_s <= 0) {
+        *key_s = 0;
+        return KD_OK;
+    }
+    if ((rc = first_key(in, start_s, &key_pts, err)) == KD_EAGAIN) {
+        kd_media_seterr(err, "the video cannot be cut there without decoding");
+        rc = KD_EMEDIA;
+    }
+    if (rc != KD_OK)
+        return rc;
+    *key_s = (double)key_pts * av_q2d(st->time_base) -
+             (in->start_time == AV_NOPTS_VALUE ? 0.0 : (double)in->start_time / AV_TIME_BASE);
+    if (*key_s < 0)
+        *key_s = 0;
+    return KD_OK;
 }
 
 /* Half a frame of the video stream, in its time base (for "on a keyframe"). */
@@ -366,12 +399,8 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
         goto out;
     if (reason == NULL && !keys)
         reason = "a trim off a keyframe";
-    if (reason != NULL && copy && !mismatch) {
-        /* Copy with an audio codec change: the video is still copied. */
-        kd_media_seterr(why, "video_codec copy with %s", reason);
-        rc = KD_EUNSUPPORTED;
-        goto out;
-    }
+    /* Copy with an audio codec change: the decode path copies the
+     * picture and encodes the sound. */
     *possible = reason == NULL;
     kd_media_seterr(why, "%s", reason != NULL ? reason : "remux");
 out:

@@ -672,6 +672,18 @@ START_TEST(test_output_variants)
     ck_assert_int_eq(s->output.audio_bitrate, 0);
     ck_assert_int_eq(s->layers[0].sub_mode, KD_SUB_SOFT);
     kd_jobspec_free(s);
+    /* One stream copied while the other is decoded: all run (media_test). */
+    s = parse_ok("{" IN1 ",'audio':{'media_id':'" U2 "'},'output':{'video_codec':'copy'}}",
+                 &lim_default);
+    kd_jobspec_free(s);
+    s = parse_ok("{" IN1 ",'output':{'video_codec':'copy','audio_codec':'aac'},'thumbnails':"
+                 "{'count':2}}",
+                 &lim_default);
+    kd_jobspec_free(s);
+    s = parse_ok("{" IN2 ",'layers':[" TEXT0 "],'output':{'audio_codec':'copy','width':640,"
+                 "'height':360}}",
+                 &lim_default);
+    kd_jobspec_free(s);
     /* Size limits are inclusive. */
     s = parse_ok("{" IN1 ",'output':{'width':640,'height':360,'audio_bitrate':512000,"
                  "'video_bitrate':'100M'}}",
@@ -1000,6 +1012,7 @@ static const struct bad_case bad_cases[] = {
      "'}]}",
      "output.video_codec"},
     {"{" IN2 ",'output':{'video_codec':'copy'},'transition':{'duration':1}}", "transition"},
+    {"{" IN2 ",'output':{'audio_codec':'copy'},'transition':{'duration':1}}", "output.audio_codec"},
     {"{" IN1 ",'output':{'audio_codec':'copy'},'audio':{'media_id':'" U2 "'}}",
      "output.audio_codec"},
     {"{" IN1 ",'output':{'audio_codec':'copy','audio_bitrate':'96k'}}", "output.audio_bitrate"},

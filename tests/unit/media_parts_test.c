@@ -747,6 +747,7 @@ suite(void)
 
     tcase_set_timeout(subs, 30);
     tcase_set_timeout(rx, 30);
+    tcase_set_timeout(th, 30); /* ffprobe and ffmpeg per thumbnail: slow on a busy machine */
     tcase_add_test(subs, test_cp1251_srt);
     tcase_add_test(subs, test_utf8_bom_kept);
     tcase_add_test(subs, test_invalid_timing_skipped);

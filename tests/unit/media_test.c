@@ -1822,14 +1822,6 @@ START_TEST(edit_copy_remuxes)
     ck_assert_double_eq_tol(jdur(p), 3.0, 0.1);
     json_decref(p);
     free(j);
-    /* Thumbnails need decoding, which copy excludes. */
-    j = job_new("av.mp4", "never.mkv");
-    j->spec.output.container = KD_CONT_MKV;
-    j->spec.output.video_codec = KD_VCODEC_COPY;
-    j->spec.thumbnails.count = 2;
-    ck_assert_int_eq(run_job(j), KD_EUNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(j->e.err, "copy"));
-    free(j);
 }
 END_TEST
 
@@ -2080,6 +2072,133 @@ START_TEST(edit_converts_a_format_change_midway)
 }
 END_TEST
 
+/* The sizes of the packets of stream sel ("v:0") of path, one a line. */
+static void
+packet_sizes(const char *path, const char *sel, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    char *argv[] = {
+        "ffprobe",     "-v",  "error",   "-select_streams", (char *)sel, "-show_entries",
+        "packet=size", "-of", "csv=p=0", (char *)path,      NULL};
+    char *raw = malloc(cap), *o = buf;
+
+    ck_assert_ptr_nonnull(raw);
+    n = run_capture(argv, (unsigned char *)raw, cap - 1);
+    ck_assert_int_gt(n, 0);
+    raw[n] = '\0';
+    /* Only the sizes: side data (skip samples) adds lines of its own. */
+    for (char *line = raw; *line != '\0';) {
+        char *end = strchr(line, '\n');
+        size_t len = strspn(line, "0123456789");
+
+        if (len > 0) {
+            memcpy(o, line, len);
+            o += len;
+            *o++ = '\n';
+        }
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    *o = '\0';
+    free(raw);
+}
+
+START_TEST(edit_copies_one_stream_and_decodes_the_other)
+{
+    static char in_v[65536], in_a[65536], out[65536];
+    char kind[16], src[512];
+    struct job *j;
+    json_t *p;
+
+    path_of(src, sizeof(src), "av.mp4");
+    packet_sizes(src, "v:0", in_v, sizeof(in_v));
+    packet_sizes(src, "a:0", in_a, sizeof(in_a));
+    /* Picture copied, an added track mixed into the re-encoded sound. */
+    j = job_new("av.mp4", "copy_mix.mp4");
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    set_audio(j, "music.wav", KD_AUDIO_MIX);
+    edit_ok(j);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_v);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.4), 1.2 * audio_rms(src, 0.1, 0.4));
+    p = probe_ok("copy_mix.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 3.0, 0.05);
+    json_decref(p);
+    free(j);
+    /* Picture copied, sound in another codec. */
+    j = job_new("av.mp4", "copy_mp3.mkv");
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.output.audio_codec = KD_ACODEC_MP3;
+    edit_ok(j);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_v);
+    p = probe_ok("copy_mp3.mkv", kind);
+    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "mp3");
+    json_decref(p);
+    free(j);
+    /* Sound copied while the picture gets a text layer. */
+    j = job_new("av.mp4", "copy_sound.mp4");
+    j->spec.output.audio_codec = KD_ACODEC_COPY;
+    add_text(j, "copy", KD_POS_CENTER, 0, NAN);
+    edit_ok(j);
+    packet_sizes(j->out_path, "a:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_a);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_ne(out, in_v);
+    free(j);
+    /* Thumbnails of a copied picture. */
+    j = job_new("av.mp4", "copy_thumbs.mkv");
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.output.audio_codec = KD_ACODEC_COPY;
+    j->spec.thumbnails.count = 2;
+    j->spec.thumbnails.width = 160;
+    ck_assert_msg(kd_media_edit(&j->e) == KD_OK, "%s", j->e.err);
+    ck_assert_uint_eq(j->e.n_thumbs, 2);
+    kd_edit_clear(&j->e);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_v);
+    packet_sizes(j->out_path, "a:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_a);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_copied_picture_sets_the_sound_s_cut)
+{
+    /* Keyframes every second: 1.5-2.5 s copies from the keyframe at 1 s,
+     * and the replacing track follows that cut (1.5 s long). */
+    struct job *j = job_new("av.mp4", "copy_cut.mp4");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->input.start_s = 1.5;
+    j->input.end_s = 2.5;
+    set_audio(j, "tone.mp3", KD_AUDIO_REPLACE);
+    edit_ok(j);
+    p = probe_ok("copy_cut.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 1.5, 0.06);
+    json_decref(p);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 1.4), 0.05);
+    free(j);
+    /* Copy needs the picture in every input. */
+    j = job_new("av.mp4", "copy_bad.mp4");
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.thumbnails.count = 1;
+    add_input(j, "tone.mp3", 0, NAN);
+    ck_assert_int_eq(run_job(j), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(j->e.err, "inputs[1]"));
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
@@ -2131,6 +2250,8 @@ media_suite(void)
     tcase_add_test(fix_tc, edit_measures_inputs_of_unknown_length);
     tcase_add_test(fix_tc, edit_still_image_inputs);
     tcase_add_test(fix_tc, edit_converts_a_format_change_midway);
+    tcase_add_test(fix_tc, edit_copies_one_stream_and_decodes_the_other);
+    tcase_add_test(fix_tc, edit_copied_picture_sets_the_sound_s_cut);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
