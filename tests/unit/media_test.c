@@ -674,6 +674,33 @@ grab_first_after(const char *path, double t, int w, int h, unsigned char *buf)
     ck_assert_int_eq(n, (ssize_t)w * h);
 }
 
+/* Frame at t seconds of path as RGB bytes (w*h*3). */
+static void
+grab_rgb(const char *path, double t, int w, int h, unsigned char *buf)
+{
+    char ts[32];
+    ssize_t n;
+
+    (void)snprintf(ts, sizeof(ts), "%.3f", t);
+    char *argv[] = {"ffmpeg",   "-nostdin", "-v",        "error", "-i", (char *)path,
+                    "-ss",      ts,         "-frames:v", "1",     "-f", "rawvideo",
+                    "-pix_fmt", "rgb24",    "-",         NULL};
+    n = run_capture(argv, buf, (size_t)w * h * 3);
+    ck_assert_int_eq(n, (ssize_t)w * h * 3);
+}
+
+/* Mean of colour channel c (0 R, 1 G, 2 B) over [x0,x1)x[y0,y1). */
+static double
+rgb_mean(const unsigned char *a, int w, int c, int x0, int y0, int x1, int y1)
+{
+    double sum = 0;
+
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+            sum += a[(y * w + x) * 3 + c];
+    return sum / ((double)(x1 - x0) * (y1 - y0));
+}
+
 /* Mean absolute difference of two frames over [x0,x1)x[y0,y1). */
 static double
 region_diff(const unsigned char *a, const unsigned char *b, int w, int x0, int y0, int x1, int y1)
@@ -1266,6 +1293,71 @@ START_TEST(edit_text_is_literal)
 }
 END_TEST
 
+/* What text draws over blue (grey bytes of the first frame). */
+static void
+drawn_frame(const char *name, const char *text, unsigned char *buf)
+{
+    struct job *j = job_new("blue.mp4", name);
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 0.2;
+    add_text(j, text, KD_POS_TOP_LEFT, 0, NAN);
+    edit_ok(j);
+    grab_gray(j->out_path, 0.0, W, H, buf);
+    free(j);
+}
+
+/* Runs of columns where anything was drawn (one per glyph for text set
+ * with a gap between letters). */
+static int
+glyph_runs(const unsigned char *frame, const unsigned char *ref)
+{
+    int runs = 0;
+    bool in_run = false;
+
+    for (int x = 0; x < W; x++) {
+        bool any = false;
+
+        for (int y = 0; y < H / 2 && !any; y++)
+            any = abs((int)frame[y * W + x] - (int)ref[y * W + x]) > 60;
+        if (any && !in_run)
+            runs++;
+        in_run = any;
+    }
+    return runs;
+}
+
+START_TEST(edit_draws_cyrillic_glyphs)
+{
+    /* Cyrillic must come out as its letters: not as the boxes a font
+     * draws for characters it lacks (private-use code points here), and
+     * one glyph per letter. */
+    unsigned char *ref = malloc(W * H), *cyr = malloc(W * H), *tofu = malloc(W * H),
+                  *other = malloc(W * H);
+    struct job *j = job_new("blue.mp4", "cyr_ref.mkv");
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 0.2;
+    edit_ok(j);
+    grab_gray(j->out_path, 0.0, W, H, ref);
+    free(j);
+    drawn_frame("cyr1.mkv", "ЖИЗНЬ", cyr);
+    drawn_frame("cyr2.mkv", "\xee\x80\x80\xee\x80\x81\xee\x80\x82\xee\x80\x83\xee\x80\x84", tofu);
+    drawn_frame("cyr3.mkv", "ФЫВАП", other);
+    ck_assert_int_eq(glyph_runs(cyr, ref), 5);
+    ck_assert_int_ge(max_diff(cyr, tofu, W, 0, 0, W, H / 2), 100);
+    ck_assert_double_ge(region_diff(cyr, tofu, W, 0, 0, W / 2, H / 4), 3.0);
+    /* Other letters, other shapes. */
+    ck_assert_double_ge(region_diff(cyr, other, W, 0, 0, W / 2, H / 4), 3.0);
+    free(ref);
+    free(cyr);
+    free(tofu);
+    free(other);
+}
+END_TEST
+
 START_TEST(edit_font_name_is_only_a_family)
 {
     /* fontconfig syntax in the name stays part of a (missing) family name:
@@ -1512,6 +1604,19 @@ START_TEST(edit_picture_in_picture)
     ck_assert_int_eq(box[3], 16 + 68 - 1);
     /* Red inside (grey 76), white border, blue (29) elsewhere. */
     ck_assert_double_eq_tol(region_mean(during, W, W - 16 - 70, 30, W - 16 - 14, 70), 76.0, 5.0);
+    {
+        /* In colour: the layer's red over the base's blue, not just the
+         * same brightness. */
+        unsigned char *rgb = malloc(W * H * 3);
+
+        grab_rgb(j->out_path, 1.0, W, H, rgb);
+        ck_assert_double_ge(rgb_mean(rgb, W, 0, W - 16 - 70, 30, W - 16 - 14, 70), 200.0);
+        ck_assert_double_le(rgb_mean(rgb, W, 1, W - 16 - 70, 30, W - 16 - 14, 70), 40.0);
+        ck_assert_double_le(rgb_mean(rgb, W, 2, W - 16 - 70, 30, W - 16 - 14, 70), 40.0);
+        ck_assert_double_le(rgb_mean(rgb, W, 0, 20, 100, 100, 200), 40.0);
+        ck_assert_double_ge(rgb_mean(rgb, W, 2, 20, 100, 100, 200), 200.0);
+        free(rgb);
+    }
     ck_assert_double_ge(region_mean(during, W, W - 16 - 88, 16, W - 16, 18), 200.0);
     ck_assert_int_le(max_diff(before, during, W, 0, 0, W - 16 - 88, H), 4);
     ck_assert_int_le(max_diff(before, during, W, 0, 16 + 68, W, H), 4);
@@ -1832,7 +1937,7 @@ START_TEST(edit_refuses_hostile_inputs)
         enum kd_err rc;
     } cases[] = {
         {"playlist.mp4", KD_EFORBIDDEN}, {"concat.mp4", KD_EFORBIDDEN}, {"empty.mp4", KD_EMEDIA},
-        {"truncated.mp4", KD_EMEDIA},    {"text.mp4", KD_EMEDIA},
+        {"truncated.mp4", KD_EMEDIA},    {"text.mp4", KD_EMEDIA},       {"huge.png", KD_EMEDIA},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -2252,6 +2357,7 @@ media_suite(void)
     tcase_add_test(fix_tc, edit_converts_a_format_change_midway);
     tcase_add_test(fix_tc, edit_copies_one_stream_and_decodes_the_other);
     tcase_add_test(fix_tc, edit_copied_picture_sets_the_sound_s_cut);
+    tcase_add_test(fix_tc, edit_draws_cyrillic_glyphs);
     suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
