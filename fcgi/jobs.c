@@ -203,11 +203,11 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
         "        $6, $7, $8, "
         "        timestamptz 'epoch' + $9::bigint * interval '1 millisecond', "
         /* A job due now is pushed right after commit; one with a later
-         * run_at has no message until the workers' sweep finds it due. */
+         * run_at has no message until kadr-scheduler finds it due. */
         "        CASE WHEN $9::bigint IS NULL "
         "               OR timestamptz 'epoch' + $9::bigint * interval '1 millisecond' <= now() "
         "             THEN now() END) "
-        "RETURNING id::text";
+        "RETURNING id::text, enqueued_at IS NOT NULL";
     static const char ins_inputs[] =
         "INSERT INTO job_inputs (job_id, media_id) "
         "SELECT DISTINCT $1::uuid, m FROM unnest($2::uuid[]) AS m ON CONFLICT DO NOTHING";
@@ -225,6 +225,7 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     char hash[65], job_id[KD_UUID_STRLEN + 1] = "", prio[8], attempts[24], run_at[24];
     enum idem_state state = IDEM_NONE;
     size_t n_refs = 0;
+    bool due_now = false;
     enum kd_err rc;
 
     kd_buf_init(&literal, REFS_LITERAL_MAX);
@@ -270,8 +271,7 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
     if ((rc = kd_snprintf(prio, sizeof(prio), "%d", spec->priority)) != KD_OK ||
         (rc = kd_snprintf(attempts, sizeof(attempts), "%" PRId64,
                           spec->max_attempts > 0 ? (int64_t)spec->max_attempts
-                                                 : rq->cfg->job_max_attempts)) !=
-            KD_OK ||
+                                                 : rq->cfg->job_max_attempts)) != KD_OK ||
         (rc = kd_snprintf(run_at, sizeof(run_at), "%" PRId64, spec->run_at_ms)) != KD_OK)
         goto out;
     {
@@ -309,6 +309,7 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     if ((rc = kd_snprintf(job_id, sizeof(job_id), "%s", kd_dbres_get(res, 0, 0))) != KD_OK)
         goto out;
+    due_now = strcmp(kd_dbres_get(res, 0, 1), "t") == 0;
     {
         const char *pi[2] = {job_id, literal.data};
         const char *pe[2] = {job_id, rq->request_id};
@@ -323,9 +324,10 @@ kd_jobs_create(struct kd_req *rq, struct kd_resp *rs)
         kd_resp_reset(rs);
         goto out;
     }
-    kd_log(KD_LOG_INFO, "job %s created, priority %d", job_id, spec->priority);
-    if (kd_app_queue(rq->app, &q) != KD_OK ||
-        kd_queue_push(q, "edit", job_id, spec->priority) != KD_OK)
+    kd_log(KD_LOG_INFO, "job %s created, priority %d%s", job_id, spec->priority,
+           due_now ? "" : ", scheduled");
+    if (due_now && (kd_app_queue(rq->app, &q) != KD_OK ||
+                    kd_queue_push(q, "edit", job_id, spec->priority) != KD_OK))
         kd_log(KD_LOG_WARN,
                "job %s: enqueueing failed; the job stays pending in PostgreSQL and runs "
                "once it is enqueued again",

@@ -157,6 +157,18 @@ main(int argc, char **argv)
             kd_log(KD_LOG_ERROR, "invalid configuration: %s", errbuf);
         goto out;
     }
+    /* Presigned URLs of the local backend are signed and checked with it:
+     * without it every upload would fail later, one 500 at a time. */
+    if (strcmp(cfg->storage_backend, "local") == 0 && cfg->url_signing_secret[0] == '\0') {
+        snprintf(errbuf, sizeof(errbuf),
+                 "url_signing_secret is required with the local storage backend "
+                 "(url_signing_secret_file = PATH, or KADR_URL_SIGNING_SECRET_FILE)");
+        if (check_only)
+            fprintf(stderr, "kadr-api: invalid configuration: %s\n", errbuf);
+        else
+            kd_log(KD_LOG_ERROR, "invalid configuration: %s", errbuf);
+        goto out;
+    }
     if (check_only) {
         printf("kadr-api: configuration is valid\n");
         status = EXIT_SUCCESS;

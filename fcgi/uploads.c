@@ -225,6 +225,16 @@ out:
     return rc;
 }
 
+/* A store that does not answer gets a 503 naming the storage (the
+ * router's own 503 is about the database and the queue). */
+static enum kd_err
+storage_failed(struct kd_resp *rs, enum kd_err src)
+{
+    if (src == KD_EUNAVAIL || src == KD_ETIMEOUT)
+        return kd_resp_unavailable(rs, "storage");
+    return src;
+}
+
 enum kd_err
 kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
 {
@@ -274,8 +284,10 @@ kd_uploads_create(struct kd_req *rq, struct kd_resp *rs)
     if (strcmp(kd_storage_backend_name(st), "s3") == 0 &&
         ub.size > rq->cfg->s3_multipart_threshold) {
         if ((rc = multipart_start(rq, st, key, &ub, &mp_id, &part_size, &part_count, &parts,
-                                  &expires_at)) != KD_OK)
+                                  &expires_at)) != KD_OK) {
+            rc = storage_failed(rs, rc);
             goto out;
+        }
     } else if ((rc = kd_storage_presign(st, "PUT", key, &opt, &url, &expires_at)) != KD_OK) {
         goto out;
     }
@@ -494,7 +506,7 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
             goto out;
         }
         if (src != KD_OK && src != KD_ENOTFOUND) {
-            rc = src;
+            rc = storage_failed(rs, src);
             goto out;
         }
     }
@@ -505,7 +517,7 @@ kd_uploads_complete(struct kd_req *rq, struct kd_resp *rs)
         goto out;
     }
     if (src != KD_OK) {
-        rc = src;
+        rc = storage_failed(rs, src);
         goto out;
     }
     if (sst.size != declared) {

@@ -27,9 +27,9 @@ die() { echo "quickstart: $*" >&2; exit 1; }
 # 1. Packages.
 say "checking packages"
 if [[ $EUID -eq 0 ]]; then
-    bash scripts/deps.sh install
-elif [[ -n $(bash scripts/deps.sh missing) ]]; then
-    die "missing packages: $(bash scripts/deps.sh missing | tr '\n' ' ')— run as root, or apt-get install them"
+    bash scripts/deps.sh --stack install
+elif [[ -n $(bash scripts/deps.sh --stack missing) ]]; then
+    die "missing packages: $(bash scripts/deps.sh --stack missing | tr '\n' ' ')— run as root, or apt-get install them"
 fi
 
 # 2. Build (in the tree; incremental on a second run).

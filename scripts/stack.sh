@@ -360,6 +360,19 @@ EOF
     upload_max_bytes=$upload_max
 }
 
+# nginx's body limits follow the configuration as the programs read it
+# (local.conf and KADR_* included, any size form such as 2G), so that
+# nginx and kadr-api never disagree on what fits.
+effective_limits() {
+    local dump v
+    dump=$(kadrctl config) || die "kadrctl config failed"
+    v=$(sed -n 's/^body_max_bytes = //p' <<<"$dump")
+    is_uint "$v" && body_max_bytes=$v
+    v=$(sed -n 's/^upload_max_bytes = //p' <<<"$dump")
+    is_uint "$v" && upload_max_bytes=$v
+    return 0
+}
+
 save_state() {
     printf 'PORT_BASE=%s\nAPI_PROCS=%s\nWORKERS=%s\n' "$port_base" "$api_procs" "$workers" >"$state.new"
     mv -f "$state.new" "$state"
@@ -734,6 +747,7 @@ do_start() {
         install_program "$sched"
         [[ -z $notify ]] || install_program "$notify"
         kadrctl --check-config >/dev/null || die "kadr.conf is invalid (kadrctl --config $conf --check-config)"
+        effective_limits
     fi
     start_pg
     start_redis

@@ -15,21 +15,37 @@ struct setting {
     const char *key;
     enum setting_type type;
     size_t offset;
-    const char *def;     /* default as text (parsed like any other value) */
-    int64_t min, max;    /* T_INT range */
-    bool secret;
+    const char *def;  /* default as text (parsed like any other value) */
+    int64_t min, max; /* T_INT range */
+    bool secret;      /* never dumped; wiped when freed */
+    bool file_ok;     /* may be read from "<key>_file" (every secret may) */
     const char *help;
 };
 
-#define S(k, field, d, h) {k, T_STR, offsetof(struct kd_config, field), d, 0, 0, false, h}
-#define SECRET(k, field, d, h) {k, T_STR, offsetof(struct kd_config, field), d, 0, 0, true, h}
-#define I(k, field, d, lo, hi, h) {k, T_INT, offsetof(struct kd_config, field), d, lo, hi, false, h}
+#define S(k, field, d, h)                                                                          \
+    {                                                                                              \
+        k, T_STR, offsetof(struct kd_config, field), d, 0, 0, false, false, h                      \
+    }
+#define SECRET(k, field, d, h)                                                                     \
+    {                                                                                              \
+        k, T_STR, offsetof(struct kd_config, field), d, 0, 0, true, true, h                        \
+    }
+/* Not secret as a whole but may carry one (a connection string's password):
+ * readable from a file, dumped with the secret part masked. */
+#define S_FILE(k, field, d, h)                                                                     \
+    {                                                                                              \
+        k, T_STR, offsetof(struct kd_config, field), d, 0, 0, false, true, h                       \
+    }
+#define I(k, field, d, lo, hi, h)                                                                  \
+    {                                                                                              \
+        k, T_INT, offsetof(struct kd_config, field), d, lo, hi, false, false, h                    \
+    }
 
 #define GIB (1024LL * 1024 * 1024)
 
 /* The one table of every setting: loading, validation, dump and help read it. */
 static const struct setting settings[] = {
-    S("database_url", database_url, "dbname=kadr", "libpq connection string or URI"),
+    S_FILE("database_url", database_url, "dbname=kadr", "libpq connection string or URI"),
     S("redis_host", redis_host, "127.0.0.1", "Redis host"),
     I("redis_port", redis_port, "6379", 1, 65535, "Redis TCP port"),
     S("redis_socket", redis_socket, "", "Redis unix socket; used instead of host/port when set"),
@@ -63,7 +79,8 @@ static const struct setting settings[] = {
       "statement timeout of API queries"),
     I("worker_slots", worker_slots, "2", 1, 64, "jobs a worker runs side by side"),
     S("worker_name", worker_name, "", "consumer name of the worker; default <host>-<pid>"),
-    S("worker_tmp_dir", worker_tmp_dir, "/tmp/kadr-work", "where jobs get their private directories"),
+    S("worker_tmp_dir", worker_tmp_dir, "/tmp/kadr-work",
+      "where jobs get their private directories"),
     I("worker_job_timeout_s", worker_job_timeout_s, "3600", 1, 7 * 86400,
       "wall-clock limit of one attempt"),
     I("worker_mem_limit_mb", worker_mem_limit_mb, "4096", 64, 1024 * 1024,
@@ -120,7 +137,8 @@ static const struct setting settings[] = {
       "failed logins from one address before it is locked for the window"),
     I("login_failure_window_s", login_failure_window_s, "900", 10, 86400,
       "window of the failed-login limits"),
-    I("plan_free_jobs_per_hour", plan_free_jobs_per_hour, "5", 0, 1000000, "free plan: jobs per hour"),
+    I("plan_free_jobs_per_hour", plan_free_jobs_per_hour, "5", 0, 1000000,
+      "free plan: jobs per hour"),
     I("plan_premium_jobs_per_hour", plan_premium_jobs_per_hour, "50", 0, 1000000,
       "premium plan: jobs per hour"),
     I("jobs_per_hour_cap", jobs_per_hour_cap, "100", 0, 1000000,
@@ -143,8 +161,7 @@ static const struct setting settings[] = {
     I("max_width", limits.max_width, "7680", 16, 16384, "largest frame width"),
     I("max_height", limits.max_height, "4320", 16, 16384, "largest frame height"),
     I("max_pixels", limits.max_pixels, "33177600", 256, 268435456, "largest frame area"),
-    I("max_duration_s", limits.max_duration_s, "14400", 1, 7 * 86400,
-      "longest input or output"),
+    I("max_duration_s", limits.max_duration_s, "14400", 1, 7 * 86400, "longest input or output"),
     I("max_streams", limits.max_streams, "16", 1, 256, "streams of one input file"),
     I("max_metadata_bytes", limits.max_metadata_bytes, "4096", 0, 1024 * 1024,
       "job metadata, serialised"),
@@ -200,8 +217,8 @@ set_value(struct kd_config *cfg, const struct setting *s, const char *value, con
 
 /* Reads the content of a secret file: the value without its trailing newline. */
 static enum kd_err
-set_from_file(struct kd_config *cfg, const struct setting *s, const char *path,
-              const char *origin, char *errbuf, size_t errbuf_len)
+set_from_file(struct kd_config *cfg, const struct setting *s, const char *path, const char *origin,
+              char *errbuf, size_t errbuf_len)
 {
     char *text = NULL;
     size_t len = 0;
@@ -253,7 +270,7 @@ find_key(const char *key, bool *is_file)
     if (len > 5 && len < sizeof(base) && strcmp(key + len - 5, "_file") == 0) {
         memcpy(base, key, len - 5);
         base[len - 5] = '\0';
-        if ((s = find(base)) != NULL && s->secret) {
+        if ((s = find(base)) != NULL && s->file_ok) {
             *is_file = true;
             return s;
         }
@@ -345,14 +362,15 @@ load_env(struct kd_config *cfg, char *errbuf, size_t errbuf_len)
     for (size_t i = 0; i < KD_ARRAY_LEN(settings); i++) {
         const struct setting *s = &settings[i];
 
-        if (s->secret) {
+        if (s->file_ok) {
             env_name(s->key, "_FILE", name, sizeof(name));
             if ((v = getenv(name)) != NULL && *v != '\0' &&
                 (rc = set_from_file(cfg, s, v, name, errbuf, errbuf_len)) != KD_OK)
                 return rc;
         }
         env_name(s->key, "", name, sizeof(name));
-        if ((v = getenv(name)) != NULL && (rc = set_value(cfg, s, v, name, errbuf, errbuf_len)) != KD_OK)
+        if ((v = getenv(name)) != NULL &&
+            (rc = set_value(cfg, s, v, name, errbuf, errbuf_len)) != KD_OK)
             return rc;
     }
     return KD_OK;
@@ -383,8 +401,9 @@ validate(const struct kd_config *cfg, char *errbuf, size_t errbuf_len)
         }
         if (cfg->s3_bucket[0] == '\0' || cfg->s3_access_key[0] == '\0' ||
             cfg->s3_secret_key[0] == '\0') {
-            snprintf(errbuf, errbuf_len, "storage_backend = s3 needs s3_bucket, s3_access_key "
-                                         "and s3_secret_key");
+            snprintf(errbuf, errbuf_len,
+                     "storage_backend = s3 needs s3_bucket, s3_access_key "
+                     "and s3_secret_key");
             return KD_EINVAL;
         }
     }
@@ -393,7 +412,8 @@ validate(const struct kd_config *cfg, char *errbuf, size_t errbuf_len)
                  cfg->log_level);
         return KD_EINVAL;
     }
-    if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0) {
+    if (strncmp(cfg->public_url, "http://", 7) != 0 &&
+        strncmp(cfg->public_url, "https://", 8) != 0) {
         snprintf(errbuf, errbuf_len, "public_url = \"%.64s\": expected an http(s) URL",
                  cfg->public_url);
         return KD_EINVAL;
@@ -431,7 +451,8 @@ kd_config_load(const char *path, struct kd_config **out, char *errbuf, size_t er
         goto out;
     }
     for (size_t i = 0; i < KD_ARRAY_LEN(settings); i++)
-        if ((rc = set_value(cfg, &settings[i], settings[i].def, "default", errbuf, errbuf_len)) != KD_OK)
+        if ((rc = set_value(cfg, &settings[i], settings[i].def, "default", errbuf, errbuf_len)) !=
+            KD_OK)
             goto out;
     if (path == NULL || *path == '\0')
         path = getenv("KADR_CONFIG");
@@ -557,7 +578,8 @@ kd_config_help(FILE *f)
             fprintf(f, " %lld..%lld", (long long)s->min, (long long)s->max);
         fprintf(f, ", default \"%s\", env %s%s\n    %s\n", s->def, name,
                 s->secret ? " (secret)" : "", s->help);
-        if (s->secret)
-            fprintf(f, "    secret: may be given as %s_file = PATH or %s_FILE=PATH\n", s->key, name);
+        if (s->file_ok)
+            fprintf(f, "    may be read from a file: %s_file = PATH or %s_FILE=PATH\n", s->key,
+                    name);
     }
 }

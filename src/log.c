@@ -96,22 +96,28 @@ kd_vlog(enum kd_log_level level, const char *fmt, va_list ap)
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     kd_time_rfc3339(kd_now_ms(), ts);
-    pos += (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"", ts,
-                            level_names[level]);
+    pos += (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"",
+                            ts, level_names[level]);
     put_escaped(line, sizeof(line), &pos, prog_name);
     pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",\"pid\":%d", (int)getpid());
+    /* request_id and job_id are on every line (null outside a request or
+     * job), so that log tools can rely on the keys. */
     if (ctx_request[0] != '\0') {
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"request_id\":\"");
         put_escaped(line, sizeof(line), &pos, ctx_request);
         line[pos++] = '"';
+    } else {
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"request_id\":null");
     }
-    if (ctx_job[0] != '\0') {
+    if (ctx_job[0] == '\0') {
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"job_id\":null");
+    } else {
         /* The id comes from a queue message: escaped like any other text. */
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"job_id\":\"");
         put_escaped(line, sizeof(line), &pos, ctx_job);
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",\"attempt\":%d", ctx_attempt);
     }
-    pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"msg\":\"");
+    pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"message\":\"");
     put_escaped(line, sizeof(line) - 3, &pos, msg);
     line[pos++] = '"';
     line[pos++] = '}';

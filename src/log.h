@@ -1,6 +1,8 @@
 /* log.h: structured logging, one JSON object per line on stderr.
  *
- * Each line: {"ts","level","prog","request_id"|"job_id","msg"}. The context
+ * Each line: {"time","level","program","pid","request_id","job_id",
+ * ["attempt",] "message"}; request_id and job_id are null outside a request
+ * or a job. The context
  * (request id, job id) is per process: set it at the start of a request or
  * job and clear it after. Messages are escaped; callers cap user text. */
 #ifndef KD_LOG_H

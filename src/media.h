@@ -16,6 +16,8 @@
 #include "err.h"
 #include "jobspec.h"
 
+struct kd_storage;
+
 #define KD_MEDIA_ERRLEN 256
 
 /* Probes the file at path. On KD_OK, *probe is the Media.probe object of the
@@ -27,30 +29,40 @@
 KD_MUST_CHECK enum kd_err kd_media_probe(const char *path, const struct kd_limits *lim,
                                          json_t **probe, char kind[16], char sha256[65],
                                          char err[KD_MEDIA_ERRLEN]);
+/* kd_media_probe of the object key of store (read through ranged requests,
+ * never copied whole to disk). KD_EUNAVAIL when the store did not answer
+ * (err says so): the file may be fine; try again later. */
+KD_MUST_CHECK enum kd_err kd_media_probe_object(struct kd_storage *store, const char *key,
+                                                const struct kd_limits *lim, json_t **probe,
+                                                char kind[16], char sha256[65],
+                                                char err[KD_MEDIA_ERRLEN]);
 
-typedef void kd_media_progress_fn(void *ud, double fraction);   /* 0..1, never decreasing */
-typedef bool kd_media_cancelled_fn(void *ud);                    /* polled >= 2 times a second */
+typedef void kd_media_progress_fn(void *ud, double fraction); /* 0..1, never decreasing */
+typedef bool kd_media_cancelled_fn(void *ud);                 /* polled >= 2 times a second */
 typedef void kd_media_event_fn(void *ud, const char *event, const char *detail); /* warnings */
 
 struct kd_edit {
     /* in */
     const struct kd_jobspec *spec;
-    const char *const *input_paths;  /* spec->n_inputs local files, in order */
-    const char *const *layer_paths;  /* spec->n_layers; NULL for text layers */
-    const char *audio_path;          /* when spec->has_audio */
-    const char *out_path;            /* the main output file to create */
-    const char *work_dir;            /* the job's private directory */
+    /* NULL: the paths below are local files. Otherwise they are keys of
+     * objects in this store, read by ranged requests (kd_storage_reader). */
+    struct kd_storage *store;
+    const char *const *input_paths; /* spec->n_inputs local files, in order */
+    const char *const *layer_paths; /* spec->n_layers; NULL for text layers */
+    const char *audio_path;         /* when spec->has_audio */
+    const char *out_path;           /* the main output file to create */
+    const char *work_dir;           /* the job's private directory */
     const struct kd_limits *lim;
-    int threads;                     /* encoder threads; 0 = auto */
+    int threads; /* encoder threads; 0 = auto */
     kd_media_progress_fn *progress;
     kd_media_cancelled_fn *cancelled;
     kd_media_event_fn *event;
     void *ud;
     /* out */
-    double duration_s;               /* of the main output */
-    char **thumb_paths;              /* spec->thumbnails.count files (in work_dir) */
+    double duration_s;  /* of the main output */
+    char **thumb_paths; /* spec->thumbnails.count files (in work_dir) */
     size_t n_thumbs;
-    char err[KD_MEDIA_ERRLEN];       /* a message for the user on failure */
+    char err[KD_MEDIA_ERRLEN]; /* a message for the user on failure */
 };
 
 /* Runs the edit in one decode -> filter -> encode pass (or a remux when
@@ -62,6 +74,8 @@ struct kd_edit {
  * Always fills err on failure. The output may be left partly written: the
  * caller discards the work directory. */
 KD_MUST_CHECK enum kd_err kd_media_edit(struct kd_edit *e);
+/* KD_EUNAVAIL from kd_media_edit or kd_media_probe_object means that the
+ * store stopped answering while a file was read: not the file's fault. */
 /* Frees what kd_media_edit allocated in e (thumb_paths). */
 void kd_edit_clear(struct kd_edit *e);
 

@@ -695,8 +695,8 @@ open_feed(struct run *r, struct feed *fd)
     fd->dur_s = NAN;
     fd->key_s = NAN;
     fd->span.end_s = NAN;
-    rc = kd_media_input_open(fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled, e->ud,
-                             &fd->in, msg);
+    rc = kd_media_input_open(e->store, fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled,
+                             e->ud, &fd->in, msg);
     if (rc != KD_OK) {
         /* Which file failed matters when there are many. */
         if (r->n_feeds > 1 && rc != KD_ECANCELED)
@@ -734,8 +734,8 @@ scan_length(struct run *r, struct feed *fd)
     enum kd_err rc;
     int ret;
 
-    if ((rc = kd_media_input_open(fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, r->e->cancelled,
-                                  r->e->ud, &in, msg)) != KD_OK) {
+    if ((rc = kd_media_input_open(r->e->store, fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS,
+                                  r->e->cancelled, r->e->ud, &in, msg)) != KD_OK) {
         kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
         goto out;
     }
@@ -755,8 +755,13 @@ scan_length(struct run *r, struct feed *fd)
             rc = cancelled(r);
             goto out;
         }
-        if ((ret = av_read_frame(in->fmt, pkt)) < 0)
-            break; /* the end, or damage: what was read counts */
+        if ((ret = av_read_frame(in->fmt, pkt)) < 0) {
+            /* The end, or damage (what was read counts), or a store that
+             * stopped answering (then nothing is known). */
+            if ((rc = kd_media_input_store_check(in, r->e->err, fd->name)) != KD_OK)
+                goto out;
+            break;
+        }
         st = in->fmt->streams[pkt->stream_index];
         t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
         if (t != AV_NOPTS_VALUE) {
@@ -873,9 +878,9 @@ open_subs(struct run *r)
     for (size_t i = 0; i < spec->n_layers; i++) {
         if (spec->layers[i].type != KD_LAYER_SUBTITLES)
             continue;
-        if ((rc = kd_subs_open(r->e->layer_paths[i], r->e->work_dir, (unsigned)i, r->e->lim,
-                               r->e->event, r->e->ud, r->e->cancelled, &r->subs[i], r->e->err)) !=
-            KD_OK)
+        if ((rc = kd_subs_open(r->e->store, r->e->layer_paths[i], r->e->work_dir, (unsigned)i,
+                               r->e->lim, r->e->event, r->e->ud, r->e->cancelled, &r->subs[i],
+                               r->e->err)) != KD_OK)
             return rc;
     }
     return KD_OK;
@@ -1398,8 +1403,11 @@ lands_before(struct run *r, struct feed *fd, bool *ok)
             rc = cancelled(r);
             goto out;
         }
-        if ((ret = av_read_frame(fd->in->fmt, r->pkt)) < 0)
+        if ((ret = av_read_frame(fd->in->fmt, r->pkt)) < 0) {
+            if ((rc = kd_media_input_store_check(fd->in, r->e->err, fd->name)) != KD_OK)
+                goto out;
             break;
+        }
         if (need_v && r->pkt->stream_index == fd->v.idx && (r->pkt->flags & AV_PKT_FLAG_KEY)) {
             double t = packet_s(&fd->v, r->pkt);
             need_v = false;
@@ -1546,6 +1554,10 @@ read_feed(struct run *r, struct feed *fd)
     if (ret < 0) {
         if (fd->in->guard.is_cancelled)
             return cancelled(r);
+        /* A store that stopped answering is not the file's end: going on
+         * would cut the output short without a word. */
+        if ((rc = kd_media_input_store_check(fd->in, r->e->err, fd->name)) != KD_OK)
+            return rc;
         if (ret != AVERROR_EOF) {
             /* A damaged tail ends the file, as in players. */
             (void)snprintf(msg, sizeof(msg), "%s ends with damaged data; it was cut there",
@@ -1672,8 +1684,8 @@ copier_open(struct run *r, struct copier *c)
     enum kd_err rc;
     int64_t ts;
 
-    if ((rc = kd_media_input_open(fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, r->e->cancelled,
-                                  r->e->ud, &c->in, msg)) != KD_OK) {
+    if ((rc = kd_media_input_open(r->e->store, fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS,
+                                  r->e->cancelled, r->e->ud, &c->in, msg)) != KD_OK) {
         kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
         return rc;
     }
@@ -1773,6 +1785,9 @@ copy_step(struct run *r, struct copier *c)
     if ((ret = av_read_frame(c->in->fmt, pkt)) < 0) {
         if (c->in->guard.is_cancelled)
             return cancelled(r);
+        /* A store that stopped answering is not the file's end. */
+        if ((rc = kd_media_input_store_check(c->in, r->e->err, r->feeds[c->cur].name)) != KD_OK)
+            return rc;
         return copier_next(r, c);
     }
     st = c->in->fmt->streams[c->idx];

@@ -3,9 +3,11 @@
  * Every byte of an input is hostile until proven otherwise. The rules,
  * applied in this order so that nothing is allocated from a value before it
  * has been checked:
- *   1. The file is read through our own AVIOContext with protocol "file"
- *      only, and an interrupt callback that enforces a deadline and polls
- *      the job's cancel flag.
+ *   1. The file is read through our own AVIOContext: protocol "file" only
+ *      for a local file, or for an object of a store (S3) our callbacks over
+ *      kd_storage_reader, which reads it by ranged requests (no libav*
+ *      network protocol is ever enabled); and an interrupt callback that
+ *      enforces a deadline and polls the job's cancel flag.
  *   2. The demuxer is detected from the content alone (the name is not
  *      offered to the probe) and must be on a fixed whitelist. Formats that
  *      make the demuxer open other files or URLs (playlists, concat scripts,
@@ -145,7 +147,7 @@ kd_media_guard_check(void *opaque)
     struct kd_media_guard *g = opaque;
     int64_t now;
 
-    if (g->is_cancelled || g->is_timed_out)
+    if (g->is_cancelled || g->is_timed_out || g->store_err != KD_OK)
         return 1;
     now = kd_mono_ms();
     if (g->deadline_ms > 0 && now > g->deadline_ms) {
@@ -175,6 +177,10 @@ kd_media_averr(const struct kd_media_guard *g, int averr, enum kd_err otherwise,
     if (g != NULL && g->is_timed_out) {
         kd_media_seterr(err, "%s: reading the file took too long", what);
         return KD_EMEDIA;
+    }
+    if (g != NULL && g->store_err != KD_OK) {
+        kd_media_seterr(err, "%s: %s", what, g->store_msg);
+        return g->store_err;
     }
     if (averr == AVERROR(ENOMEM)) {
         kd_media_seterr(err, "%s: out of memory", what);
@@ -391,8 +397,8 @@ detect_format(struct kd_media_input *in, const AVInputFormat **out, char err[KD_
 
     /* An empty name: extension-based guesses must not steer the choice. */
     ret = av_probe_input_buffer2(in->pb, &ifmt, "", NULL, 0, PROBE_BYTES);
-    if (ret < 0 || ifmt == NULL) {
-        if (in->guard.is_cancelled || in->guard.is_timed_out)
+    if (ret < 0 || ifmt == NULL || in->guard.store_err != KD_OK) {
+        if (in->guard.is_cancelled || in->guard.is_timed_out || in->guard.store_err != KD_OK)
             return kd_media_averr(&in->guard, ret, KD_EMEDIA, err, "probing the file");
         kd_media_seterr(err, "not a media file kadr can read (the format was not recognised)");
         return KD_EMEDIA;
@@ -454,20 +460,199 @@ out:
     return rc;
 }
 
+/* --- objects of a store: the custom AVIOContext -------------------------- */
+
+/* The AVIO buffer: the demuxer's reads come out of it; the reader behind
+ * it keeps a read-ahead window of several MiB, one ranged GET each. */
+#define STORE_IO_BUF (256 * 1024)
+
+/* Latches a failure of the store in the guard, in the media engine's
+ * terms (see struct kd_media_guard). */
+static void
+store_failed(struct kd_media_guard *g, struct kd_storage *store, enum kd_err rc)
+{
+    const char *why = store != NULL ? kd_storage_last_error(store) : "";
+
+    if (g->store_err != KD_OK)
+        return;
+    switch (rc) {
+    case KD_EUNAVAIL:
+    case KD_ETIMEOUT:
+        g->store_err = KD_EUNAVAIL;
+        (void)snprintf(g->store_msg, sizeof(g->store_msg), "the storage is unavailable (%s)",
+                       why[0] != '\0' ? why : kd_err_name(rc));
+        break;
+    case KD_ENOTFOUND:
+        g->store_err = KD_EMEDIA;
+        (void)snprintf(g->store_msg, sizeof(g->store_msg), "the file is missing from storage");
+        break;
+    case KD_ENOMEM:
+        g->store_err = KD_ENOMEM;
+        (void)snprintf(g->store_msg, sizeof(g->store_msg), "out of memory");
+        break;
+    default:
+        g->store_err = KD_EIO;
+        (void)snprintf(g->store_msg, sizeof(g->store_msg), "the storage failed (%s)",
+                       why[0] != '\0' ? why : kd_err_name(rc));
+        break;
+    }
+}
+
+static int
+store_read(void *opaque, uint8_t *buf, int len)
+{
+    struct kd_media_input *in = opaque;
+    size_t got = 0;
+    enum kd_err rc;
+
+    /* custom I/O has no interrupt callback of its own: ask the guard */
+    if (kd_media_guard_check(&in->guard))
+        return AVERROR_EXIT;
+    if (len <= 0)
+        return 0;
+    if ((rc = kd_storage_reader_read(in->reader, buf, (size_t)len, &got)) != KD_OK) {
+        store_failed(&in->guard, in->store, rc);
+        return AVERROR(EIO);
+    }
+    return got == 0 ? AVERROR_EOF : (int)got;
+}
+
+static int64_t
+store_seek(void *opaque, int64_t offset, int whence)
+{
+    struct kd_media_input *in = opaque;
+    int64_t size = kd_storage_reader_size(in->reader), pos;
+
+    switch (whence & ~AVSEEK_FORCE) {
+    case AVSEEK_SIZE:
+        return size;
+    case SEEK_SET:
+        pos = offset;
+        break;
+    case SEEK_CUR:
+        pos = kd_storage_reader_tell(in->reader) + offset;
+        break;
+    case SEEK_END:
+        pos = size + offset;
+        break;
+    default:
+        return AVERROR(EINVAL);
+    }
+    if (kd_storage_reader_seek(in->reader, pos) != KD_OK)
+        return AVERROR(EINVAL);
+    return pos;
+}
+
+/* Rule 1 for an object: the reader (its HEAD tells the size) and an
+ * AVIOContext over it. */
+static enum kd_err
+open_object(struct kd_media_input *in, struct kd_storage *store, const char *key,
+            char err[KD_MEDIA_ERRLEN])
+{
+    unsigned char *buf = NULL;
+    enum kd_err rc;
+
+    in->store = store;
+    if ((rc = kd_storage_reader_open(store, key, &in->reader)) != KD_OK) {
+        store_failed(&in->guard, store, rc);
+        return kd_media_averr(&in->guard, 0, KD_EIO, err, "the file could not be opened");
+    }
+    if ((buf = av_malloc(STORE_IO_BUF)) == NULL)
+        return KD_ENOMEM;
+    in->pb = avio_alloc_context(buf, STORE_IO_BUF, 0, in, store_read, NULL, store_seek);
+    if (in->pb == NULL) {
+        av_free(buf);
+        return KD_ENOMEM;
+    }
+    return KD_OK;
+}
+
+/* Rule 1 for a local file: libavformat's own file protocol, alone. */
+static enum kd_err
+open_file(struct kd_media_input *in, const char *url, char err[KD_MEDIA_ERRLEN])
+{
+    AVDictionary *io_opts = NULL;
+    enum kd_err rc;
+    int ret;
+
+    if ((rc = set_dict(&io_opts, "protocol_whitelist", "file")) != KD_OK)
+        goto out;
+    ret = avio_open2(&in->pb, url, AVIO_FLAG_READ,
+                     &(AVIOInterruptCB){kd_media_guard_check, &in->guard}, &io_opts);
+    if (ret < 0)
+        rc = kd_media_averr(&in->guard, ret, KD_EIO, err, "the file could not be opened");
+out:
+    av_dict_free(&io_opts);
+    return rc;
+}
+
 enum kd_err
-kd_media_input_open(const char *path, const struct kd_limits *lim, int64_t timeout_ms,
-                    kd_media_cancelled_fn *cancelled, void *ud, struct kd_media_input **out,
-                    char err[KD_MEDIA_ERRLEN])
+kd_media_input_store_check(const struct kd_media_input *in, char err[KD_MEDIA_ERRLEN],
+                           const char *what)
+{
+    if (in->guard.store_err == KD_OK)
+        return KD_OK;
+    kd_media_seterr(err, "%s: %s", what, in->guard.store_msg);
+    return in->guard.store_err;
+}
+
+enum kd_err
+kd_media_read_whole(struct kd_storage *store, const char *name, size_t max, char **data,
+                    size_t *len)
+{
+    struct kd_storage_reader *r = NULL;
+    char *buf = NULL;
+    size_t done = 0, got;
+    int64_t size;
+    enum kd_err rc;
+
+    if (store == NULL)
+        return kd_read_file(name, max, data, len);
+    if ((rc = kd_storage_reader_open(store, name, &r)) != KD_OK)
+        goto out;
+    size = kd_storage_reader_size(r);
+    if (size < 0 || (uint64_t)size > max) {
+        rc = KD_ELIMIT;
+        goto out;
+    }
+    if ((buf = malloc((size_t)size + 1)) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    while (done < (size_t)size) {
+        if ((rc = kd_storage_reader_read(r, buf + done, (size_t)size - done, &got)) != KD_OK)
+            goto out;
+        if (got == 0) {
+            rc = KD_EIO; /* the object shrank while read */
+            goto out;
+        }
+        done += got;
+    }
+    buf[done] = '\0';
+    *data = buf;
+    *len = done;
+    buf = NULL;
+out:
+    free(buf);
+    kd_storage_reader_close(r);
+    return rc;
+}
+
+enum kd_err
+kd_media_input_open(struct kd_storage *store, const char *name, const struct kd_limits *lim,
+                    int64_t timeout_ms, kd_media_cancelled_fn *cancelled, void *ud,
+                    struct kd_media_input **out, char err[KD_MEDIA_ERRLEN])
 {
     struct kd_media_input *in = NULL;
     const AVInputFormat *ifmt = NULL;
-    AVDictionary *io_opts = NULL, *opts = NULL;
+    AVDictionary *opts = NULL;
     char url[4096 + 8];
     char num[32];
     enum kd_err rc;
     int ret;
 
-    if (kd_snprintf(url, sizeof(url), "file:%s", path) != KD_OK) {
+    /* The name only for messages when it is a key: custom I/O ignores it. */
+    if (kd_snprintf(url, sizeof(url), "%s%s", store == NULL ? "file:" : "", name) != KD_OK) {
         kd_media_seterr(err, "the input path is too long");
         rc = KD_EINVAL;
         goto out;
@@ -482,14 +667,9 @@ kd_media_input_open(const char *path, const struct kd_limits *lim, int64_t timeo
     kd_media_guard_init(&in->guard, timeout_ms, cancelled, ud);
 
     /* Rule 1. */
-    if ((rc = set_dict(&io_opts, "protocol_whitelist", "file")) != KD_OK)
+    rc = store != NULL ? open_object(in, store, name, err) : open_file(in, url, err);
+    if (rc != KD_OK)
         goto out;
-    ret = avio_open2(&in->pb, url, AVIO_FLAG_READ,
-                     &(AVIOInterruptCB){kd_media_guard_check, &in->guard}, &io_opts);
-    if (ret < 0) {
-        rc = kd_media_averr(&in->guard, ret, KD_EIO, err, "the file could not be opened");
-        goto out;
-    }
     in->size = avio_size(in->pb);
     if (in->size == 0) {
         kd_media_seterr(err, "the file is empty");
@@ -535,10 +715,16 @@ kd_media_input_open(const char *path, const struct kd_limits *lim, int64_t timeo
         }
         goto out;
     }
+    /* A store that failed while the header was read may have looked like
+     * the file's end to the demuxer: then nothing it found counts. */
+    if ((rc = kd_media_input_store_check(in, err, "the file could not be read")) != KD_OK)
+        goto out;
     /* Rule 4, before anything is decoded. */
     if ((rc = check_limits(in->fmt, lim, false, err)) != KD_OK)
         goto out;
     if ((rc = stream_info(in, lim, err)) != KD_OK)
+        goto out;
+    if ((rc = kd_media_input_store_check(in, err, "the file could not be read")) != KD_OK)
         goto out;
     if (in->is_nested_refused) {
         kd_media_seterr(err, "the file refers to other files; such files are not allowed");
@@ -557,7 +743,6 @@ kd_media_input_open(const char *path, const struct kd_limits *lim, int64_t timeo
 out:
     if (rc == KD_ENOMEM)
         kd_media_seterr(err, "out of memory");
-    av_dict_free(&io_opts);
     av_dict_free(&opts);
     kd_media_input_close(in);
     return rc;
@@ -569,7 +754,15 @@ kd_media_input_close(struct kd_media_input *in)
     if (in == NULL)
         return;
     avformat_close_input(&in->fmt);
-    avio_closep(&in->pb); /* after the demuxer, which borrowed it */
+    /* after the demuxer, which borrowed it */
+    if (in->reader != NULL) {
+        if (in->pb != NULL)
+            av_freep(&in->pb->buffer);
+        avio_context_free(&in->pb);
+        kd_storage_reader_close(in->reader);
+    } else {
+        avio_closep(&in->pb);
+    }
     free(in);
 }
 

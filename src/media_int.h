@@ -24,6 +24,7 @@
 #include <libavutil/channel_layout.h>
 
 #include "media.h"
+#include "storage.h"
 
 /* How long opening and probing one input may take before it counts as
  * hostile: a well-formed file needs a fraction of a second. */
@@ -45,6 +46,13 @@ struct kd_media_guard {
     int64_t last_poll_ms; /* cancelled() is polled at most every 100 ms */
     bool is_cancelled;    /* latched once cancelled() said yes */
     bool is_timed_out;
+    /* A read from the store (S3) that failed, latched: it ends every
+     * read after it and wins over whatever libav* made of it (a demuxer
+     * may take a failed read for the end of the file). KD_EUNAVAIL: the
+     * store did not answer; KD_EMEDIA: the object is gone; KD_EIO:
+     * anything else. */
+    enum kd_err store_err;
+    char store_msg[160];
 };
 
 void kd_media_guard_init(struct kd_media_guard *g, int64_t timeout_ms,
@@ -69,7 +77,9 @@ const char *kd_media_kind_name(enum kd_media_kind k);
  * restricted to the whitelists and checked against the limits. */
 struct kd_media_input {
     AVFormatContext *fmt;
-    AVIOContext *pb; /* ours: closed after fmt */
+    AVIOContext *pb;                  /* ours: closed after fmt */
+    struct kd_storage *store;         /* NULL for a local file */
+    struct kd_storage_reader *reader; /* an object of store: pb reads it by ranges */
     struct kd_media_guard guard;
     enum kd_media_kind kind;
     int video_idx;          /* the picture stream (not cover art), or -1 */
@@ -80,7 +90,10 @@ struct kd_media_input {
     bool is_nested_refused; /* the demuxer tried to open another file */
 };
 
-/* Opens path for reading: protocol "file" only, a demuxer from the
+/* Opens name for reading: with store NULL, name is a local file (protocol
+ * "file" only); otherwise it is the key of an object of store, read by
+ * kd_storage_reader (ranged requests with read-ahead) through a custom
+ * AVIOContext, so no libav* network protocol is ever enabled. Then: a demuxer from the
  * whitelist (detected from the content, never from the name), bounded
  * probing, every nested open refused, stream count, picture size, audio
  * parameters and duration checked against lim before and after
@@ -89,11 +102,24 @@ struct kd_media_input {
  * a format that refers to other files), KD_ECANCELED, KD_ENOMEM; err says
  * which for the user. The deadline applies to opening only; afterwards the
  * guard checks cancellation alone. */
-KD_MUST_CHECK enum kd_err kd_media_input_open(const char *path, const struct kd_limits *lim,
-                                              int64_t timeout_ms, kd_media_cancelled_fn *cancelled,
-                                              void *ud, struct kd_media_input **out,
+KD_MUST_CHECK enum kd_err kd_media_input_open(struct kd_storage *store, const char *name,
+                                              const struct kd_limits *lim, int64_t timeout_ms,
+                                              kd_media_cancelled_fn *cancelled, void *ud,
+                                              struct kd_media_input **out,
                                               char err[KD_MEDIA_ERRLEN]);
 void kd_media_input_close(struct kd_media_input *in); /* NULL is a no-op */
+
+/* To call where reading in ended (an error or AVERROR_EOF): KD_OK when the
+ * file itself ended or failed, else the store's failure that ended it,
+ * with err saying so ("<what>: ..."). */
+KD_MUST_CHECK enum kd_err kd_media_input_store_check(const struct kd_media_input *in,
+                                                     char err[KD_MEDIA_ERRLEN], const char *what);
+
+/* Reads the whole of name (a local file, or an object of store when store
+ * is not NULL) into *data (NUL-terminated, the caller's to free).
+ * KD_ELIMIT when it is larger than max; store failures as in the guard. */
+KD_MUST_CHECK enum kd_err kd_media_read_whole(struct kd_storage *store, const char *name,
+                                              size_t max, char **data, size_t *len);
 
 /* Opens a decoder for stream idx of in with max_pixels from lim and the
  * given thread count (0 = auto). */

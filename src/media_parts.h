@@ -48,7 +48,8 @@ struct kd_subs_timing {
     double to_s;
 };
 
-/* Reads the subtitle file at path (a worker-owned copy), then:
+/* Reads the subtitle file at path (a local file when store is NULL, else
+ * the key of an object of store, read whole: it is small), then:
  *   - encoding: valid UTF-8 (a BOM is dropped) is kept, anything else is
  *     decoded as Windows-1251; the UTF-8 text is written to
  *     work_dir/subs-<idx>.<srt|vtt|ass>;
@@ -66,7 +67,8 @@ struct kd_subs_timing {
  * KD_EFORBIDDEN (a format outside the whitelist), KD_EIO (cannot read or
  * write), KD_ENOMEM, KD_ECANCELED. A file with no valid cue is accepted
  * (with a warning event): it adds nothing. event may be NULL. */
-KD_MUST_CHECK enum kd_err kd_subs_open(const char *path, const char *work_dir, unsigned idx,
+KD_MUST_CHECK enum kd_err kd_subs_open(struct kd_storage *store, const char *path,
+                                       const char *work_dir, unsigned idx,
                                        const struct kd_limits *lim, kd_media_event_fn *event,
                                        void *ud, kd_media_cancelled_fn *cancelled,
                                        struct kd_subs **out, char err[KD_MEDIA_ERRLEN]);

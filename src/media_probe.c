@@ -85,6 +85,64 @@ out:
     return rc;
 }
 
+/* The SHA-256 of an object, read again from its start through the input's
+ * own AVIOContext (the reader's ranged requests), in blocks. */
+static enum kd_err
+hash_object(struct kd_media_input *in, char sha256[65], char err[KD_MEDIA_ERRLEN])
+{
+    EVP_MD_CTX *md = NULL;
+    unsigned char *block = NULL;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned digest_len = 0;
+    int64_t done = 0;
+    enum kd_err rc = KD_OK;
+    int n;
+
+    if ((block = malloc(HASH_BLOCK)) == NULL || (md = EVP_MD_CTX_new()) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        kd_media_seterr(err, "internal error (SHA-256)");
+        rc = KD_EINTERNAL;
+        goto out;
+    }
+    avio_flush(in->pb);
+    if (avio_seek(in->pb, 0, SEEK_SET) != 0) {
+        rc = kd_media_averr(&in->guard, AVERROR(EIO), KD_EIO, err, "hashing the file");
+        goto out;
+    }
+    while ((n = avio_read(in->pb, block, HASH_BLOCK)) > 0) {
+        if (EVP_DigestUpdate(md, block, (size_t)n) != 1) {
+            kd_media_seterr(err, "internal error (SHA-256)");
+            rc = KD_EINTERNAL;
+            goto out;
+        }
+        done += n;
+    }
+    /* every byte, or the hash is of something else */
+    if ((rc = kd_media_input_store_check(in, err, "hashing the file")) != KD_OK)
+        goto out;
+    if (done != in->size) {
+        kd_media_seterr(err, "hashing the file: %lld of %lld bytes could be read", (long long)done,
+                        (long long)in->size);
+        rc = KD_EIO;
+        goto out;
+    }
+    if (EVP_DigestFinal_ex(md, digest, &digest_len) != 1 || digest_len != 32) {
+        kd_media_seterr(err, "internal error (SHA-256)");
+        rc = KD_EINTERNAL;
+        goto out;
+    }
+    kd_hex_encode(digest, digest_len, sha256);
+out:
+    if (rc == KD_ENOMEM)
+        kd_media_seterr(err, "out of memory");
+    EVP_MD_CTX_free(md);
+    free(block);
+    return rc;
+}
+
 /* Reads until the main stream yields a decoded frame. Subtitle files have
  * been parsed whole by their demuxer already. */
 static enum kd_err
@@ -109,6 +167,9 @@ check_decodes(struct kd_media_input *in, const struct kd_limits *lim, char err[K
     }
     for (int n = 0; !is_decoded && !is_eof && n < DECODE_CHECK_PACKETS; n++) {
         ret = av_read_frame(in->fmt, pkt);
+        if (ret < 0 &&
+            (rc = kd_media_input_store_check(in, err, "the file could not be read")) != KD_OK)
+            goto out;
         if (ret == AVERROR_EOF) {
             is_eof = true;
             ret = avcodec_send_packet(dec, NULL); /* drain what is buffered */
@@ -295,9 +356,9 @@ out:
     return rc;
 }
 
-enum kd_err
-kd_media_probe(const char *path, const struct kd_limits *lim, json_t **probe, char kind[16],
-               char sha256[65], char err[KD_MEDIA_ERRLEN])
+static enum kd_err
+probe_in(struct kd_storage *store, const char *path, const struct kd_limits *lim, json_t **probe,
+         char kind[16], char sha256[65], char err[KD_MEDIA_ERRLEN])
 {
     struct kd_media_input *in = NULL;
     json_t *j = NULL;
@@ -307,8 +368,8 @@ kd_media_probe(const char *path, const struct kd_limits *lim, json_t **probe, ch
     err[0] = '\0';
     kd_media_setup();
     /* Cheap rejections first: the hash reads the whole file. */
-    if ((rc = kd_media_input_open(path, lim, KD_MEDIA_OPEN_TIMEOUT_MS, NULL, NULL, &in, err)) !=
-        KD_OK)
+    if ((rc = kd_media_input_open(store, path, lim, KD_MEDIA_OPEN_TIMEOUT_MS, NULL, NULL, &in,
+                                  err)) != KD_OK)
         goto out;
     if (in->kind != KD_MEDIA_KIND_SUBTITLE && (rc = check_decodes(in, lim, err)) != KD_OK)
         goto out;
@@ -316,7 +377,8 @@ kd_media_probe(const char *path, const struct kd_limits *lim, json_t **probe, ch
         kd_media_seterr(err, "out of memory");
         goto out;
     }
-    if ((rc = hash_file(path, hex, err)) != KD_OK)
+    rc = store != NULL ? hash_object(in, hex, err) : hash_file(path, hex, err);
+    if (rc != KD_OK)
         goto out;
     (void)snprintf(kind, 16, "%s", kd_media_kind_name(in->kind));
     memcpy(sha256, hex, sizeof(hex));
@@ -328,4 +390,18 @@ out:
     json_decref(j);
     kd_media_input_close(in);
     return rc;
+}
+
+enum kd_err
+kd_media_probe(const char *path, const struct kd_limits *lim, json_t **probe, char kind[16],
+               char sha256[65], char err[KD_MEDIA_ERRLEN])
+{
+    return probe_in(NULL, path, lim, probe, kind, sha256, err);
+}
+
+enum kd_err
+kd_media_probe_object(struct kd_storage *store, const char *key, const struct kd_limits *lim,
+                      json_t **probe, char kind[16], char sha256[65], char err[KD_MEDIA_ERRLEN])
+{
+    return probe_in(store, key, lim, probe, kind, sha256, err);
 }

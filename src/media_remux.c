@@ -272,7 +272,7 @@ inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLE
     if ((ins->in = calloc(e->spec->n_inputs, sizeof(*ins->in))) == NULL)
         return KD_ENOMEM;
     for (size_t i = 0; i < e->spec->n_inputs; i++) {
-        if ((rc = kd_media_input_open(e->input_paths[i], e->lim, KD_MEDIA_OPEN_TIMEOUT_MS,
+        if ((rc = kd_media_input_open(e->store, e->input_paths[i], e->lim, KD_MEDIA_OPEN_TIMEOUT_MS,
                                       e->cancelled, e->ud, &ins->in[i], err)) != KD_OK)
             break;
         ins->n = i + 1;
@@ -573,7 +573,11 @@ copy_input(struct run *r, struct kd_media_input *in, const struct kd_input *trim
             kd_media_seterr(err, "cancelled");
             return KD_ECANCELED;
         }
-        if ((ret = av_read_frame(in->fmt, r->pkt)) == AVERROR_EOF)
+        ret = av_read_frame(in->fmt, r->pkt);
+        /* a store that stopped answering is not the input's end */
+        if (ret < 0 && (rc = kd_media_input_store_check(in, err, "reading an input")) != KD_OK)
+            return rc;
+        if (ret == AVERROR_EOF)
             break;
         if (ret < 0)
             return kd_media_averr(&in->guard, ret, KD_EMEDIA, err, "reading an input");
@@ -754,8 +758,8 @@ kd_remux_run(struct kd_edit *e)
     if ((rc = inputs_open(e, &ins, e->err)) != KD_OK)
         goto out;
     for (size_t i = 0; i < e->spec->n_layers; i++)
-        if ((rc = kd_subs_open(e->layer_paths[i], e->work_dir, (unsigned)i, e->lim, e->event, e->ud,
-                               e->cancelled, &r.subs[i], e->err)) != KD_OK)
+        if ((rc = kd_subs_open(e->store, e->layer_paths[i], e->work_dir, (unsigned)i, e->lim,
+                               e->event, e->ud, e->cancelled, &r.subs[i], e->err)) != KD_OK)
             goto out;
     for (size_t i = 0; i < ins.n; i++) {
         r.total_s += expected_s(ins.in[i], &e->spec->inputs[i]);

@@ -488,7 +488,7 @@ read_cues(struct kd_subs *s, const struct kd_limits *lim, kd_media_cancelled_fn 
     enum kd_err rc;
     int ret;
 
-    if ((rc = kd_media_input_open(s->path, lim, KD_MEDIA_OPEN_TIMEOUT_MS, cancelled, ud, &in,
+    if ((rc = kd_media_input_open(NULL, s->path, lim, KD_MEDIA_OPEN_TIMEOUT_MS, cancelled, ud, &in,
                                   err)) != KD_OK)
         goto out;
     for (unsigned i = 0; i < in->fmt->nb_streams; i++) {
@@ -571,9 +571,9 @@ format_ext(enum kd_subs_format f)
 }
 
 enum kd_err
-kd_subs_open(const char *path, const char *work_dir, unsigned idx, const struct kd_limits *lim,
-             kd_media_event_fn *event, void *ud, kd_media_cancelled_fn *cancelled,
-             struct kd_subs **out, char err[KD_MEDIA_ERRLEN])
+kd_subs_open(struct kd_storage *store, const char *path, const char *work_dir, unsigned idx,
+             const struct kd_limits *lim, kd_media_event_fn *event, void *ud,
+             kd_media_cancelled_fn *cancelled, struct kd_subs **out, char err[KD_MEDIA_ERRLEN])
 {
     struct kd_buf utf8, clean;
     struct kd_subs *s = NULL;
@@ -590,9 +590,19 @@ kd_subs_open(const char *path, const char *work_dir, unsigned idx, const struct 
     }
     s->idx = idx;
     s->stream_idx = -1;
-    if ((rc = kd_read_file(path, KD_SUBS_MAX_BYTES, &raw, &raw_len)) != KD_OK) {
+    if ((rc = kd_media_read_whole(store, path, KD_SUBS_MAX_BYTES, &raw, &raw_len)) != KD_OK) {
         if (rc == KD_ELIMIT) {
             kd_media_seterr(err, "the subtitle file is larger than %d bytes", KD_SUBS_MAX_BYTES);
+            rc = KD_EMEDIA;
+        } else if (store != NULL && (rc == KD_EUNAVAIL || rc == KD_ETIMEOUT)) {
+            /* the store's trouble, not the file's: the job comes back later */
+            kd_media_seterr(err,
+                            "the subtitle file could not be read: the storage is unavailable "
+                            "(%s)",
+                            kd_storage_last_error(store));
+            rc = KD_EUNAVAIL;
+        } else if (store != NULL && rc == KD_ENOTFOUND) {
+            kd_media_seterr(err, "the subtitle file is missing from storage");
             rc = KD_EMEDIA;
         } else {
             kd_media_seterr(err, "the subtitle file could not be read");

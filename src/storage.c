@@ -126,7 +126,8 @@ parent_dirs(const char *path)
 }
 
 static enum kd_err
-local_put_file(struct kd_storage *s, const char *key, const char *path)
+local_put_file(struct kd_storage *s, const char *key, const char *path, kd_storage_upload_fn *fn,
+               void *arg)
 {
     char dst[2048], tmp[2048], rnd[9];
     unsigned char rb[4];
@@ -134,6 +135,8 @@ local_put_file(struct kd_storage *s, const char *key, const char *path)
     bool tmp_made = false;
     enum kd_err rc;
 
+    (void)fn; /* one rename publishes the file: there is no upload to abort */
+    (void)arg;
     if ((rc = object_path(s, key, dst, sizeof(dst))) != KD_OK)
         goto out;
     if ((rc = kd_random_bytes(rb, sizeof(rb))) != KD_OK)
@@ -269,8 +272,8 @@ local_check(struct kd_storage *s)
 static bool
 unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Percent-encodes every byte but the RFC 3986 unreserved ones. */
@@ -647,10 +650,23 @@ kd_storage_backend_name(const struct kd_storage *s)
     return s->ops->name;
 }
 
+const char *
+kd_storage_last_error(const struct kd_storage *s)
+{
+    return s->last_err;
+}
+
 enum kd_err
 kd_storage_put_file(struct kd_storage *s, const char *key, const char *path)
 {
-    return s->ops->put_file(s, key, path);
+    return s->ops->put_file(s, key, path, NULL, NULL);
+}
+
+enum kd_err
+kd_storage_put_file_watched(struct kd_storage *s, const char *key, const char *path,
+                            kd_storage_upload_fn *fn, void *arg)
+{
+    return s->ops->put_file(s, key, path, fn, arg);
 }
 
 enum kd_err
@@ -873,6 +889,12 @@ int64_t
 kd_storage_reader_size(const struct kd_storage_reader *r)
 {
     return r->size;
+}
+
+int64_t
+kd_storage_reader_tell(const struct kd_storage_reader *r)
+{
+    return r->pos;
 }
 
 void

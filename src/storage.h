@@ -38,9 +38,9 @@ struct kd_presign {
 struct kd_presigned_req {
     char method[8];
     char key[256];
-    int64_t expires_at;       /* unix seconds */
-    int64_t size;             /* PUT: exact size; -1 for GET */
-    char filename[256];       /* GET: the file name, "" when none */
+    int64_t expires_at; /* unix seconds */
+    int64_t size;       /* PUT: exact size; -1 for GET */
+    char filename[256]; /* GET: the file name, "" when none */
 };
 
 KD_MUST_CHECK enum kd_err kd_storage_open(const struct kd_config *cfg, struct kd_storage **out);
@@ -52,6 +52,15 @@ bool kd_storage_key_valid(const char *key);
  * reader sees the old object or the whole new one). */
 KD_MUST_CHECK enum kd_err kd_storage_put_file(struct kd_storage *s, const char *key,
                                               const char *path);
+/* Called once an upload in parts has begun, with its id, so that whoever
+ * must clean up after a killed uploader can abort it
+ * (kd_storage_multipart_abort) and leave no parts billed. */
+typedef void kd_storage_upload_fn(void *arg, const char *upload_id);
+/* kd_storage_put_file that tells fn the id of a multipart upload (S3,
+ * above s3_multipart_threshold) before its first part goes out. */
+KD_MUST_CHECK enum kd_err kd_storage_put_file_watched(struct kd_storage *s, const char *key,
+                                                      const char *path, kd_storage_upload_fn *fn,
+                                                      void *arg);
 /* Copies the object to a new local file at path. KD_ENOTFOUND if missing. */
 KD_MUST_CHECK enum kd_err kd_storage_get_file(struct kd_storage *s, const char *key,
                                               const char *path);
@@ -84,6 +93,13 @@ KD_MUST_CHECK enum kd_err kd_storage_verify(struct kd_storage *s, const char *me
 /* "local" or "s3". */
 const char *kd_storage_backend_name(const struct kd_storage *s);
 
+/* What the store said about the last request of this handle that failed,
+ * for messages: "503 SlowDown: Please reduce your request rate",
+ * "Couldn't connect to server"; "" when nothing failed or the backend
+ * keeps no text. Never holds a key, a signature or a secret. Valid until
+ * the next call on s. */
+const char *kd_storage_last_error(const struct kd_storage *s);
+
 /* Reads up to len bytes of the object from offset into buf; *got is 0 at
  * or past the end. KD_ENOTFOUND if missing. */
 KD_MUST_CHECK enum kd_err kd_storage_read_range(struct kd_storage *s, const char *key,
@@ -109,6 +125,8 @@ KD_MUST_CHECK enum kd_err kd_storage_reader_read(struct kd_storage_reader *r, vo
 /* offset in [0, size]; KD_EINVAL otherwise. */
 KD_MUST_CHECK enum kd_err kd_storage_reader_seek(struct kd_storage_reader *r, int64_t offset);
 int64_t kd_storage_reader_size(const struct kd_storage_reader *r);
+/* The position the next read starts at. */
+int64_t kd_storage_reader_tell(const struct kd_storage_reader *r);
 void kd_storage_reader_close(struct kd_storage_reader *r); /* NULL is a no-op */
 
 /* Multipart uploads (S3 only: KD_EUNSUPPORTED on local disk, where one

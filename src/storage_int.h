@@ -9,7 +9,8 @@
 struct kd_storage_ops {
     const char *name;
     void (*close)(struct kd_storage *s);
-    enum kd_err (*put_file)(struct kd_storage *s, const char *key, const char *path);
+    enum kd_err (*put_file)(struct kd_storage *s, const char *key, const char *path,
+                            kd_storage_upload_fn *fn, void *arg);
     enum kd_err (*get_file)(struct kd_storage *s, const char *key, const char *path);
     enum kd_err (*del)(struct kd_storage *s, const char *key);
     enum kd_err (*stat)(struct kd_storage *s, const char *key, struct kd_storage_stat *out);
@@ -47,7 +48,8 @@ struct kd_storage {
      * that publishing an object is a rename within one file system. */
     char objects[2048];
     char tmp[2048];
-    struct kd_s3 *s3; /* s3 backend */
+    struct kd_s3 *s3;   /* s3 backend */
+    char last_err[256]; /* kd_storage_last_error */
 };
 
 /* storage_s3.c: fills s->ops and s->s3 for storage_backend "s3". */

@@ -259,6 +259,8 @@ out:
     xmlFreeDoc(doc);
 }
 
+/* 501 Not Implemented is a store without the call, not an outage: it is
+ * answered before this is asked. */
 static bool
 transient_status(long status, const char *code)
 {
@@ -267,14 +269,15 @@ transient_status(long status, const char *code)
 }
 
 /* The handle of this process. A child forked by the worker must not
- * talk over its parent's connection: it starts its own. */
+ * talk over its parent's connection: it starts its own, and leaves the
+ * inherited one alone. The child closed every inherited descriptor
+ * already, so cleaning that handle up would close whatever file now has
+ * the old socket's number; the few bytes it holds die with the child. */
 static enum kd_err
 handle(struct kd_s3 *s3, CURL **out)
 {
-    if (s3->curl != NULL && s3->pid != getpid()) {
-        curl_easy_cleanup(s3->curl); /* closes this process's copy only */
+    if (s3->curl != NULL && s3->pid != getpid())
         s3->curl = NULL;
-    }
     if (s3->curl == NULL) {
         if ((s3->curl = curl_easy_init()) == NULL)
             return KD_ENOMEM;
@@ -466,6 +469,7 @@ perform(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r)
     char code[80], msg[256];
     enum kd_err rc = KD_EUNAVAIL;
 
+    s->last_err[0] = '\0';
     for (int i = 0; i <= s3->retries; i++) {
         CURLcode cc = CURLE_OK;
 
@@ -498,6 +502,7 @@ perform(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r)
             kd_log(KD_LOG_WARN, "storage s3: %s %s: %s (attempt %d of %lld)", rq->method,
                    rq->key != NULL ? rq->key : "(bucket)", curl_easy_strerror(cc), i + 1,
                    (long long)s3->retries + 1);
+            snprintf(s->last_err, sizeof(s->last_err), "%s", curl_easy_strerror(cc));
             rc = cc == CURLE_OPERATION_TIMEDOUT ? KD_ETIMEOUT : KD_EUNAVAIL;
             if (cc == CURLE_ABORTED_BY_CALLBACK || cc == CURLE_READ_ERROR) {
                 rc = KD_EIO; /* our file, not the network */
@@ -509,6 +514,16 @@ perform(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r)
         /* CompleteMultipartUpload may fail inside a 200 answer */
         if (r->status / 100 == 2 && code[0] == '\0') {
             rc = KD_OK;
+            goto out;
+        }
+        /* S3's words, for the messages users and operators read */
+        snprintf(s->last_err, sizeof(s->last_err), "%ld %s: %s", r->status, code[0] ? code : "-",
+                 msg[0] ? msg : "-");
+        if (r->status == 501) {
+            /* an S3 work-alike without this call (s3rver has no ListParts) */
+            kd_log(KD_LOG_WARN, "storage s3: %s %s: the store does not implement this (%s)",
+                   rq->method, rq->key != NULL ? rq->key : "(bucket)", code[0] ? code : "-");
+            rc = KD_EUNSUPPORTED;
             goto out;
         }
         if (r->status / 100 == 2 || transient_status(r->status, code)) {
@@ -527,8 +542,8 @@ perform(struct kd_storage *s, const struct s3_req *rq, struct s3_resp *r)
             rc = KD_OK;
             goto out;
         }
-        if (r->status == 405 || r->status == 501) {
-            /* an S3 work-alike without this call (s3rver has no ListParts) */
+        if (r->status == 405) {
+            /* a method the store does not take on this resource */
             kd_log(KD_LOG_WARN, "storage s3: %s %s: the store does not implement this (%s)",
                    rq->method, rq->key != NULL ? rq->key : "(bucket)", code[0] ? code : "-");
             rc = KD_EUNSUPPORTED;
@@ -612,11 +627,34 @@ static enum kd_err s3_mp_upload_part(struct kd_storage *s, const char *key, cons
                                      struct kd_storage_part *out);
 static enum kd_err s3_mp_complete(struct kd_storage *s, const char *key, const char *upload_id,
                                   const struct kd_storage_part *parts, size_t n);
+static enum kd_err s3_stat(struct kd_storage *s, const char *key, struct kd_storage_stat *out);
+
+/* A CompleteMultipartUpload whose answer was lost (a connection cut after
+ * S3 joined the parts) is retried and finds the upload gone: the object
+ * with the expected size says the first try succeeded. */
+static enum kd_err
+complete_or_joined(struct kd_storage *s, const char *key, const char *upload_id,
+                   const struct kd_storage_part *parts, size_t n, int64_t size)
+{
+    struct kd_storage_stat st;
+    enum kd_err rc;
+
+    if ((rc = s3_mp_complete(s, key, upload_id, parts, n)) != KD_ENOTFOUND)
+        return rc;
+    if (s3_stat(s, key, &st) == KD_OK && st.size == size) {
+        kd_log(KD_LOG_INFO, "storage s3: %s was joined by an earlier try of its completion", key);
+        return KD_OK;
+    }
+    snprintf(s->last_err, sizeof(s->last_err), "the multipart upload vanished before completion");
+    return KD_ENOTFOUND;
+}
 
 /* Uploads the whole of fd under key in parts of part_size; aborts the
- * upload on any failure so no parts stay billed. */
+ * upload on any failure so no parts stay billed. fn (may be NULL) learns
+ * the upload's id before the first part goes out. */
 static enum kd_err
-put_multipart(struct kd_storage *s, const char *key, int fd, int64_t size)
+put_multipart(struct kd_storage *s, const char *key, int fd, int64_t size, kd_storage_upload_fn *fn,
+              void *arg)
 {
     struct kd_s3 *s3 = s->s3;
     struct kd_storage_part *parts = NULL;
@@ -634,6 +672,8 @@ put_multipart(struct kd_storage *s, const char *key, int fd, int64_t size)
     }
     if ((rc = s3_mp_begin(s, key, NULL, &upload_id)) != KD_OK)
         goto out;
+    if (fn != NULL)
+        fn(arg, upload_id);
     for (int64_t i = 0; i < n; i++) {
         int64_t off = i * part_size, len = size - off < part_size ? size - off : part_size;
 
@@ -641,7 +681,7 @@ put_multipart(struct kd_storage *s, const char *key, int fd, int64_t size)
             KD_OK)
             goto out;
     }
-    rc = s3_mp_complete(s, key, upload_id, parts, (size_t)n);
+    rc = complete_or_joined(s, key, upload_id, parts, (size_t)n, size);
 out:
     if (rc != KD_OK && upload_id != NULL && s3_mp_abort(s, key, upload_id) != KD_OK)
         kd_log(KD_LOG_WARN,
@@ -654,7 +694,8 @@ out:
 }
 
 static enum kd_err
-s3_put_file(struct kd_storage *s, const char *key, const char *path)
+s3_put_file(struct kd_storage *s, const char *key, const char *path, kd_storage_upload_fn *fn,
+            void *arg)
 {
     struct s3_resp r = {0};
     struct s3_req rq;
@@ -677,7 +718,7 @@ s3_put_file(struct kd_storage *s, const char *key, const char *path)
     }
     /* S3 takes one PUT up to 5 GiB; larger or past the threshold in parts */
     if (st.st_size > s->s3->threshold) {
-        rc = put_multipart(s, key, fd, (int64_t)st.st_size);
+        rc = put_multipart(s, key, fd, (int64_t)st.st_size, fn, arg);
         goto out;
     }
     req_init(&rq, "PUT", key);

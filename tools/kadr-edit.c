@@ -2,8 +2,10 @@
  * API, queue or database, exactly as a worker runs a job: the same child
  * process (kd_child_spawn, with the worker's rlimits from the
  * configuration), the same body (kd_run_edit: the spec parsed again, the
- * engine, the output probed and hashed, the thumbnails named), the same
- * pipe protocol. For debugging the engine and for benchmarks.
+ * engine, the output probed and hashed, the outputs stored), the same
+ * pipe protocol. The store is a local one in <work dir>/store, whatever
+ * the configuration says; the output is then moved to --output. For
+ * debugging the engine and for benchmarks.
  *
  *   kadr-edit --spec spec.json --input PATH... [--layer PATH...]
  *             [--audio PATH] --output PATH [--work-dir DIR] [--threads N]
@@ -40,6 +42,7 @@
 #include "problem.h"
 #include "proto.h"
 #include "run.h"
+#include "storage.h"
 #include "util.h"
 
 /* As the worker gives a job child: a few descriptors of its own, one per
@@ -174,6 +177,8 @@ follow_child(pid_t pid, int fd, int64_t deadline_ms, struct progress *prog,
                 on_progress(prog, m.progress);
             } else if (m.type == KD_PROTO_EVENT) {
                 fprintf(stderr, "event %s: %s\n", m.event, m.detail);
+            } else if (m.type == KD_PROTO_STORE) {
+                /* an output being stored: nothing to do here */
             } else if (!*has_res) {
                 *res = m;
                 *has_res = true;
@@ -225,8 +230,12 @@ main(int argc, char **argv)
     struct kd_proto_msg res = {0};
     static char in_abs[MAX_PATHS][PATH_MAX], layer_abs[MAX_PATHS][PATH_MAX];
     const char *in_paths[MAX_PATHS] = {0}, *layer_paths[MAX_PATHS] = {0};
-    char audio_abs[PATH_MAX], work_abs[PATH_MAX], out_name[32], out_path[PATH_MAX + 40];
-    char cfg_err[512], tmpl[] = "/tmp/kadr-edit.XXXXXX";
+    char audio_abs[PATH_MAX], work_abs[PATH_MAX];
+    char cfg_err[512], tmpl[] = "/tmp/kadr-edit.XXXXXX", store_dir[PATH_MAX + 8];
+    char keys[KD_PROTO_MAX_FILES][32], obj_path[PATH_MAX];
+    const char *key_ptrs[KD_PROTO_MAX_FILES];
+    struct kd_storage *store = NULL;
+    size_t n_keys;
     char *spec_text = NULL;
     size_t spec_len = 0, next_layer = 0;
     json_t *body = NULL;
@@ -302,18 +311,38 @@ main(int argc, char **argv)
         fprintf(stderr, "kadr-edit: cannot create %s\n", a.work_dir);
         goto out;
     }
-    if (absolute(a.work_dir, work_abs) == NULL ||
-        kd_proto_output_name(kd_container_name(spec->output.container), out_name,
-                             sizeof(out_name)) != KD_OK ||
-        kd_snprintf(out_path, sizeof(out_path), "%s/%s", work_abs, out_name) != KD_OK) {
+    if (absolute(a.work_dir, work_abs) == NULL) {
         fprintf(stderr, "kadr-edit: the work directory cannot be used\n");
         goto out;
+    }
+    /* The outputs go to a local store of our own, as a job child's go to
+     * the service's. */
+    n_keys = 1 + (size_t)spec->thumbnails.count;
+    if (n_keys > KD_PROTO_MAX_FILES ||
+        kd_snprintf(store_dir, sizeof(store_dir), "%s/store", work_abs) != KD_OK ||
+        kd_mkdir_p(store_dir, 0700) != KD_OK) {
+        fprintf(stderr, "kadr-edit: cannot make the store in %s\n", work_abs);
+        goto out;
+    }
+    free(cfg->storage_backend);
+    free(cfg->storage_root);
+    if ((cfg->storage_backend = strdup("local")) == NULL ||
+        (cfg->storage_root = strdup(store_dir)) == NULL || kd_storage_open(cfg, &store) != KD_OK) {
+        fprintf(stderr, "kadr-edit: cannot open the store in %s\n", store_dir);
+        goto out;
+    }
+    for (size_t i = 0; i < n_keys; i++) {
+        (void)snprintf(keys[i], sizeof(keys[i]), i == 0 ? "edit/main" : "edit/thumb-%zu", i);
+        key_ptrs[i] = keys[i];
     }
     {
         int64_t timeout_ms = cfg->worker_job_timeout_s * 1000;
         struct kd_run_edit args = {
             .spec_text = spec_text,
             .spec_len = spec_len,
+            .store = store,
+            .out_keys = key_ptrs,
+            .n_out_keys = n_keys,
             .input_paths = in_paths,
             .n_inputs = spec->n_inputs,
             .layer_paths = layer_paths,
@@ -348,25 +377,25 @@ main(int argc, char **argv)
         fprintf(stderr, "kadr-edit: failed (%s): %s\n", res.error, res.message);
         goto out;
     }
-    if (!move_output(out_path, a.output)) {
+    if (kd_storage_local_path(store, key_ptrs[0], obj_path, sizeof(obj_path)) != KD_OK ||
+        !move_output(obj_path, a.output)) {
         fprintf(stderr, "kadr-edit: cannot move the output to %s: %s\n", a.output, strerror(errno));
         goto out;
     }
     printf("output %s\nduration %.3f s\nwall %.3f s\n", a.output,
            json_number_value(json_object_get(res.payload, "duration")),
            (double)(kd_mono_ms() - prog.start_ms) / 1000.0);
-    for (size_t i = 0; i < json_array_size(json_object_get(res.payload, "thumbs")); i++) {
-        char name[32];
-
-        if (kd_proto_thumb_name(i + 1, name, sizeof(name)) == KD_OK)
-            printf("thumbnail %s/%s\n", work_abs, name);
-    }
+    for (size_t i = 0; i < json_array_size(json_object_get(res.payload, "thumbs")); i++)
+        if (i + 1 < n_keys &&
+            kd_storage_local_path(store, key_ptrs[i + 1], obj_path, sizeof(obj_path)) == KD_OK)
+            printf("thumbnail %s\n", obj_path);
     printf("peak_rss %ld KiB\n", ru.ru_maxrss);
     status = 0;
 out:
     if (fd >= 0)
         close(fd);
     kd_proto_msg_clear(&res);
+    kd_storage_close(store);
     kd_problem_clear(&pb);
     kd_jobspec_free(spec);
     json_decref(body);

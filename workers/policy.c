@@ -8,8 +8,8 @@
 #include "util.h"
 
 static const char *const final_codes[] = {
-    "invalid_input", "invalid_media", "unsupported", "forbidden_input",
-    "limit_exceeded", "cancelled",
+    "invalid_input",   "invalid_media",  "unsupported",
+    "forbidden_input", "limit_exceeded", "cancelled",
 };
 
 bool
@@ -48,6 +48,14 @@ kd_policy_decide(const char *code, int attempt, int max_attempts, uint64_t rnd)
 }
 
 int64_t
+kd_policy_unavailable_delay_ms(uint64_t rnd)
+{
+    const int64_t half = KD_POLICY_UNAVAILABLE_MS / 2;
+
+    return half + (int64_t)(rnd % (uint64_t)(half + 1));
+}
+
+int64_t
 kd_policy_backoff_ms(int failures, int64_t base_ms, int64_t max_ms)
 {
     int64_t d = base_ms > 0 ? base_ms : 1;
@@ -82,6 +90,5 @@ kd_policy_describe_exit(int wstatus, char *out, size_t out_len)
         why = " (resource limit: file size)";
     else if (sig == SIGKILL)
         why = " (resource limit: memory or CPU time, or killed by the system)";
-    snprintf(out, out_len, "the job process was killed by SIG%s%s", name != NULL ? name : "?",
-             why);
+    snprintf(out, out_len, "the job process was killed by SIG%s%s", name != NULL ? name : "?", why);
 }

@@ -12,14 +12,19 @@
  * ("full jitter"), so jobs that failed together (a dependency went down)
  * do not come back together. */
 #define KD_POLICY_RETRY_BASE_MS 5000
-#define KD_POLICY_RETRY_CAP_MS (10 * 60 * 1000)
+#define KD_POLICY_RETRY_CAP_MS  (10 * 60 * 1000)
+
+/* A task handed back because the store did not answer comes again after
+ * a delay drawn from [base/2, base]: long enough not to spin while the
+ * store is away, short enough to follow soon after it returns. */
+#define KD_POLICY_UNAVAILABLE_MS 10000
 
 enum kd_fate { KD_FATE_FAIL, KD_FATE_RETRY };
 
 struct kd_decision {
     enum kd_fate fate;
-    bool dead_letter;  /* FAIL of a retryable failure: out of attempts */
-    int64_t delay_ms;  /* RETRY: run again no earlier than this from now */
+    bool dead_letter; /* FAIL of a retryable failure: out of attempts */
+    int64_t delay_ms; /* RETRY: run again no earlier than this from now */
 };
 
 /* True for the codes that describe the input (invalid_input, invalid_media,
@@ -32,8 +37,11 @@ bool kd_policy_code_final(const char *code);
  * database trouble: anything not final) is retried after a jittered
  * exponential delay drawn with rnd (any random 64-bit value) while attempts
  * are left, and becomes a dead letter on the last attempt. */
-struct kd_decision kd_policy_decide(const char *code, int attempt, int max_attempts,
-                                    uint64_t rnd);
+struct kd_decision kd_policy_decide(const char *code, int attempt, int max_attempts, uint64_t rnd);
+
+/* The delay before a task handed back for an unavailable store runs
+ * again (no attempt is counted for it), drawn with rnd. */
+int64_t kd_policy_unavailable_delay_ms(uint64_t rnd);
 
 /* The ceiling of the jittered delay after attempt (from 1). */
 int64_t kd_policy_retry_ceiling_ms(int attempt);

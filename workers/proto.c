@@ -10,8 +10,8 @@
 #include "util.h"
 
 static const char *const job_codes[] = {
-    "invalid_input", "invalid_media", "unsupported", "forbidden_input",
-    "limit_exceeded", "timeout", "cancelled", "internal",
+    "invalid_input",  "invalid_media", "unsupported", "forbidden_input",
+    "limit_exceeded", "timeout",       "cancelled",   "internal",
 };
 
 static const char *const media_kinds[] = {"video", "audio", "image", "subtitle", "other"};
@@ -52,6 +52,7 @@ kd_proto_msg_clear(struct kd_proto_msg *m)
         return;
     free(m->detail);
     free(m->message);
+    free(m->upload_id);
     json_decref(m->payload);
     memset(m, 0, sizeof(*m));
 }
@@ -74,6 +75,7 @@ decode_result(json_t *obj, struct kd_proto_msg *m, char *why, size_t why_len)
     }
     code = kd_json_str(obj, "error");
     message = kd_json_str(obj, "message");
+    m->unavailable = json_is_true(json_object_get(obj, "unavailable"));
     /* The child names the code, but only codes of the contract reach users. */
     snprintf(m->error, sizeof(m->error), "%s", kd_proto_code_valid(code) ? code : "internal");
     if ((m->message = dup_capped(message != NULL ? message : "", KD_PROTO_TEXT_MAX)) == NULL)
@@ -121,6 +123,30 @@ kd_proto_decode(const char *line, size_t len, struct kd_proto_msg *out, char *wh
         if ((m.detail = dup_capped(detail != NULL ? detail : "", KD_PROTO_TEXT_MAX)) == NULL) {
             rc = KD_ENOMEM;
             goto out;
+        }
+    } else if ((v = json_object_get(obj, "store")) != NULL) {
+        json_t *id = json_object_get(obj, "upload_id");
+
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) >= KD_PROTO_MAX_FILES) {
+            snprintf(why, why_len, "store index out of range");
+            goto out;
+        }
+        m.type = KD_PROTO_STORE;
+        m.store_index = (int)json_integer_value(v);
+        if (id != NULL) {
+            const char *t = json_string_value(id);
+
+            /* the parent hands it to the store's abort, which checks its
+             * alphabet; here only its shape */
+            if (t == NULL || t[0] == '\0' || strlen(t) > KD_PROTO_UPLOAD_ID_MAX) {
+                snprintf(why, why_len, "bad upload_id");
+                goto out;
+            }
+            if ((m.upload_id = strdup(t)) == NULL) {
+                rc = KD_ENOMEM;
+                goto out;
+            }
         }
     } else if (json_object_get(obj, "ok") != NULL) {
         if ((rc = decode_result(obj, &m, why, why_len)) != KD_OK)
@@ -261,6 +287,38 @@ kd_proto_send_error(int fd, const char *code, const char *message)
     enum kd_err rc;
 
     o = json_pack("{s:b,s:s,s:o}", "ok", 0, "error", code, "message", text_value(message));
+    if (o == NULL)
+        return KD_ENOMEM;
+    rc = kd_proto_send(fd, o);
+    json_decref(o);
+    return rc;
+}
+
+enum kd_err
+kd_proto_send_unavailable(int fd, const char *message)
+{
+    json_t *o;
+    enum kd_err rc;
+
+    o = json_pack("{s:b,s:s,s:o,s:b}", "ok", 0, "error", "internal", "message", text_value(message),
+                  "unavailable", 1);
+    if (o == NULL)
+        return KD_ENOMEM;
+    rc = kd_proto_send(fd, o);
+    json_decref(o);
+    return rc;
+}
+
+enum kd_err
+kd_proto_send_store(int fd, int index, const char *upload_id)
+{
+    json_t *o;
+    enum kd_err rc;
+
+    if (upload_id != NULL)
+        o = json_pack("{s:i,s:s}", "store", index, "upload_id", upload_id);
+    else
+        o = json_pack("{s:i}", "store", index);
     if (o == NULL)
         return KD_ENOMEM;
     rc = kd_proto_send(fd, o);

@@ -3,9 +3,15 @@
  * One JSON object per line, in this order: any number of
  *   {"progress":0.42}                          (0..1, never decreasing)
  *   {"event":"warning","detail":"..."}
+ *   {"store":0}                                (an edit stores output 0 now)
+ *   {"store":0,"upload_id":"..."}              (in parts: the upload to abort
+ *                                               should the child be killed)
  * then exactly one result line, after which the child exits with status 0:
  *   {"ok":true, ...payload...}
  *   {"ok":false,"error":"invalid_media","message":"..."}
+ *   {"ok":false,"error":"internal","message":"...","unavailable":true}
+ *                                              (the store did not answer: the
+ *                                               attempt did not fail by itself)
  * The payload of a probe is one file description ({"kind","sha256","probe"});
  * that of an edit is {"duration":s,"output":<file>,"thumbs":[<file>...]}.
  *
@@ -27,17 +33,25 @@
 /* Event details and failure messages are cut to this many bytes. */
 #define KD_PROTO_TEXT_MAX 1024
 
-enum kd_proto_type { KD_PROTO_PROGRESS, KD_PROTO_EVENT, KD_PROTO_RESULT };
+enum kd_proto_type { KD_PROTO_PROGRESS, KD_PROTO_EVENT, KD_PROTO_STORE, KD_PROTO_RESULT };
+
+/* Outputs an edit stores: the main one (0) and up to 20 thumbnails. */
+#define KD_PROTO_MAX_FILES 21
+/* The longest multipart upload id passed on (S3's are about 100 bytes). */
+#define KD_PROTO_UPLOAD_ID_MAX 1024
 
 struct kd_proto_msg {
     enum kd_proto_type type;
-    double progress;   /* PROGRESS: 0..1 */
-    char event[32];    /* EVENT: its name ("warning") */
-    char *detail;      /* EVENT: owned, at most KD_PROTO_TEXT_MAX bytes, valid UTF-8 */
-    bool ok;           /* RESULT */
-    char error[32];    /* RESULT, !ok: a job error code of the API */
-    char *message;     /* RESULT, !ok: owned, capped like detail */
-    json_t *payload;   /* RESULT, ok: the whole line object (owned) */
+    double progress;  /* PROGRESS: 0..1 */
+    char event[32];   /* EVENT: its name ("warning") */
+    char *detail;     /* EVENT: owned, at most KD_PROTO_TEXT_MAX bytes, valid UTF-8 */
+    int store_index;  /* STORE: 0 .. KD_PROTO_MAX_FILES - 1 */
+    char *upload_id;  /* STORE: owned; NULL when not in parts */
+    bool ok;          /* RESULT */
+    bool unavailable; /* RESULT, !ok: the store did not answer */
+    char error[32];   /* RESULT, !ok: a job error code of the API */
+    char *message;    /* RESULT, !ok: owned, capped like detail */
+    json_t *payload;  /* RESULT, ok: the whole line object (owned) */
 };
 
 /* Decodes one line (without its newline). KD_EINVAL with a reason in why
@@ -49,9 +63,9 @@ void kd_proto_msg_clear(struct kd_proto_msg *m); /* frees detail, message, paylo
 
 /* What a child reports about one file it produced (or probed). */
 struct kd_proto_file {
-    char kind[16];     /* video, audio, image, subtitle, other */
-    char sha256[65];   /* lowercase hex */
-    json_t *probe;     /* borrowed from the payload */
+    char kind[16];   /* video, audio, image, subtitle, other */
+    char sha256[65]; /* lowercase hex */
+    json_t *probe;   /* borrowed from the payload */
 };
 
 /* Reads the file description at key of obj (or obj itself when key is
@@ -72,6 +86,12 @@ KD_MUST_CHECK enum kd_err kd_proto_send(int fd, const json_t *obj);
 KD_MUST_CHECK enum kd_err kd_proto_send_progress(int fd, double fraction);
 KD_MUST_CHECK enum kd_err kd_proto_send_event(int fd, const char *event, const char *detail);
 KD_MUST_CHECK enum kd_err kd_proto_send_error(int fd, const char *code, const char *message);
+/* The store did not answer (KD_EUNAVAIL): an "internal" failure marked
+ * "unavailable", which the parent hands back instead of counting. */
+KD_MUST_CHECK enum kd_err kd_proto_send_unavailable(int fd, const char *message);
+/* Output index is being stored now; upload_id (may be NULL) names its
+ * multipart upload. */
+KD_MUST_CHECK enum kd_err kd_proto_send_store(int fd, int index, const char *upload_id);
 
 /* Parent side: splits the bytes read from a pipe into lines. */
 struct kd_linereader {
@@ -79,7 +99,7 @@ struct kd_linereader {
     size_t len;   /* bytes held */
     size_t start; /* first byte not yet returned */
     size_t alloc;
-    size_t cap;   /* longest line accepted, newline excluded */
+    size_t cap; /* longest line accepted, newline excluded */
 };
 
 void kd_linereader_init(struct kd_linereader *lr, size_t cap);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "media.h"
 #include "problem.h"
 #include "proto.h"
+#include "storage.h"
 #include "util.h"
 
 /* Warnings forwarded per task: enough to explain a result, too few to
@@ -128,15 +130,31 @@ fail(int fd, const char *code, const char *message)
     return kd_proto_send_error(fd, code, message) == KD_OK ? 0 : 1;
 }
 
-/* Describes the file at path as {"kind","sha256","probe"}. */
+/* A failure that is the store's (it did not answer) is handed back by the
+ * parent rather than counted against the job. */
+static int
+fail_rc(int fd, enum kd_err rc, const char *message)
+{
+    if (rc == KD_EUNAVAIL)
+        return kd_proto_send_unavailable(fd, message) == KD_OK ? 0 : 1;
+    return fail(fd, kd_err_job_code(rc), message);
+}
+
+/* Describes the file at path (a key of store when store is not NULL) as
+ * {"kind","sha256","probe"}. */
 static enum kd_err
-describe(const char *path, const struct kd_limits *lim, json_t **out, char err[KD_MEDIA_ERRLEN])
+describe(struct kd_storage *store, const char *path, const struct kd_limits *lim, json_t **out,
+         char err[KD_MEDIA_ERRLEN])
 {
     json_t *probe = NULL, *o = NULL;
     char kind[16], sha[65];
     enum kd_err rc;
 
-    if ((rc = kd_media_probe(path, lim, &probe, kind, sha, err)) != KD_OK)
+    if (store != NULL)
+        rc = kd_media_probe_object(store, path, lim, &probe, kind, sha, err);
+    else
+        rc = kd_media_probe(path, lim, &probe, kind, sha, err);
+    if (rc != KD_OK)
         goto out;
     if ((o = json_pack("{s:s,s:s,s:O}", "kind", kind, "sha256", sha, "probe", probe)) == NULL) {
         rc = KD_ENOMEM;
@@ -159,9 +177,8 @@ kd_run_probe(void *ud, int out_fd)
     enum kd_err rc;
     int status;
 
-    if ((rc = describe(a->path, a->lim, &desc, err)) != KD_OK) {
-        status = fail(out_fd, kd_err_job_code(rc),
-                      err[0] != '\0' ? err : "the file could not be read as media");
+    if ((rc = describe(a->store, a->path, a->lim, &desc, err)) != KD_OK) {
+        status = fail_rc(out_fd, rc, err[0] != '\0' ? err : "the file could not be read as media");
         goto out;
     }
     if (json_object_set_new(desc, "ok", json_true()) != 0) {
@@ -205,12 +222,81 @@ collect_thumbs(const struct kd_run_edit *a, const struct kd_edit *e, json_t *thu
             snprintf(err, KD_MEDIA_ERRLEN, "thumbnail %zu: %s", i + 1, strerror(errno));
             return KD_EINTERNAL;
         }
-        if ((rc = describe(path, a->lim, &desc, err)) != KD_OK)
+        if ((rc = describe(NULL, path, a->lim, &desc, err)) != KD_OK)
             return rc;
         if (json_array_append_new(thumbs, desc) != 0)
             return KD_ENOMEM;
     }
     return KD_OK;
+}
+
+struct store_ctx {
+    int fd;
+    int index;
+    bool pipe_broken;
+};
+
+/* The parent must know a multipart upload before its first part goes
+ * out: should this child be killed, the parent aborts it. */
+static void
+on_upload(void *arg, const char *upload_id)
+{
+    struct store_ctx *c = arg;
+
+    if (kd_proto_send_store(c->fd, c->index, upload_id) != KD_OK)
+        c->pipe_broken = true;
+}
+
+/* Stores the main output (path out_path) and the n_thumbs thumbnails under
+ * the parent's keys, each announced on the pipe before anything can exist
+ * under its key. msg says what failed. */
+static enum kd_err
+store_outputs(const struct kd_run_edit *a, const char *out_path, size_t n_thumbs, int out_fd,
+              char *msg, size_t msg_len)
+{
+    struct store_ctx c = {.fd = out_fd};
+    char path[PATH_MAX], name[32];
+    mode_t old_mask;
+    enum kd_err rc = KD_OK;
+
+    if (1 + n_thumbs > a->n_out_keys) {
+        snprintf(msg, msg_len, "more outputs than the worker has keys for");
+        return KD_EINTERNAL;
+    }
+    /* Objects on local disk are served by nginx, which reads them as a
+     * member of the group; the sandbox's 077 would hide them. */
+    old_mask = umask(027);
+    for (size_t i = 0; i <= n_thumbs && rc == KD_OK; i++) {
+        if (i == 0)
+            rc = kd_snprintf(path, sizeof(path), "%s", out_path);
+        else if ((rc = kd_proto_thumb_name(i, name, sizeof(name))) == KD_OK)
+            rc = kd_snprintf(path, sizeof(path), "%s/%s", a->work_dir, name);
+        if (rc != KD_OK) {
+            snprintf(msg, msg_len, "the work directory's path is too long");
+            break;
+        }
+        c.index = (int)i;
+        if (kd_proto_send_store(out_fd, (int)i, NULL) != KD_OK) {
+            snprintf(msg, msg_len, "the worker is gone");
+            rc = KD_EIO;
+            break;
+        }
+        rc = kd_storage_put_file_watched(a->store, a->out_keys[i], path, on_upload, &c);
+        if (rc == KD_OK && c.pipe_broken)
+            rc = KD_EIO;
+        if (rc != KD_OK) {
+            const char *why = kd_storage_last_error(a->store);
+
+            snprintf(msg, msg_len, "storing %s failed: %s%s%s",
+                     i == 0 ? "the output" : "a thumbnail",
+                     rc == KD_EUNAVAIL || rc == KD_ETIMEOUT ? "the storage is unavailable"
+                                                            : kd_err_name(rc),
+                     why[0] != '\0' ? ": " : "", why);
+        }
+    }
+    umask(old_mask);
+    /* a store that does not answer is not the job's failure */
+    return rc == KD_ETIMEOUT ? KD_EUNAVAIL : rc;
 }
 
 int
@@ -251,6 +337,7 @@ kd_run_edit(void *ud, int out_fd)
         goto out;
     }
     e.spec = spec;
+    e.store = a->in_store;
     e.input_paths = a->input_paths;
     e.layer_paths = a->layer_paths;
     e.audio_path = a->audio_path;
@@ -279,13 +366,12 @@ kd_run_edit(void *ud, int out_fd)
         if (c.timed_out)
             status = fail(out_fd, "timeout", "the job ran past its time limit");
         else
-            status =
-                fail(out_fd, kd_err_job_code(rc), e.err[0] != '\0' ? e.err : "the edit failed");
+            status = fail_rc(out_fd, rc, e.err[0] != '\0' ? e.err : "the edit failed");
         goto out;
     }
     /* The outputs are described here, in the sandbox: probing is parsing
      * media, and the parent never does that. */
-    if ((rc = describe(out_path, a->lim, &out_desc, e.err)) != KD_OK) {
+    if ((rc = describe(NULL, out_path, a->lim, &out_desc, e.err)) != KD_OK) {
         snprintf(msg, sizeof(msg), "the output failed its check: %s", e.err);
         status = fail(out_fd, "internal", msg);
         goto out;
@@ -297,6 +383,10 @@ kd_run_edit(void *ud, int out_fd)
     if ((rc = collect_thumbs(a, &e, thumbs, e.err)) != KD_OK) {
         snprintf(msg, sizeof(msg), "thumbnails: %s", e.err);
         status = fail(out_fd, "internal", msg);
+        goto out;
+    }
+    if ((rc = store_outputs(a, out_path, e.n_thumbs, out_fd, msg, sizeof(msg))) != KD_OK) {
+        status = fail_rc(out_fd, rc, msg);
         goto out;
     }
     /* JSON has no NaN: an engine that could not tell reports 0. */

@@ -97,6 +97,22 @@ handle_line(struct kd_slot *s, char *line, size_t len, kd_slot_event_fn *ev, voi
     case KD_PROTO_EVENT:
         ev(ud, s, &m);
         break;
+    case KD_PROTO_STORE:
+        /* Only an edit has keys; an index beyond them is a broken child. */
+        if ((size_t)m.store_index >= s->n_keys) {
+            kd_proto_msg_clear(&m);
+            violation(s, "stored an output it has no key for");
+            return;
+        }
+        s->is_storing = true;
+        if ((size_t)m.store_index + 1 > s->n_store_started)
+            s->n_store_started = (size_t)m.store_index + 1;
+        if (m.upload_id != NULL) {
+            free(s->upload_ids[m.store_index]);
+            s->upload_ids[m.store_index] = m.upload_id;
+            m.upload_id = NULL;
+        }
+        break;
     case KD_PROTO_RESULT:
         s->result = m;
         s->has_result = true;
@@ -273,6 +289,8 @@ kd_slot_conclude(struct kd_slot *s, int64_t timeout_s)
     /* A failure the child reported names its cause better than its exit. */
     if (s->has_result && !s->result.ok) {
         set_failure(s, s->result.error, s->result.message);
+        if (s->result.unavailable)
+            s->outcome = KD_OUTCOME_UNAVAILABLE;
         return;
     }
     if (s->has_result && WIFEXITED(s->wstatus) && WEXITSTATUS(s->wstatus) == 0) {
@@ -302,6 +320,8 @@ kd_slot_release(struct kd_slot *s)
         kd_workdir_remove(s->work_dir);
     kd_linereader_clear(&s->lines);
     kd_proto_msg_clear(&s->result);
+    for (size_t i = 0; i < KD_SLOT_MAX_FILES; i++)
+        free(s->upload_ids[i]);
     kd_slot_init(s);
     s->lines.cap = cap;
 }

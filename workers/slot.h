@@ -20,7 +20,7 @@
 #include "util.h"
 
 /* Files a task may produce: the main output and up to 20 thumbnails. */
-#define KD_SLOT_MAX_FILES 21
+#define KD_SLOT_MAX_FILES KD_PROTO_MAX_FILES
 
 enum kd_task_kind { KD_TASK_PROBE, KD_TASK_EDIT };
 enum kd_slot_state { KD_SLOT_FREE, KD_SLOT_RUNNING, KD_SLOT_FINISHING };
@@ -37,51 +37,52 @@ enum kd_kill_reason {
 
 /* How a task ended, as far as the worker is concerned. */
 enum kd_outcome {
-    KD_OUTCOME_SUCCESS,   /* result ok: store its outputs */
-    KD_OUTCOME_FAILURE,   /* code + message */
-    KD_OUTCOME_CANCELLED, /* stopped on request */
-    KD_OUTCOME_REQUEUE,   /* stopped by shutdown: hand the task to another worker */
-    KD_OUTCOME_LOST,      /* the job is someone else's now: write nothing, ack nothing */
+    KD_OUTCOME_SUCCESS,     /* result ok: store its outputs */
+    KD_OUTCOME_FAILURE,     /* code + message */
+    KD_OUTCOME_CANCELLED,   /* stopped on request */
+    KD_OUTCOME_REQUEUE,     /* stopped by shutdown: hand the task to another worker */
+    KD_OUTCOME_LOST,        /* the job is someone else's now: write nothing, ack nothing */
+    KD_OUTCOME_UNAVAILABLE, /* the store did not answer: hand the task back for later */
 };
 
 struct kd_slot {
     enum kd_slot_state state;
     enum kd_task_kind kind;
-    struct kd_queue_msg msg;     /* the delivery being worked on */
-    char ref[KD_UUID_STRLEN + 1];/* the job or media id */
+    struct kd_queue_msg msg;      /* the delivery being worked on */
+    char ref[KD_UUID_STRLEN + 1]; /* the job or media id */
     char user_id[KD_UUID_STRLEN + 1];
-    int attempt;                 /* edit: this attempt's number */
-    int max_attempts;            /* edit */
-    char lease_gen[24];          /* edit: the lease taken, as text for queries */
+    int attempt;        /* edit: this attempt's number */
+    int max_attempts;   /* edit */
+    char lease_gen[24]; /* edit: the lease taken, as text for queries */
     int priority;
     enum kd_container container; /* edit: of the main output */
     char work_dir[PATH_MAX];
 
     /* the child */
     pid_t pid;
-    int fd;                      /* read end of its pipe; -1 after EOF */
+    int fd; /* read end of its pipe; -1 after EOF */
     bool reaped;
     int wstatus;
-    int64_t started_ms;          /* kd_mono_ms() */
-    int64_t deadline_ms;         /* killed (timeout) at this time */
-    int64_t eof_ms;              /* when the pipe closed; 0 while open */
-    int64_t exited_ms;           /* when the child was reaped; 0 before */
+    int64_t started_ms;  /* kd_mono_ms() */
+    int64_t deadline_ms; /* killed (timeout) at this time */
+    int64_t eof_ms;      /* when the pipe closed; 0 while open */
+    int64_t exited_ms;   /* when the child was reaped; 0 before */
     enum kd_kill_reason killed;
     int64_t stop_asked_ms;       /* KD_CHILD_STOP_SIGNAL sent (cancel); 0: not */
     bool is_stop_forced;         /* SIGKILLed after the stop grace */
     struct kd_linereader lines;
 
     /* what it reported */
-    double progress;             /* 0..1, the highest seen */
+    double progress; /* 0..1, the highest seen */
     bool has_result;
     struct kd_proto_msg result;
     char protocol_err[160];
-    int n_events;                /* events written for this attempt */
+    int n_events; /* events written for this attempt */
 
     /* the parent's bookkeeping for this attempt */
-    int pct_written;             /* progress last written to jobs.progress */
-    int64_t last_write_ms;       /* of the last progress/heartbeat write */
-    bool heartbeat_warned;       /* logged a failed heartbeat already */
+    int pct_written;       /* progress last written to jobs.progress */
+    int64_t last_write_ms; /* of the last progress/heartbeat write */
+    bool heartbeat_warned; /* logged a failed heartbeat already */
 
     /* finishing */
     enum kd_outcome outcome;
@@ -90,8 +91,15 @@ struct kd_slot {
     int finish_failures;
     int64_t retry_at_ms;
     int64_t finish_started_ms;
-    bool written;                /* PostgreSQL holds the outcome */
-    size_t n_stored;             /* outputs already copied into storage */
+    bool written; /* PostgreSQL holds the outcome */
+    /* outputs: the child stores them under keys the parent chose before
+     * it forked; what it began storing is deleted (and its multipart
+     * upload aborted) unless the outputs are published */
+    size_t n_keys;                       /* keys chosen */
+    size_t n_store_started;              /* outputs the child began to store (1 + highest index) */
+    char *upload_ids[KD_SLOT_MAX_FILES]; /* their multipart uploads; owned, NULL if none */
+    bool is_storing;                     /* the child stores now (stage "storing") */
+    size_t n_stored;                     /* outputs stored and checked (the result's) */
     char stored_keys[KD_SLOT_MAX_FILES][64];
     char stored_ids[KD_SLOT_MAX_FILES][KD_UUID_STRLEN + 1];
     int64_t stored_sizes[KD_SLOT_MAX_FILES];

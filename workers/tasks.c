@@ -30,6 +30,9 @@
 #define KILL_MARGIN_MS 5000
 /* Descriptors a child may hold besides one per input file. */
 #define NOFILE_BASE 32
+/* What a child reading and writing the store needs on top: its connection,
+ * the resolver's files and sockets, the CA bundle, the file being stored. */
+#define NOFILE_STORE 16
 
 /* --- SQL ----------------------------------------------------------------- */
 
@@ -102,6 +105,16 @@ static const char SQL_JOB_DONE[] =
     "UPDATE jobs SET status = 'completed', progress = 100, stage = NULL, finished_at = now(), "
     "lease_expires_at = NULL, error_code = NULL, error_message = NULL, updated_at = now() "
     "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing' AND deleted_at IS NULL";
+
+/* The store did not answer: back to pending until run_at, the attempt
+ * given back (the job did not fail; an outage longer than the retries
+ * must not use up its attempts). */
+static const char SQL_JOB_UNAVAILABLE[] =
+    "UPDATE jobs SET status = 'pending', stage = NULL, progress = 0, worker = NULL, "
+    "lease_expires_at = NULL, attempts = greatest(attempts - 1, 0), "
+    "run_at = now() + $3::bigint * interval '1 millisecond', enqueued_at = NULL, "
+    "pushed_priority = NULL, updated_at = now() "
+    "WHERE id = $1 AND lease_gen = $2::bigint AND status = 'processing'";
 
 /* Back to pending for another worker; the interrupted attempt is not
  * counted, since it did not fail. */
@@ -272,8 +285,8 @@ out:
 }
 
 static enum kd_err
-finalize(struct kd_worker *w, const char *job_id, const char *gen, int attempt,
-         const char *status, const char *code, const char *message, bool *matched)
+finalize(struct kd_worker *w, const char *job_id, const char *gen, int attempt, const char *status,
+         const char *code, const char *message, bool *matched)
 {
     return finalize_dl(w, job_id, gen, attempt, status, code, message, false, matched);
 }
@@ -340,18 +353,20 @@ in_slots(const struct kd_worker *w, const struct kd_queue_msg *msg, bool *same_d
         const struct kd_slot *s = &w->slots[i];
 
         if (s->state != KD_SLOT_FREE && s->kind == kind && strcasecmp(s->ref, msg->ref) == 0) {
-            *same_delivery = strcmp(s->msg.id, msg->id) == 0 &&
-                             strcmp(s->msg.stream, msg->stream) == 0;
+            *same_delivery =
+                strcmp(s->msg.id, msg->id) == 0 && strcmp(s->msg.stream, msg->stream) == 0;
             return true;
         }
     }
     return false;
 }
 
-/* The local path of an object: the store's own file when it has one,
- * else a copy fetched into the work directory as in-<n>. */
+/* How the child names an input: the store's own file when it has one
+ * (local disk: opened in place), else the object's key, which the child
+ * reads by ranged requests (S3). Nothing is fetched here: the parent's
+ * loop never waits on the store. */
 static enum kd_err
-local_copy(struct kd_worker *w, const struct kd_slot *s, const char *key, size_t n, char **out)
+input_name(struct kd_worker *w, const char *key, char **out, bool *is_object)
 {
     char *path;
     enum kd_err rc;
@@ -359,11 +374,9 @@ local_copy(struct kd_worker *w, const struct kd_slot *s, const char *key, size_t
     if ((path = malloc(PATH_MAX)) == NULL)
         return KD_ENOMEM;
     rc = kd_storage_local_path(w->storage, key, path, PATH_MAX);
-    if (rc == KD_EUNSUPPORTED) {
-        rc = kd_snprintf(path, PATH_MAX, "%s/in-%zu", s->work_dir, n);
-        if (rc == KD_OK)
-            rc = kd_storage_get_file(w->storage, key, path);
-    }
+    *is_object = rc == KD_EUNSUPPORTED;
+    if (*is_object)
+        rc = kd_snprintf(path, PATH_MAX, "%s", key);
     if (rc != KD_OK) {
         free(path);
         return rc;
@@ -393,7 +406,7 @@ dispatch_probe(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_sl
     struct kd_dbres *res = NULL;
     const char *p[] = {msg->ref};
     char *path = NULL;
-    bool dir_made = false;
+    bool dir_made = false, is_object = false;
     enum kd_err rc;
 
     if ((rc = kd_db_query(w->db, SQL_MEDIA_LOAD, 1, p, &res)) != KD_OK)
@@ -418,17 +431,17 @@ dispatch_probe(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_sl
     snprintf(s->ref, sizeof(s->ref), "%.36s", msg->ref); /* a valid UUID */
     snprintf(s->user_id, sizeof(s->user_id), "%s", kd_dbres_get(res, 0, 3));
     rc = kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/probe-%s-%d-%llu",
-                     w->cfg->worker_tmp_dir, msg->ref, (int)getpid(),
-                     (unsigned long long)++w->seq);
+                     w->cfg->worker_tmp_dir, msg->ref, (int)getpid(), (unsigned long long)++w->seq);
     if (rc != KD_OK || (rc = kd_workdir_make(s->work_dir)) != KD_OK)
         goto out;
     dir_made = true;
-    if ((rc = local_copy(w, s, kd_dbres_get(res, 0, 0), 0, &path)) != KD_OK) {
-        kd_log(KD_LOG_WARN, "media %s: cannot read its object (%s)", msg->ref, kd_err_name(rc));
+    if ((rc = input_name(w, kd_dbres_get(res, 0, 0), &path, &is_object)) != KD_OK) {
+        kd_log(KD_LOG_WARN, "media %s: no usable storage key (%s)", msg->ref, kd_err_name(rc));
         goto out;
     }
-    struct kd_run_probe args = {.path = path, .lim = &w->cfg->limits};
-    struct kd_child_limits lim = child_limits(w->cfg, NOFILE_BASE);
+    struct kd_run_probe args = {
+        .store = is_object ? w->storage : NULL, .path = path, .lim = &w->cfg->limits};
+    struct kd_child_limits lim = child_limits(w->cfg, NOFILE_BASE + NOFILE_STORE);
     int64_t timeout_s = w->cfg->worker_job_timeout_s < PROBE_TIMEOUT_S
                             ? w->cfg->worker_job_timeout_s
                             : PROBE_TIMEOUT_S;
@@ -455,6 +468,17 @@ finish_probe(struct kd_worker *w, struct kd_slot *s)
     char *probe = NULL;
     enum kd_err rc = KD_OK;
 
+    if (s->outcome == KD_OUTCOME_UNAVAILABLE) {
+        /* Nothing is written: the media stays processing, and the
+         * scheduler pushes its probe again (every 30 s) until the store
+         * answers. */
+        kd_log(KD_LOG_WARN, "media %s: probe put off: %s", s->ref, s->message);
+        s->written = true;
+        if (ack(w, &s->msg) != KD_OK) {
+            /* Redelivered later: then probed again. */
+        }
+        goto out;
+    }
     if (!s->written) {
         if (s->outcome == KD_OUTCOME_SUCCESS) {
             if (kd_proto_file_get(s->result.payload, NULL, &f) == KD_OK &&
@@ -526,9 +550,10 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
     struct kd_jobspec *spec = NULL;
     json_t *body = NULL;
     char **paths = NULL;
-    const char **in_paths = NULL, **layer_paths = NULL;
+    const char **in_paths = NULL, **layer_paths = NULL, *out_keys[KD_SLOT_MAX_FILES];
     char msg[KD_PROTO_TEXT_MAX];
     size_t n_paths = 0;
+    bool is_object = false;
     enum kd_err rc;
 
     if (kd_json_parse(spec_text, strlen(spec_text), &body, msg, sizeof(msg)) != KD_OK) {
@@ -588,11 +613,27 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
             fail_slot(s, "internal", msg);
             goto out;
         }
-        if ((rc = local_copy(w, s, key, k, &paths[k])) != KD_OK) {
-            snprintf(msg, sizeof(msg), "input media %s could not be read from storage", media_id);
-            fail_slot(s, rc == KD_ENOTFOUND ? "invalid_media" : "internal", msg);
+        if ((rc = input_name(w, key, &paths[k], &is_object)) != KD_OK) {
+            snprintf(msg, sizeof(msg), "input media %s has no usable storage key", media_id);
+            fail_slot(s, "internal", msg);
             goto out;
         }
+    }
+    /* The outputs' keys, chosen before the child exists: whatever it
+     * stored can then be deleted whichever way it ends. */
+    s->n_keys = 1 + (size_t)spec->thumbnails.count;
+    if (s->n_keys > KD_SLOT_MAX_FILES) {
+        fail_slot(s, "internal", "the job asks for more thumbnails than the worker can store");
+        goto out;
+    }
+    for (size_t i = 0; i < s->n_keys; i++) {
+        if (kd_uuid_new(s->stored_ids[i]) != KD_OK ||
+            kd_snprintf(s->stored_keys[i], sizeof(s->stored_keys[i]), "media/%s",
+                        s->stored_ids[i]) != KD_OK) {
+            fail_slot(s, "internal", "could not name the job's outputs");
+            goto out;
+        }
+        out_keys[i] = s->stored_keys[i];
     }
     for (size_t i = 0; i < spec->n_inputs; i++)
         in_paths[i] = paths[i];
@@ -603,6 +644,10 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
     struct kd_run_edit args = {
         .spec_text = spec_text,
         .spec_len = strlen(spec_text),
+        .in_store = is_object ? w->storage : NULL,
+        .store = w->storage,
+        .out_keys = out_keys,
+        .n_out_keys = s->n_keys,
         .input_paths = in_paths,
         .n_inputs = spec->n_inputs,
         .layer_paths = layer_paths,
@@ -613,8 +658,8 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
         .threads = (int)w->cfg->worker_threads,
         .deadline_ms = kd_mono_ms() + timeout_ms,
     };
-    struct kd_child_limits lim =
-        child_limits(w->cfg, NOFILE_BASE + (int64_t)n_paths + spec->thumbnails.count);
+    struct kd_child_limits lim = child_limits(
+        w->cfg, NOFILE_BASE + NOFILE_STORE + (int64_t)n_paths + spec->thumbnails.count);
 
     if (kd_slot_start(s, &lim, timeout_ms + KILL_MARGIN_MS, kd_run_edit, &args) != KD_OK) {
         fail_slot(s, "internal", "could not start the job process");
@@ -648,8 +693,8 @@ check_inputs(const struct kd_dbres *inputs, char *bad, size_t bad_len, bool *wai
             return;
         }
         if (strcmp(status, "rejected") == 0 || strcmp(status, "expired") == 0) {
-            snprintf(bad, bad_len, "input media %s is %s%s%s", id, status,
-                     why != NULL ? ": " : "", why != NULL ? why : "");
+            snprintf(bad, bad_len, "input media %s is %s%s%s", id, status, why != NULL ? ": " : "",
+                     why != NULL ? why : "");
             fix_utf8(bad);
             return;
         }
@@ -845,7 +890,7 @@ kd_task_heartbeat(struct kd_worker *w, struct kd_slot *s, int64_t now_ms)
     snprintf(pct_text, sizeof(pct_text), "%d", pct);
     snprintf(lease_ms, sizeof(lease_ms), "%lld", (long long)w->lease_ms);
     const char *p[] = {s->ref, pct_text, s->lease_gen, lease_ms,
-                       s->state == KD_SLOT_RUNNING ? "processing" : "storing"};
+                       s->state == KD_SLOT_RUNNING && !s->is_storing ? "processing" : "storing"};
 
     kd_log_set_job(s->ref, s->attempt);
     enum kd_err rc = kd_db_query(w->db, SQL_JOB_HEARTBEAT, 5, p, &res);
@@ -899,25 +944,39 @@ kd_task_event(void *ud, struct kd_slot *s, const struct kd_proto_msg *m)
                m->event);
     } else if (s->n_events < MAX_EVENTS) {
         s->n_events++;
-        rc = add_event_gen(w, s->ref, s->lease_gen, "warning",
-                           json_pack("{s:i,s:o}", "attempt", s->attempt, "detail",
-                                     jstr(m->detail)));
+        rc =
+            add_event_gen(w, s->ref, s->lease_gen, "warning",
+                          json_pack("{s:i,s:o}", "attempt", s->attempt, "detail", jstr(m->detail)));
         if (rc != KD_OK)
-            kd_log(KD_LOG_WARN, "job %s: could not record a warning (%s)", s->ref,
-                   kd_err_name(rc));
+            kd_log(KD_LOG_WARN, "job %s: could not record a warning (%s)", s->ref, kd_err_name(rc));
     }
     kd_log_set_job(NULL, 0);
 }
 
 /* --- edits: outcomes -------------------------------------------------------- */
 
+/* Removes whatever the child began to store: its multipart uploads
+ * aborted (no parts stay billed), its objects deleted. For an attempt
+ * whose outputs will not be published: failed, cancelled, killed, lost. */
 static void
-delete_stored(struct kd_worker *w, struct kd_slot *s)
+discard_outputs(struct kd_worker *w, struct kd_slot *s)
 {
-    for (size_t i = 0; i < s->n_stored; i++)
+    for (size_t i = 0; i < s->n_store_started; i++) {
+        if (s->upload_ids[i] != NULL) {
+            if (kd_storage_multipart_abort(w->storage, s->stored_keys[i], s->upload_ids[i]) !=
+                KD_OK)
+                kd_log(KD_LOG_WARN,
+                       "job %s: could not abort the upload of %s; the store's lifecycle rule "
+                       "must",
+                       s->ref, s->stored_keys[i]);
+            free(s->upload_ids[i]);
+            s->upload_ids[i] = NULL;
+        }
         if (kd_storage_delete(w->storage, s->stored_keys[i]) != KD_OK)
             kd_log(KD_LOG_WARN, "job %s: could not delete the orphan object %s", s->ref,
                    s->stored_keys[i]);
+    }
+    s->n_store_started = 0;
     s->n_stored = 0;
 }
 
@@ -949,15 +1008,14 @@ file_name(const struct kd_slot *s, size_t i, char *out, size_t len)
     return kd_proto_thumb_name(i, out, len);
 }
 
-/* Copies output i into storage under a new key. The file is opened here
- * without following links and must be a plain file with one name: the
- * child that made it handled untrusted input and may have planted a link
- * to a file it could not read itself. Storage then reads this very open
- * file through /proc/self/fd, so nothing can swap it in between. */
+/* Checks output i, which the child stored: the parent opens the file it
+ * left in the work directory without following links and requires a plain
+ * non-empty file with one name (the child handled untrusted input and may
+ * have planted a link), whose size the media row records. */
 static enum kd_err
-store_file(struct kd_worker *w, struct kd_slot *s, size_t i)
+check_file(struct kd_slot *s, size_t i)
 {
-    char name[32], path[PATH_MAX], fdpath[64];
+    char name[32], path[PATH_MAX];
     struct stat st;
     int fd = -1;
     enum kd_err rc;
@@ -975,52 +1033,36 @@ store_file(struct kd_worker *w, struct kd_slot *s, size_t i)
         rc = KD_EINVAL;
         goto out;
     }
-    if ((rc = kd_uuid_new(s->stored_ids[i])) != KD_OK ||
-        (rc = kd_snprintf(s->stored_keys[i], sizeof(s->stored_keys[i]), "media/%s",
-                          s->stored_ids[i])) != KD_OK ||
-        (rc = kd_snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd)) != KD_OK)
-        goto out;
     s->stored_sizes[i] = (int64_t)st.st_size;
-    rc = kd_storage_put_file(w->storage, s->stored_keys[i], fdpath);
 out:
     if (fd >= 0)
         close(fd);
     return rc;
 }
 
-/* Stores every output not stored yet. A bad result or a storage failure
- * other than "unavailable" turns the outcome into a failure. */
-static enum kd_err
-store_outputs(struct kd_worker *w, struct kd_slot *s)
+/* The child reported success: every output is stored under its key.
+ * A result that does not add up turns the outcome into a failure. */
+static void
+check_outputs(struct kd_slot *s)
 {
     size_t n = result_files(s);
     struct kd_proto_file f;
-    char msg[128];
-    enum kd_err rc;
 
-    if (n > KD_SLOT_MAX_FILES) {
-        fail_slot(s, "internal", "the job process reported too many outputs");
-        return KD_OK;
+    if (n > s->n_keys || n > s->n_store_started) {
+        fail_slot(s, "internal", "the job process reported outputs it did not store");
+        return;
     }
     for (size_t i = 0; i < n; i++) {
         if (result_file(s, i, &f) != KD_OK) {
             fail_slot(s, "internal", "the job process reported a malformed result");
-            return KD_OK;
+            return;
+        }
+        if (check_file(s, i) != KD_OK) {
+            fail_slot(s, "internal", "the job process left an output that is not a plain file");
+            return;
         }
     }
-    for (size_t i = s->n_stored; i < n; i++) {
-        if ((rc = store_file(w, s, i)) == KD_EUNAVAIL)
-            return rc;
-        if (rc != KD_OK) {
-            delete_stored(w, s);
-            snprintf(msg, sizeof(msg), "could not store %s (%s)",
-                     i == 0 ? "the output" : "a thumbnail", kd_err_name(rc));
-            fail_slot(s, "internal", msg);
-            return KD_OK;
-        }
-        s->n_stored = i + 1;
-    }
-    return KD_OK;
+    s->n_stored = n;
 }
 
 static enum kd_err
@@ -1056,8 +1098,8 @@ insert_output(struct kd_worker *w, const struct kd_slot *s, size_t i)
     snprintf(size, sizeof(size), "%lld", (long long)s->stored_sizes[i]);
     snprintf(attempt, sizeof(attempt), "%d", s->attempt);
     snprintf(days, sizeof(days), "%lld", (long long)w->cfg->retention_days);
-    const char *mp[] = {s->stored_ids[i], s->user_id, filename, size, ctype, kind,
-                        probe, f.sha256, s->stored_keys[i], s->ref, days};
+    const char *mp[] = {s->stored_ids[i], s->user_id,        filename, size, ctype, kind, probe,
+                        f.sha256,         s->stored_keys[i], s->ref,   days};
     const char *op[] = {s->ref, out_name, s->stored_ids[i], attempt};
 
     if ((rc = kd_db_query(w->db, SQL_MEDIA_INSERT, 11, mp, NULL)) != KD_OK)
@@ -1136,8 +1178,8 @@ record_failure(struct kd_worker *w, struct kd_slot *s, bool *matched)
     if (kd_dbres_affected(res) == 0)
         goto out;
     rc = add_event(w, s->ref, "retrying",
-                   json_pack("{s:i,s:s,s:o,s:I}", "attempt", s->attempt, "code", s->code,
-                             "message", jstr(s->message), "delay_ms", (json_int_t)d.delay_ms));
+                   json_pack("{s:i,s:s,s:o,s:I}", "attempt", s->attempt, "code", s->code, "message",
+                             jstr(s->message), "delay_ms", (json_int_t)d.delay_ms));
     if (rc != KD_OK || (rc = kd_db_commit(w->db)) != KD_OK)
         goto out;
     *matched = true;
@@ -1175,26 +1217,70 @@ out:
     return rc;
 }
 
+/* The store did not answer while the attempt read its inputs or stored
+ * its outputs: pending again after a short delay, the attempt given back,
+ * a requeued event saying why. Like a shutdown's hand-back, no attempt is
+ * spent on it, so an outage of any length loses no job to dead letters. */
+static enum kd_err
+hand_back_unavailable(struct kd_worker *w, struct kd_slot *s, bool *matched)
+{
+    struct kd_dbres *res = NULL;
+    uint64_t rnd = 0;
+    char delay[24], reason[KD_PROTO_TEXT_MAX + 64];
+    int64_t delay_ms;
+    enum kd_err rc;
+
+    *matched = false;
+    if (kd_random_bytes(&rnd, sizeof(rnd)) != KD_OK)
+        rnd = (uint64_t)kd_mono_ms(); /* jitter only */
+    delay_ms = kd_policy_unavailable_delay_ms(rnd);
+    snprintf(delay, sizeof(delay), "%lld", (long long)delay_ms);
+    snprintf(reason, sizeof(reason), "storage unavailable: %s", s->message);
+    fix_utf8(reason);
+    const char *p[] = {s->ref, s->lease_gen, delay};
+
+    if ((rc = kd_db_begin(w->db)) != KD_OK)
+        goto out;
+    if ((rc = kd_db_query(w->db, SQL_JOB_UNAVAILABLE, 3, p, &res)) != KD_OK)
+        goto out;
+    if (kd_dbres_affected(res) == 0)
+        goto out;
+    rc = add_event(w, s->ref, "requeued",
+                   json_pack("{s:i,s:o,s:I}", "attempt", s->attempt, "reason", jstr(reason),
+                             "delay_ms", (json_int_t)delay_ms));
+    if (rc != KD_OK || (rc = kd_db_commit(w->db)) != KD_OK)
+        goto out;
+    *matched = true;
+    kd_log(KD_LOG_WARN, "job %s: %s; back to pending for %lld ms, attempt given back", s->ref,
+           reason, (long long)delay_ms);
+out:
+    kd_db_rollback(w->db);
+    kd_dbres_free(res);
+    return rc;
+}
+
 static enum kd_err
 write_edit_outcome(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
     enum kd_err rc;
 
     *matched = false;
-    if (s->outcome == KD_OUTCOME_SUCCESS) {
-        if ((rc = store_outputs(w, s)) != KD_OK)
-            return rc;
-    }
+    if (s->outcome == KD_OUTCOME_SUCCESS && s->n_stored == 0)
+        check_outputs(s);
+    /* Outputs are published only on success; anything else removes what
+     * the child stored (once: the steps below may be retried). */
+    if (s->outcome != KD_OUTCOME_SUCCESS)
+        discard_outputs(w, s);
     switch (s->outcome) {
     case KD_OUTCOME_SUCCESS:
         rc = commit_success(w, s, matched);
         if (rc == KD_OK && !*matched)
-            delete_stored(w, s);
+            discard_outputs(w, s);
         if (rc == KD_OK || rc == KD_EUNAVAIL)
             return rc;
         /* Refused for good (not for want of a connection): the outputs
          * cannot be published, so the attempt failed. */
-        delete_stored(w, s);
+        discard_outputs(w, s);
         fail_slot(s, "internal", "could not record the job's outputs");
         return record_failure(w, s, matched);
     case KD_OUTCOME_FAILURE:
@@ -1204,6 +1290,8 @@ write_edit_outcome(struct kd_worker *w, struct kd_slot *s, bool *matched)
                         "the job was cancelled", matched);
     case KD_OUTCOME_REQUEUE:
         return requeue(w, s, matched);
+    case KD_OUTCOME_UNAVAILABLE:
+        return hand_back_unavailable(w, s, matched);
     case KD_OUTCOME_LOST:
         return KD_OK;
     }
@@ -1220,8 +1308,10 @@ finish_edit(struct kd_worker *w, struct kd_slot *s)
         if ((rc = write_edit_outcome(w, s, &matched)) != KD_OK)
             return rc;
         if (!matched && s->outcome != KD_OUTCOME_LOST) {
-            kd_log(KD_LOG_WARN, "job %s: no longer held by this attempt (lease %s); its outcome "
-                   "is dropped", s->ref, s->lease_gen);
+            kd_log(KD_LOG_WARN,
+                   "job %s: no longer held by this attempt (lease %s); its outcome "
+                   "is dropped",
+                   s->ref, s->lease_gen);
             s->outcome = KD_OUTCOME_LOST;
         }
         s->written = true;
@@ -1264,10 +1354,11 @@ kd_task_abandon(struct kd_worker *w, struct kd_slot *s)
     if (s->kind == KD_TASK_EDIT)
         kd_log_set_job(s->ref, s->attempt);
     if (!s->written)
-        delete_stored(w, s);
-    kd_log(KD_LOG_ERROR, "%s %s: giving up on recording the outcome; delivery %s stays "
-           "unacknowledged and will come again", s->kind == KD_TASK_EDIT ? "job" : "media",
-           s->ref, s->msg.id);
+        discard_outputs(w, s);
+    kd_log(KD_LOG_ERROR,
+           "%s %s: giving up on recording the outcome; delivery %s stays "
+           "unacknowledged and will come again",
+           s->kind == KD_TASK_EDIT ? "job" : "media", s->ref, s->msg.id);
     kd_log_set_job(NULL, 0);
 }
 

@@ -70,9 +70,15 @@ echo "queue_claim_idle_ms = 3000" >"$stack_dir/local.conf"
 printf '%s\n' 'plan_free_jobs_per_hour = 100000' 'jobs_per_hour_cap = 100000' \
     'plan_free_uploads = 100000' 'plan_premium_jobs_per_hour = 3' 'plan_premium_uploads = 2' \
     'plan_premium_storage_bytes = 1000000' >>"$stack_dir/local.conf"
+# An upload limit in a size form and off the default: nginx must take its
+# body limits from the effective configuration (t_upload.sh).
+echo "upload_max_bytes = 3G" >>"$stack_dir/local.conf"
 # A job's lease lasts 5 s past each heartbeat (not 30 s): a job of a killed
 # worker is taken over soon (t_crash.sh, t_fault_*.sh).
 echo "job_lease_ms = 5000" >>"$stack_dir/local.conf"
+# Download URLs expire after 15 s (not 15 min), so that a case can use one
+# after its expiry (t_s3_upload.sh); every case uses its URLs at once.
+echo "download_url_ttl_s = 15" >>"$stack_dir/local.conf"
 # Webhook retries 100 times sooner than in production (0.1 s, 0.3 s, ...),
 # and the receivers of t_webhooks.sh listen on loopback.
 printf 'notify_backoff_base_ms = 100\nnotify_allow_private = 1\n' >>"$stack_dir/local.conf"

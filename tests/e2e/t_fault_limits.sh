@@ -116,10 +116,11 @@ begin "retention: media past retention_days is deleted from storage and marked e
 upload_file "$E2E_MEDIA/sample.mp4" video/mp4 old.mp4 && wait_media "$MEDIA_ID" 60
 old=$MEDIA_ID
 key=$(sql "SELECT storage_key FROM media WHERE id = '$old'")
-check "the object is not there to start with" test -f "$KADR_STORAGE/objects/$key"
+# object_path: on disk, or fetched from S3 by the AWS CLI (empty when gone)
+check "the object is not there to start with" test -s "$(object_path "$key")"
 sql "UPDATE media SET created_at = now() - interval '8 days' WHERE id = '$old'" >/dev/null
 _expired() { api GET "/api/v1/media/$old"; [[ $(jqr .status) == expired ]]; }
 check "not expired: $(jqr .status)" wait_until 30 _expired
-check "the object is still stored" test ! -e "$KADR_STORAGE/objects/$key"
+check "the object is still stored" test ! -e "$(object_path "$key")"
 
 finish

@@ -56,4 +56,15 @@ expect_status 405
 api DELETE "/download/media/x"
 expect_status 405
 
+begin "kadr-api refuses to start without url_signing_secret on local storage"
+if [[ ${E2E_STORAGE:-local} == local ]]; then
+    out=$(KADR_URL_SIGNING_SECRET_FILE= KADR_URL_SIGNING_SECRET= \
+        "$KADR_BIN/kadr-api" --config "$KADR_CONFIG" --check-config 2>&1)
+    rc=$?
+    check "exit status $rc: $out" test "$rc" -ne 0
+    check "the message names the key: $out" grep -q 'url_signing_secret is required' <<<"$out"
+    out=$("$KADR_BIN/kadr-api" --config "$KADR_CONFIG" --check-config 2>&1)
+    check "the stack's own file is valid: $out" grep -q 'configuration is valid' <<<"$out"
+fi
+
 finish

@@ -27,4 +27,19 @@ if wait_job "$job" 20; then
     check "started_at $started is before run_at $run_at" test "$started_s" -ge "$at_s"
 fi
 
+begin "a job scheduled an hour ahead gets no queue entry until it is due"
+run_at=$(date -u -d "@$(($(date +%s) + 3600))" +%Y-%m-%dT%H:%M:%SZ)
+submit_job "{\"inputs\":[{\"media_id\":\"$media\",\"end\":1}],\"run_at\":\"$run_at\"}" || note "POST /jobs: $STATUS"
+job=$JOB_ID
+sock=$KADR_STACK_DIR/redis/redis.sock
+entries=0
+for ((p = 1; p <= 10; p++)); do
+    n=$(redis-cli -s "$sock" --raw XRANGE "kadr:q:$p" - + 2>/dev/null | grep -c -- "$job")
+    entries=$((entries + n))
+done
+check "$entries queue entries name the scheduled job" test "$entries" -eq 0
+check "the database holds it unqueued" test "$(sql "SELECT enqueued_at IS NULL FROM jobs WHERE id = '$job'")" == t
+api POST "/api/v1/jobs/$job/cancel"
+expect_status 200
+
 finish

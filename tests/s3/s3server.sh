@@ -8,10 +8,15 @@
 #   tests/s3/s3server.sh stop DIR
 #   tests/s3/s3server.sh down DIR          (S3 unreachable: the front stops)
 #   tests/s3/s3server.sh up DIR PORT       (and comes back; s3rver kept its data)
-# Credentials: access key S3RVER, secret S3RVER, region us-east-1.
+#   tests/s3/s3server.sh fault PORT QUERY  (verify-proxy.js's fault switch:
+#                                           "status=503&code=SlowDown&count=3",
+#                                           "throttle=200000&methods=PUT", "clear")
+# Credentials: access key S3RVER, secret S3RVER, regions us-east-1 and
+# eu-central-1 (a request signed for any other region is refused).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?start|stop}; dir=${2:?data dir}
+regions=us-east-1,eu-central-1
 
 install_deps() {
     # npm ci installs exactly the locked versions; once per checkout
@@ -28,7 +33,7 @@ start)
     setsid node "$here/node_modules/.bin/s3rver" -d "$dir/data" -a 127.0.0.1 -p $((port + 1)) \
         --no-vhost-buckets --configure-bucket "$bucket" -s >"$dir/s3rver.log" 2>&1 &
     echo $! >"$dir/s3rver.pid"
-    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER "$dir/data" >"$dir/proxy.log" 2>&1 &
+    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER "$dir/data" "$regions" >"$dir/proxy.log" 2>&1 &
     echo $! >"$dir/proxy.pid"
     for _ in $(seq 1 300); do
         # an anonymous request is refused by the proxy (403) once both are up
@@ -48,7 +53,7 @@ down)
     ;;
 up)
     port=${3:?port}
-    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER "$dir/data" >>"$dir/proxy.log" 2>&1 &
+    setsid node "$here/verify-proxy.js" "$port" $((port + 1)) S3RVER S3RVER "$dir/data" "$regions" >>"$dir/proxy.log" 2>&1 &
     echo $! >"$dir/proxy.pid"
     for _ in $(seq 1 300); do
         code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)
@@ -57,6 +62,14 @@ up)
     done
     echo "s3server.sh: the front did not come back" >&2
     exit 1
+    ;;
+fault)
+    # here DIR is the proxy's port
+    if [[ ${3:?query} == clear ]]; then
+        curl -fsS -X DELETE "http://127.0.0.1:$dir/__faults"
+    else
+        curl -fsS -X PUT "http://127.0.0.1:$dir/__faults?$3"
+    fi
     ;;
 stop)
     for f in proxy s3rver; do
@@ -67,7 +80,7 @@ stop)
     done
     ;;
 *)
-    echo "usage: $0 start DIR PORT [BUCKET] | stop DIR | down DIR | up DIR PORT" >&2
+    echo "usage: $0 start DIR PORT [BUCKET] | stop DIR | down DIR | up DIR PORT | fault PORT QUERY" >&2
     exit 2
     ;;
 esac

@@ -18,7 +18,26 @@
 // naming a part that was not uploaded, a wrong ETag, parts out of order or
 // a part under 5 MiB that is not the last.
 //
-// usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY DATA_DIR [REGION]
+// Virtual-host style: a request to <bucket>.localhost[:port] is verified
+// with the Host it came with, then passed on in path style (s3rver runs
+// with --no-vhost-buckets).
+//
+// Regions: REGIONS is a comma-separated list (default us-east-1); a
+// request signed for another region is refused, as S3 refuses a request
+// signed for the wrong one.
+//
+// Faults, for the tests of retries, outages and slow transfers, set on
+// the admin path /__faults (not signed; the proxy listens on loopback):
+//   PUT /__faults?status=503&code=SlowDown&count=3[&methods=GET,PUT][&match=S][&pass=1]
+//       the next 3 genuine requests (of those methods, whose URL holds S)
+//       get that error; with pass=1 the request is carried out first and
+//       only its answer is replaced (an answer lost on the way back)
+//   PUT /__faults?throttle=BYTES_PER_S[&methods=PUT]
+//       request bodies (uploads) pass at most that fast
+//   GET /__faults      {"injected": n, "throttled": n, "requests": n}
+//   DELETE /__faults   back to normal, counters kept
+//
+// usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY DATA_DIR [REGIONS]
 'use strict';
 
 const http = require('http');
@@ -26,8 +45,10 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 
-const [listenPort, upstreamPort, accessKey, secretKey, dataDir, region = 'us-east-1'] =
+const [listenPort, upstreamPort, accessKey, secretKey, dataDir, regionList = 'us-east-1'] =
   process.argv.slice(2);
+const regions = regionList.split(',');
+const { Transform } = require('stream');
 if (!listenPort || !upstreamPort || !accessKey || !secretKey || !dataDir) {
   console.error('usage: verify-proxy.js LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY DATA_DIR [REGION]');
   process.exit(2);
@@ -115,7 +136,7 @@ function verify(req) {
   const scope = credential.split('/');
   if (scope.length !== 5 || scope[0] !== accessKey)
     return [403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.'];
-  if (scope[2] !== region || scope[3] !== 's3' || scope[4] !== 'aws4_request' ||
+  if (!regions.includes(scope[2]) || scope[3] !== 's3' || scope[4] !== 'aws4_request' ||
       scope[1] !== date.slice(0, 8))
     return [400, 'AuthorizationHeaderMalformed', 'The credential scope is wrong'];
   const names = signedHeaders.split(';');
@@ -240,19 +261,85 @@ function multipart(req, res, body) {
   return false; // a part upload, or a valid completion: s3rver does it
 }
 
+// --- faults --------------------------------------------------------------
+const faults = { fail: null, throttle: 0, throttleMethods: null, injected: 0, throttled: 0, requests: 0 };
+
+function admin(req, res) {
+  const u = new URL(req.url, 'http://x');
+  const q = u.searchParams;
+  if (req.method === 'PUT') {
+    const methods = q.has('methods') ? q.get('methods').split(',') : null;
+    if (q.has('status')) {
+      faults.fail = {
+        status: Number(q.get('status')), code: q.get('code') || 'InternalError',
+        count: Number(q.get('count') || '1'), methods, match: q.get('match'),
+        pass: q.get('pass') === '1',
+      };
+    }
+    if (q.has('throttle')) {
+      faults.throttle = Number(q.get('throttle'));
+      faults.throttleMethods = methods;
+    }
+  } else if (req.method === 'DELETE') {
+    faults.fail = null;
+    faults.throttle = 0;
+  }
+  const body = JSON.stringify({ injected: faults.injected, throttled: faults.throttled,
+    requests: faults.requests });
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length });
+  res.end(body);
+  req.resume();
+}
+
+// A request body passed on at most faults.throttle bytes a second.
+function throttled() {
+  return new Transform({
+    transform(chunk, enc, done) {
+      const rate = faults.throttle;
+      if (rate <= 0) { done(null, chunk); return; }
+      setTimeout(() => done(null, chunk), Math.ceil((chunk.length * 1000) / rate));
+    },
+  });
+}
+
 function forward(req, res, body) {
   const up = http.request({
     host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers,
   }, (ur) => {
+    if (req.failAfter) {
+      // done upstream; the answer is "lost" and replaced by the error
+      ur.resume();
+      ur.on('end', () => s3error(res, req.failAfter.status, req.failAfter.code,
+        'injected by the test server after the request was carried out'));
+      return;
+    }
     res.writeHead(ur.statusCode, ur.headers);
     ur.pipe(res);
   });
   up.on('error', () => s3error(res, 503, 'ServiceUnavailable', 'upstream down'));
-  if (body !== null) up.end(body);
-  else req.pipe(up);
+  if (body !== null) {
+    up.end(body);
+  } else if (faults.throttle > 0 &&
+             (faults.throttleMethods === null || faults.throttleMethods.includes(req.method))) {
+    faults.throttled++;
+    req.pipe(throttled()).pipe(up);
+  } else {
+    req.pipe(up);
+  }
+}
+
+// <bucket>.localhost: the bucket moves into the path for s3rver.
+function vhostToPath(req) {
+  const host = String(req.headers.host || '').replace(/:\d+$/, '');
+  const m = /^([a-z0-9.-]+)\.localhost$/.exec(host);
+  if (m) req.url = '/' + m[1] + req.url;
 }
 
 const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/__faults')) {
+    admin(req, res);
+    return;
+  }
   let refusal;
   try {
     refusal = verify(req);
@@ -265,6 +352,21 @@ const server = http.createServer((req, res) => {
     s3error(res, ...refusal);
     return;
   }
+  faults.requests++;
+  const f = faults.fail;
+  if (f !== null && f.count > 0 && (f.methods === null || f.methods.includes(req.method)) &&
+      (!f.match || req.url.includes(f.match))) {
+    f.count--;
+    faults.injected++;
+    if (f.pass) {
+      req.failAfter = f;
+    } else {
+      req.resume();
+      s3error(res, f.status, f.code, 'injected by the test server');
+      return;
+    }
+  }
+  vhostToPath(req);
   // a completion is small: read it whole to check its parts
   if (req.method === 'POST' && /[?&]uploadId=/.test(req.url)) {
     const chunks = [];

@@ -33,6 +33,7 @@ setup(void)
     unsetenv("KADR_URL_SIGNING_SECRET_FILE");
     unsetenv("KADR_URL_SIGNING_SECRET");
     unsetenv("KADR_DATABASE_URL");
+    unsetenv("KADR_DATABASE_URL_FILE");
     unsetenv("KADR_REDIS_PREFIX");
 }
 
@@ -138,6 +139,44 @@ START_TEST(secret_from_file)
     ck_assert_ptr_nonnull(strstr(dump, "url_signing_secret = (set)"));
     free(dump);
     kd_config_free(cfg);
+}
+END_TEST
+
+/* The connection string carries the database password: it may come from a
+ * file (config key or environment), and the dump still masks the password. */
+START_TEST(database_url_from_file)
+{
+    struct kd_config *cfg = NULL;
+    char url[512], conf[512], text[700], err[256], *dump = NULL;
+    size_t dump_len = 0;
+    FILE *f;
+
+    write_file("dburl", "host=/run/pg dbname=kadr password=s3cr3t-pw\n", url, sizeof(url));
+    snprintf(text, sizeof(text), "database_url_file = %s\n", url);
+    write_file("kadr.conf", text, conf, sizeof(conf));
+    ck_assert_int_eq(kd_config_load(conf, &cfg, err, sizeof(err)), KD_OK);
+    ck_assert_str_eq(cfg->database_url, "host=/run/pg dbname=kadr password=s3cr3t-pw");
+    f = open_memstream(&dump, &dump_len);
+    kd_config_dump(cfg, f);
+    fclose(f);
+    ck_assert_ptr_null(strstr(dump, "s3cr3t-pw"));
+    ck_assert_ptr_nonnull(strstr(dump, "dbname=kadr"));
+    free(dump);
+    kd_config_free(cfg);
+    cfg = NULL;
+
+    /* The same from the environment. */
+    write_file("kadr.conf", "", conf, sizeof(conf));
+    ck_assert_int_eq(setenv("KADR_DATABASE_URL_FILE", url, 1), 0);
+    ck_assert_int_eq(kd_config_load(conf, &cfg, err, sizeof(err)), KD_OK);
+    ck_assert_str_eq(cfg->database_url, "host=/run/pg dbname=kadr password=s3cr3t-pw");
+    kd_config_free(cfg);
+    unsetenv("KADR_DATABASE_URL_FILE");
+    cfg = NULL;
+
+    /* Settings that are neither secret nor connection strings have no _file. */
+    write_file("kadr.conf", "redis_host_file = /etc/hostname\n", conf, sizeof(conf));
+    ck_assert_int_eq(kd_config_load(conf, &cfg, err, sizeof(err)), KD_EINVAL);
 }
 END_TEST
 
@@ -319,6 +358,7 @@ main(void)
     tcase_add_test(tc, defaults_alone_load);
     tcase_add_test(tc, file_then_environment);
     tcase_add_test(tc, secret_from_file);
+    tcase_add_test(tc, database_url_from_file);
     tcase_add_test(tc, errors_name_key_and_range);
     tcase_add_test(tc, crlf_quotes_and_line_numbers);
     tcase_add_test(tc, nul_bytes_are_refused);

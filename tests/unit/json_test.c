@@ -38,10 +38,10 @@ START_TEST(refuses_bad_bodies)
     char deep[200] = "";
     char why[200];
 
-    ck_assert_int_eq(parse("{\"a\": 1, \"a\": 2}", &v), KD_EINVAL);  /* duplicate key */
-    ck_assert_int_eq(parse("{\"a\": ", &v), KD_EINVAL);              /* truncated */
-    ck_assert_int_eq(parse("{} {}", &v), KD_EINVAL);                 /* two values */
-    ck_assert_int_eq(parse("{\"a\": \"\\u0000\"}", &v), KD_EINVAL);  /* NUL in a string */
+    ck_assert_int_eq(parse("{\"a\": 1, \"a\": 2}", &v), KD_EINVAL); /* duplicate key */
+    ck_assert_int_eq(parse("{\"a\": ", &v), KD_EINVAL);             /* truncated */
+    ck_assert_int_eq(parse("{} {}", &v), KD_EINVAL);                /* two values */
+    ck_assert_int_eq(parse("{\"a\": \"\\u0000\"}", &v), KD_EINVAL); /* NUL in a string */
     ck_assert_int_eq(kd_json_parse("{\"a\":\"\xcf\xf0\"}", 10, &v, why, sizeof(why)), KD_EINVAL);
     ck_assert(strstr(why, "UTF-8") != NULL);
     for (int i = 0; i < KD_JSON_MAX_DEPTH + 1; i++)
@@ -128,10 +128,10 @@ log_lines(char *text)
         v = json_loadb(line, (size_t)(nl - line), 0, &err);
         ck_assert_msg(v != NULL, "not JSON (%s): %.*s", err.text, (int)(nl - line), line);
         ck_assert(json_is_object(v));
-        ck_assert(json_is_string(json_object_get(v, "ts")));
+        ck_assert(json_is_string(json_object_get(v, "time")));
         ck_assert(json_is_string(json_object_get(v, "level")));
-        ck_assert(json_is_string(json_object_get(v, "prog")));
-        ck_assert(json_is_string(json_object_get(v, "msg")));
+        ck_assert(json_is_string(json_object_get(v, "program")));
+        ck_assert(json_is_string(json_object_get(v, "message")));
         json_array_append_new(all, v);
         line = nl + 1;
     }
@@ -178,22 +178,23 @@ START_TEST(log_lines_stay_json_whatever_the_text)
     for (size_t i = 0; i < 8; i++) {
         json_t *l = json_array_get(lines, i);
 
-        ck_assert_str_eq(json_string_value(json_object_get(l, "prog")), "api\"\n\\");
+        ck_assert_str_eq(json_string_value(json_object_get(l, "program")), "api\"\n\\");
         ck_assert_str_eq(json_string_value(json_object_get(l, "job_id")), "job\",\"level\":\"x");
         ck_assert_int_eq(json_integer_value(json_object_get(l, "attempt")), 3);
         ck_assert_ptr_nonnull(json_string_value(json_object_get(l, "request_id")));
     }
-    ck_assert_str_eq(kd_json_str(json_array_get(lines, 0), "msg"), tricky);
+    ck_assert_str_eq(kd_json_str(json_array_get(lines, 0), "message"), tricky);
     ck_assert_str_eq(kd_json_str(json_array_get(lines, 0), "level"), "info");
-    ck_assert_str_eq(kd_json_str(json_array_get(lines, 2), "msg"), "Привет 🎬 ok");
+    ck_assert_str_eq(kd_json_str(json_array_get(lines, 2), "message"), "Привет 🎬 ok");
     ck_assert_str_eq(kd_json_str(json_array_get(lines, 2), "level"), "error");
     /* Long messages are cut, not dropped. */
-    ck_assert_uint_gt(strlen(kd_json_str(json_array_get(lines, 3), "msg")), 1000);
-    ck_assert_ptr_nonnull(strstr(kd_json_str(json_array_get(lines, 6), "msg"), "\"x\": "));
+    ck_assert_uint_gt(strlen(kd_json_str(json_array_get(lines, 3), "message")), 1000);
+    ck_assert_ptr_nonnull(strstr(kd_json_str(json_array_get(lines, 6), "message"), "\"x\": "));
     ck_assert_str_eq(kd_json_str(json_array_get(lines, 7), "level"), "error");
-    ck_assert_str_eq(kd_json_str(json_array_get(lines, 8), "msg"), "no context");
-    ck_assert_ptr_null(json_object_get(json_array_get(lines, 8), "job_id"));
-    ck_assert_ptr_null(json_object_get(json_array_get(lines, 8), "request_id"));
+    ck_assert_str_eq(kd_json_str(json_array_get(lines, 8), "message"), "no context");
+    ck_assert(json_is_null(json_object_get(json_array_get(lines, 8), "job_id")));
+    ck_assert(json_is_null(json_object_get(json_array_get(lines, 8), "request_id")));
+    ck_assert_ptr_null(json_object_get(json_array_get(lines, 8), "attempt"));
     json_decref(lines);
     free(text);
 }

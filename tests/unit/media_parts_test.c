@@ -140,7 +140,7 @@ open_subs(const char *name, unsigned idx, struct events *ev)
     char path[512], err[KD_MEDIA_ERRLEN] = "";
 
     path_of(path, sizeof(path), name);
-    ck_assert_msg(kd_subs_open(path, dir, idx, &lim, on_event, ev, NULL, &s, err) == KD_OK, "%s",
+    ck_assert_msg(kd_subs_open(NULL, path, dir, idx, &lim, on_event, ev, NULL, &s, err) == KD_OK, "%s",
                   err);
     return s;
 }
@@ -235,7 +235,7 @@ START_TEST(test_not_subtitles)
 
     put_file("junk.srt", junk, sizeof(junk) - 1);
     path_of(path, sizeof(path), "junk.srt");
-    ck_assert_int_eq(kd_subs_open(path, dir, 4, &lim, NULL, NULL, NULL, &s, err), KD_EMEDIA);
+    ck_assert_int_eq(kd_subs_open(NULL, path, dir, 4, &lim, NULL, NULL, NULL, &s, err), KD_EMEDIA);
     ck_assert_ptr_null(s);
 }
 END_TEST

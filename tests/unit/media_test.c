@@ -17,7 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "media.h"
+#include "storage.h"
 #include "util.h"
 
 #define W       320
@@ -489,6 +491,7 @@ struct job {
     int n_cancel_polls;
     int n_warnings;
     char last_warning[256];
+    const char *unlink_after_progress; /* a file removed once progress came */
 };
 
 static void
@@ -508,6 +511,10 @@ on_cancelled(void *ud)
     struct job *j = ud;
 
     j->n_cancel_polls++;
+    if (j->unlink_after_progress != NULL && j->n_fractions > 0) {
+        ck_assert_int_eq(unlink(j->unlink_after_progress), 0);
+        j->unlink_after_progress = NULL;
+    }
     return j->is_cancel_now ||
            (j->cancel_after_progress > 0 && j->n_fractions >= j->cancel_after_progress);
 }
@@ -1390,6 +1397,94 @@ START_TEST(edit_cancels)
     ck_assert_int_eq(run_job(j), KD_ECANCELED);
     ck_assert_str_eq(j->e.err, "cancelled");
     ck_assert_int_eq(j->n_fractions, 0);
+    free(j);
+}
+END_TEST
+
+/* ---- inputs that are objects of a store (kd_storage_reader, custom AVIO) ---- */
+
+static struct kd_config *store_cfg;
+static struct kd_storage *store;
+
+/* A local-disk store under dir/store holding name as key media/<name>;
+ * the engine reads it through the same ranged reader it uses on S3. */
+static void
+store_put(const char *name, char key[64], char obj_path[512])
+{
+    char root[512], p[512], err[256];
+
+    if (store == NULL) {
+        path_of(root, sizeof(root), "store");
+        ck_assert_int_eq(setenv("KADR_STORAGE_BACKEND", "local", 1), 0);
+        ck_assert_int_eq(setenv("KADR_STORAGE_ROOT", root, 1), 0);
+        ck_assert_int_eq(kd_config_load(NULL, &store_cfg, err, sizeof(err)), KD_OK);
+        ck_assert_int_eq(kd_storage_open(store_cfg, &store), KD_OK);
+    }
+    snprintf(key, 64, "media/%s", name);
+    for (char *c = key; *c != '\0'; c++)
+        if (*c == '.')
+            *c = '-';
+    path_of(p, sizeof(p), name);
+    ck_assert_int_eq(kd_storage_put_file(store, key, p), KD_OK);
+    ck_assert_int_eq(kd_storage_local_path(store, key, obj_path, 512), KD_OK);
+}
+
+START_TEST(object_probe_and_edit_by_ranges)
+{
+    char kind[16], kind2[16], sha[65], sha2[65], err[KD_MEDIA_ERRLEN], key[64], obj[512];
+    json_t *a = NULL, *b = NULL, *o = NULL;
+    struct job *j;
+
+    store_put("av.mp4", key, obj);
+    ck_assert_int_eq(probe("av.mp4", &lim, &a, kind, sha, err), KD_OK);
+    ck_assert_msg(kd_media_probe_object(store, key, &lim, &b, kind2, sha2, err) == KD_OK, "%s",
+                  err);
+    /* the same file, whichever way it is read */
+    ck_assert_str_eq(kind2, kind);
+    ck_assert_str_eq(sha2, sha);
+    ck_assert(json_equal(a, b));
+    ck_assert_int_eq(kd_media_probe_object(store, "media/none", &lim, &o, kind2, sha2, err),
+                     KD_EMEDIA);
+    ck_assert_ptr_nonnull(strstr(err, "missing from storage"));
+    json_decref(a);
+    json_decref(b);
+    /* an edit whose input is the object: trimmed and re-encoded */
+    j = job_new("av.mp4", "object.mp4");
+    j->paths[0] = key;
+    j->e.store = store;
+    j->input.start_s = 0.5;
+    j->input.end_s = 2.5;
+    ck_assert_msg(run_job(j) == KD_OK, "%s", j->e.err);
+    o = probe_ok("object.mp4", kind);
+    ck_assert_double_eq_tol(jdur(o), 2.0, 0.1);
+    json_decref(o);
+    free(j);
+}
+END_TEST
+
+/* An object that vanishes while the edit reads it (the store failing
+ * mid-file) fails the edit: it never passes for the end of the input,
+ * which would cut the output short without a word. */
+START_TEST(object_failing_midway_is_not_its_end)
+{
+    char p[512], key[64], obj[512];
+    struct stat st;
+    struct job *j;
+
+    path_of(p, sizeof(p), "big.mkv");
+    run_ok((char *[]){"ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                      "testsrc2=size=1280x720:rate=25", "-t", "6", "-c:v", "libx264", "-preset",
+                      "ultrafast", "-qp", "0", p, NULL});
+    /* larger than two read-ahead windows, so reads go on after the unlink */
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_gt(st.st_size, 9 * 1024 * 1024);
+    store_put("big.mkv", key, obj);
+    j = job_new("big.mkv", "vanished.mp4");
+    j->paths[0] = key;
+    j->e.store = store;
+    j->unlink_after_progress = obj;
+    ck_assert_int_eq(run_job(j), KD_EMEDIA);
+    ck_assert_msg(strstr(j->e.err, "missing from storage") != NULL, "%s", j->e.err);
     free(j);
 }
 END_TEST
@@ -2346,6 +2441,8 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_thumbnails_from_the_output);
     tcase_add_test(edit_tc, edit_copy_remuxes);
     tcase_add_test(edit_tc, edit_refuses_hostile_inputs);
+    tcase_add_test(edit_tc, object_probe_and_edit_by_ranges);
+    tcase_add_test(edit_tc, object_failing_midway_is_not_its_end);
     tcase_set_timeout(fix_tc, 120);
     tcase_add_test(fix_tc, edit_sound_only_inputs_without_settings);
     tcase_add_test(fix_tc, edit_remux_keeps_rotation_and_language);
@@ -2382,6 +2479,8 @@ main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    kd_storage_close(store);
+    kd_config_free(store_cfg);
     if (getenv("KADR_KEEP_TEST_DIR") == NULL)
         remove_dir();
     else

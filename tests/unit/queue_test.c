@@ -30,9 +30,9 @@ start_redis(void)
     redis_pid = fork();
     ck_assert_int_ge(redis_pid, 0);
     if (redis_pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port_arg, "--unixsocket", sock,
-               "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning", "--logfile", "/dev/null",
-               (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port_arg, "--unixsocket", sock, "--save",
+               "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning", "--logfile",
+               "/dev/null", (char *)NULL);
         _exit(127);
     }
     /* Wait until the server accepts connections: the socket file appears
@@ -386,8 +386,8 @@ END_TEST
 int
 main(void)
 {
-    Suite *s = suite_create("queue");
-    TCase *tc = tcase_create("redis");
+    Suite *s;
+    TCase *tc;
     SRunner *sr;
     int failed;
 
@@ -398,6 +398,8 @@ main(void)
     /* As in every kadr program: a peer that went away is an error return,
      * not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    s = suite_create("queue");
+    tc = tcase_create("redis");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, most_urgent_first_then_fifo);

@@ -240,13 +240,9 @@ walk(const char *dir, int depth)
 
 START_TEST(test_suite)
 {
-    if (!vectors_dir()) {
-        fprintf(stderr,
-                "sigv4_test: SKIP the AWS suite: %s is missing "
-                "(set KD_SIGV4_VECTORS to its folder)\n",
-                vectors);
+    /* main() reports the missing suite as a skip (77), never as a pass */
+    if (!vectors_dir())
         return;
-    }
     cases_run = 0;
     walk(vectors, 0);
     /* 31 cases were published; fewer means the walk missed some */
@@ -371,5 +367,16 @@ main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    if (failed != 0)
+        return 1;
+    /* Without the AWS suite the signer is not proven: a skip, which CI
+     * counts as a failure, not a pass that ran nothing. */
+    if (!vectors_dir()) {
+        fprintf(stderr,
+                "sigv4_test: SKIP: the AWS suite is missing at %s "
+                "(set KD_SIGV4_VECTORS to its folder)\n",
+                vectors);
+        return 77;
+    }
+    return 0;
 }

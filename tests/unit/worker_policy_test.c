@@ -74,6 +74,20 @@ START_TEST(backoff_doubles_up_to_its_cap)
 }
 END_TEST
 
+START_TEST(unavailable_delay_stays_in_its_band)
+{
+    /* never immediate (no spinning while the store is away), never long */
+    ck_assert_int_eq(kd_policy_unavailable_delay_ms(0), KD_POLICY_UNAVAILABLE_MS / 2);
+    for (uint64_t r = 1; r < 100000; r = r * 3 + 7) {
+        int64_t d = kd_policy_unavailable_delay_ms(r);
+
+        ck_assert_int_ge(d, KD_POLICY_UNAVAILABLE_MS / 2);
+        ck_assert_int_le(d, KD_POLICY_UNAVAILABLE_MS);
+    }
+    ck_assert_int_le(kd_policy_unavailable_delay_ms(UINT64_MAX), KD_POLICY_UNAVAILABLE_MS);
+}
+END_TEST
+
 START_TEST(describes_how_a_child_ended)
 {
     char m[200];
@@ -106,6 +120,7 @@ main(void)
     tcase_add_test(tc, decide);
     tcase_add_test(tc, retry_ceiling_doubles_up_to_ten_minutes);
     tcase_add_test(tc, backoff_doubles_up_to_its_cap);
+    tcase_add_test(tc, unavailable_delay_stays_in_its_band);
     tcase_add_test(tc, describes_how_a_child_ended);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -51,6 +51,58 @@ START_TEST(decodes_each_message)
 }
 END_TEST
 
+/* Storing outputs: which one, and the multipart upload to abort should
+ * the child be killed; and the store's outage as a result of its own. */
+START_TEST(store_messages_and_unavailable)
+{
+    struct kd_proto_msg m = {0};
+    int p[2];
+    char buf[512];
+    ssize_t n;
+
+    ck_assert_int_eq(decode("{\"store\":0}", &m), KD_OK);
+    ck_assert_int_eq(m.type, KD_PROTO_STORE);
+    ck_assert_int_eq(m.store_index, 0);
+    ck_assert_ptr_null(m.upload_id);
+    kd_proto_msg_clear(&m);
+    ck_assert_int_eq(decode("{\"store\":20,\"upload_id\":\"abc.DEF-1\"}", &m), KD_OK);
+    ck_assert_int_eq(m.store_index, 20);
+    ck_assert_str_eq(m.upload_id, "abc.DEF-1");
+    kd_proto_msg_clear(&m);
+    ck_assert_int_eq(decode("{\"store\":21}", &m), KD_EINVAL);
+    ck_assert_int_eq(decode("{\"store\":-1}", &m), KD_EINVAL);
+    ck_assert_int_eq(decode("{\"store\":\"0\"}", &m), KD_EINVAL);
+    ck_assert_int_eq(decode("{\"store\":0,\"upload_id\":\"\"}", &m), KD_EINVAL);
+    ck_assert_int_eq(decode("{\"store\":0,\"upload_id\":7}", &m), KD_EINVAL);
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(kd_proto_send_unavailable(p[1], "the storage is unavailable"), KD_OK);
+    ck_assert_int_eq(kd_proto_send_store(p[1], 3, "u-1"), KD_OK);
+    close(p[1]);
+    n = read(p[0], buf, sizeof(buf) - 1);
+    close(p[0]);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    ck_assert_ptr_nonnull(nl);
+    ck_assert_int_eq(kd_proto_decode(buf, (size_t)(nl - buf), &m, buf + 400, 100), KD_OK);
+    ck_assert_int_eq(m.type, KD_PROTO_RESULT);
+    ck_assert(!m.ok && m.unavailable);
+    ck_assert_str_eq(m.error, "internal");
+    ck_assert_str_eq(m.message, "the storage is unavailable");
+    kd_proto_msg_clear(&m);
+    *strchr(nl + 1, '\n') = '\0';
+    ck_assert_int_eq(decode(nl + 1, &m), KD_OK);
+    ck_assert_int_eq(m.store_index, 3);
+    ck_assert_str_eq(m.upload_id, "u-1");
+    kd_proto_msg_clear(&m);
+    /* a plain failure is not an outage */
+    ck_assert_int_eq(decode("{\"ok\":false,\"error\":\"internal\",\"message\":\"x\"}", &m), KD_OK);
+    ck_assert(!m.unavailable);
+    kd_proto_msg_clear(&m);
+}
+END_TEST
+
 START_TEST(unknown_codes_become_internal)
 {
     struct kd_proto_msg m = {0};
@@ -71,9 +123,19 @@ END_TEST
 START_TEST(refuses_what_is_not_the_protocol)
 {
     static const char *const bad[] = {
-        "", "not json", "[1,2]", "42", "{}", "{\"progress\":1.5}", "{\"progress\":-0.1}",
-        "{\"progress\":\"0.5\"}", "{\"ok\":\"yes\"}", "{\"event\":\"\"}", "{\"event\":7}",
-        "{\"event\":\"a-name-much-longer-than-thirty-two-bytes\"}", "{\"a\":1,\"a\":2}",
+        "",
+        "not json",
+        "[1,2]",
+        "42",
+        "{}",
+        "{\"progress\":1.5}",
+        "{\"progress\":-0.1}",
+        "{\"progress\":\"0.5\"}",
+        "{\"ok\":\"yes\"}",
+        "{\"event\":\"\"}",
+        "{\"event\":7}",
+        "{\"event\":\"a-name-much-longer-than-thirty-two-bytes\"}",
+        "{\"a\":1,\"a\":2}",
         "{\"ok\":true} {}",
     };
     struct kd_proto_msg m = {0};
@@ -86,9 +148,9 @@ START_TEST(refuses_what_is_not_the_protocol)
         ck_assert_ptr_null(m.payload);
     }
     /* Not UTF-8. */
-    ck_assert_int_eq(kd_proto_decode("{\"event\":\"w\",\"detail\":\"\xff\"}", 25, &m, why,
-                                     sizeof(why)),
-                     KD_EINVAL);
+    ck_assert_int_eq(
+        kd_proto_decode("{\"event\":\"w\",\"detail\":\"\xff\"}", 25, &m, why, sizeof(why)),
+        KD_EINVAL);
 }
 END_TEST
 
@@ -302,6 +364,7 @@ suite(void)
 
     tcase_add_test(tc, decodes_each_message);
     tcase_add_test(tc, unknown_codes_become_internal);
+    tcase_add_test(tc, store_messages_and_unavailable);
     tcase_add_test(tc, refuses_what_is_not_the_protocol);
     tcase_add_test(tc, caps_text_on_a_character_boundary);
     tcase_add_test(tc, file_descriptions_are_checked);
