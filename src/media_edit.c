@@ -1993,12 +1993,13 @@ static enum kd_err
 try_remux(struct run *r, bool *is_remuxed)
 {
     const struct kd_output *o = &r->e->spec->output;
+    struct kd_remux_inputs *opened = NULL;
     char why[KD_MEDIA_ERRLEN] = "";
     bool possible = false;
     enum kd_err rc;
 
     *is_remuxed = false;
-    if ((rc = kd_remux_possible(r->e, &possible, why)) != KD_OK) {
+    if ((rc = kd_remux_possible(r->e, &possible, &opened, why)) != KD_OK) {
         kd_media_seterr(r->e->err, "%s", why);
         return rc;
     }
@@ -2012,7 +2013,7 @@ try_remux(struct run *r, bool *is_remuxed)
         return KD_OK;
     }
     *is_remuxed = true;
-    return kd_remux_run(r->e);
+    return kd_remux_run(r->e, opened);
 }
 
 /* Soft subtitle streams: added before the header (is_after false), their

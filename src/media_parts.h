@@ -150,9 +150,15 @@ void kd_thumbs_free(struct kd_thumbs *t); /* NULL is a no-op */
  *     the inputs' codecs, every input has identical codec parameters
  *     (codec, profile, size, pixel format, sample rate, channel layout,
  *     extradata) and every trim start lands on a keyframe.
- * why says in a few words what forced the decode (for the log). */
+ * why says in a few words what forced the decode (for the log). When
+ * *possible and keep is not NULL, *keep gets the opened inputs for
+ * kd_remux_run (the caller's until then). */
+struct kd_remux_inputs;
 KD_MUST_CHECK enum kd_err kd_remux_possible(const struct kd_edit *e, bool *possible,
+                                            struct kd_remux_inputs **keep,
                                             char why[KD_MEDIA_ERRLEN]);
+/* The inputs kd_remux_possible opened; NULL is a no-op. */
+void kd_remux_inputs_free(struct kd_remux_inputs *ins);
 /* Whether two streams' parameters are the same for copying one after the
  * other (codec, profile, size, pixel format, rate, layout, extradata). */
 bool kd_remux_same_params(const AVCodecParameters *a, const AVCodecParameters *b);
@@ -166,7 +172,8 @@ KD_MUST_CHECK enum kd_err kd_remux_key_before(struct kd_media_input *in, double 
  * continuous across inputs, bitstream filters where the output container
  * needs them (aac_adtstoasc for ADTS AAC into mp4/mov/mkv). Progress,
  * cancellation, duration_s and err as kd_media_edit. Call only when
- * kd_remux_possible said so. */
-KD_MUST_CHECK enum kd_err kd_remux_run(struct kd_edit *e);
+ * kd_remux_possible said so. opened: what it kept (taken over and freed
+ * here), or NULL to open the inputs anew. */
+KD_MUST_CHECK enum kd_err kd_remux_run(struct kd_edit *e, struct kd_remux_inputs *opened);
 
 #endif

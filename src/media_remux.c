@@ -249,13 +249,13 @@ spec_needs_decode(const struct kd_jobspec *spec)
     return NULL;
 }
 
-struct inputs {
+struct kd_remux_inputs {
     struct kd_media_input **in;
     size_t n;
 };
 
 static void
-inputs_close(struct inputs *ins)
+inputs_close(struct kd_remux_inputs *ins)
 {
     for (size_t i = 0; ins->in != NULL && i < ins->n; i++)
         kd_media_input_close(ins->in[i]);
@@ -265,7 +265,7 @@ inputs_close(struct inputs *ins)
 }
 
 static enum kd_err
-inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLEN])
+inputs_open(const struct kd_edit *e, struct kd_remux_inputs *ins, char err[KD_MEDIA_ERRLEN])
 {
     enum kd_err rc = KD_OK;
 
@@ -283,7 +283,7 @@ inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLE
 /* The index of the first input without a moving picture (sound only, or
  * a still image shown for a while), or -1. */
 static long
-input_without_picture(const struct inputs *ins)
+input_without_picture(const struct kd_remux_inputs *ins)
 {
     for (size_t i = 0; i < ins->n; i++)
         if (ins->in[i]->video_idx < 0 || ins->in[i]->kind == KD_MEDIA_KIND_IMAGE)
@@ -294,7 +294,7 @@ input_without_picture(const struct inputs *ins)
 /* Returns NULL when the opened inputs can be copied, else why not;
  * *mismatch says the reason is differing parameters. */
 static const char *
-inputs_need_decode(const struct kd_edit *e, const struct inputs *ins, bool *mismatch)
+inputs_need_decode(const struct kd_edit *e, const struct kd_remux_inputs *ins, bool *mismatch)
 {
     const struct kd_output *o = &e->spec->output;
     const AVOutputFormat *ofmt = av_guess_format(muxer_name(o->container), NULL, NULL);
@@ -333,7 +333,7 @@ inputs_need_decode(const struct kd_edit *e, const struct inputs *ins, bool *mism
 
 /* Every trim of the implicit path must start (and end) on a keyframe. */
 static enum kd_err
-trims_on_keys(const struct kd_edit *e, const struct inputs *ins, bool *ok,
+trims_on_keys(const struct kd_edit *e, const struct kd_remux_inputs *ins, bool *ok,
               char err[KD_MEDIA_ERRLEN])
 {
     enum kd_err rc;
@@ -353,12 +353,22 @@ trims_on_keys(const struct kd_edit *e, const struct inputs *ins, bool *ok,
     return KD_OK;
 }
 
+void
+kd_remux_inputs_free(struct kd_remux_inputs *ins)
+{
+    if (ins == NULL)
+        return;
+    inputs_close(ins);
+    free(ins);
+}
+
 enum kd_err
-kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERRLEN])
+kd_remux_possible(const struct kd_edit *e, bool *possible, struct kd_remux_inputs **keep,
+                  char why[KD_MEDIA_ERRLEN])
 {
     const struct kd_output *o = &e->spec->output;
     bool copy = o->video_codec == KD_VCODEC_COPY, mismatch = false, keys = true;
-    struct inputs ins = {0};
+    struct kd_remux_inputs ins = {0};
     const char *reason;
     long bad;
     enum kd_err rc = KD_OK;
@@ -403,6 +413,16 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
      * picture and encodes the sound. */
     *possible = reason == NULL;
     kd_media_seterr(why, "%s", reason != NULL ? reason : "remux");
+    /* The remux reads the same files: opening (and probing) them again
+     * would cost as much as copying a short input. */
+    if (*possible && keep != NULL) {
+        if ((*keep = malloc(sizeof(**keep))) == NULL) {
+            rc = KD_ENOMEM;
+            goto out;
+        }
+        **keep = ins;
+        ins = (struct kd_remux_inputs){0};
+    }
 out:
     inputs_close(&ins);
     return rc;
@@ -672,7 +692,7 @@ expected_s(const struct kd_media_input *in, const struct kd_input *t)
 }
 
 static enum kd_err
-open_output(struct run *r, const struct inputs *ins, char err[KD_MEDIA_ERRLEN])
+open_output(struct run *r, const struct kd_remux_inputs *ins, char err[KD_MEDIA_ERRLEN])
 {
     const struct kd_output *o = &r->e->spec->output;
     const struct kd_media_input *in0 = ins->in[0];
@@ -740,12 +760,17 @@ out:
 }
 
 enum kd_err
-kd_remux_run(struct kd_edit *e)
+kd_remux_run(struct kd_edit *e, struct kd_remux_inputs *opened)
 {
     struct run r = {.e = e};
-    struct inputs ins = {0};
+    struct kd_remux_inputs ins = {0};
     enum kd_err rc;
     int ret;
+
+    if (opened != NULL) {
+        ins = *opened;
+        free(opened);
+    }
 
     e->err[0] = '\0';
     kd_media_setup();
@@ -755,7 +780,7 @@ kd_remux_run(struct kd_edit *e)
         rc = KD_ENOMEM;
         goto out;
     }
-    if ((rc = inputs_open(e, &ins, e->err)) != KD_OK)
+    if (ins.in == NULL && (rc = inputs_open(e, &ins, e->err)) != KD_OK)
         goto out;
     for (size_t i = 0; i < e->spec->n_layers; i++)
         if ((rc = kd_subs_open(e->store, e->layer_paths[i], e->work_dir, (unsigned)i, e->lim,

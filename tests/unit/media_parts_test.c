@@ -140,8 +140,8 @@ open_subs(const char *name, unsigned idx, struct events *ev)
     char path[512], err[KD_MEDIA_ERRLEN] = "";
 
     path_of(path, sizeof(path), name);
-    ck_assert_msg(kd_subs_open(NULL, path, dir, idx, &lim, on_event, ev, NULL, &s, err) == KD_OK, "%s",
-                  err);
+    ck_assert_msg(kd_subs_open(NULL, path, dir, idx, &lim, on_event, ev, NULL, &s, err) == KD_OK,
+                  "%s", err);
     return s;
 }
 
@@ -626,10 +626,10 @@ START_TEST(test_remux_concat_packets_identical)
     remux_case_init(&c, 2, names, "remux.mp4");
     c.inputs[0].start_s = 1.0; /* a keyframe (-g 25 at 25 fps) */
     c.e.progress = on_progress;
-    ck_assert_msg(kd_remux_possible(&c.e, &possible, why) == KD_OK, "%s", why);
+    ck_assert_msg(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK, "%s", why);
     ck_assert_msg(possible, "%s", why);
     last_progress = 0;
-    ck_assert_msg(kd_remux_run(&c.e) == KD_OK, "%s", c.e.err);
+    ck_assert_msg(kd_remux_run(&c.e, NULL) == KD_OK, "%s", c.e.err);
     ck_assert_msg(fabs(c.e.duration_s - 3.0) < 0.05, "%f", c.e.duration_s);
     ck_assert(last_progress > 0.99);
 
@@ -675,33 +675,33 @@ START_TEST(test_remux_refused)
     make_clip("r1.mp4", "320x240");
     make_clip("r2.mp4", "352x288");
     remux_case_init(&c, 2, names, "no.mp4");
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK);
     ck_assert_msg(!possible && strstr(why, "different codec parameters") != NULL, "%s", why);
 
     /* copy demands identical inputs */
     c.spec.output.video_codec = KD_VCODEC_COPY;
-    ck_assert_int_eq(kd_remux_possible(&c.e, &possible, why), KD_EINVAL);
+    ck_assert_int_eq(kd_remux_possible(&c.e, &possible, NULL, why), KD_EINVAL);
 
     /* a trim off a keyframe */
     remux_case_init(&c, 2, same, "no.mp4");
     c.inputs[1].start_s = 0.52;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK);
     ck_assert_msg(!possible && strstr(why, "keyframe") != NULL, "%s", why);
 
     /* encoder settings, a different codec, something drawn */
     remux_case_init(&c, 2, same, "no.mp4");
     c.spec.output.crf = 20;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && !possible);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && !possible);
     remux_case_init(&c, 2, same, "no.webm");
     c.spec.output.container = KD_CONT_WEBM;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && !possible);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && !possible);
     remux_case_init(&c, 2, same, "no.mp4");
     c.spec.thumbnails.count = 2;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && !possible);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && !possible);
 }
 END_TEST
 
@@ -726,15 +726,15 @@ START_TEST(test_remux_copy_cut_and_cancel)
     c.spec.output.video_codec = KD_VCODEC_COPY;
     c.inputs[0].start_s = 0.5; /* snaps to the keyframe at 0 */
     c.inputs[0].end_s = 1.5;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && possible);
-    ck_assert_msg(kd_remux_run(&c.e) == KD_OK, "%s", c.e.err);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && possible);
+    ck_assert_msg(kd_remux_run(&c.e, NULL) == KD_OK, "%s", c.e.err);
     got = video_packets(c.out);
     ck_assert_int_eq(count_lines(got), 38); /* pts 0 .. 1.48 s */
     free(got);
 
     /* cancelled: stops with KD_ECANCELED */
     c.e.cancelled = always_cancelled;
-    ck_assert_int_eq(kd_remux_run(&c.e), KD_ECANCELED);
+    ck_assert_int_eq(kd_remux_run(&c.e, NULL), KD_ECANCELED);
 }
 END_TEST
 
