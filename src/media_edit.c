@@ -1180,6 +1180,11 @@ plan(struct run *r)
         return rc;
     if ((rc = plan_copies(r)) != KD_OK)
         return rc;
+    /* The spec check refuses these; a caller that skipped it gets told. */
+    if (r->plan.is_video_copied && (has_drawn_layers(spec) || spec->has_transition)) {
+        kd_media_seterr(r->e->err, "a copied picture cannot have layers drawn on it or fades");
+        return KD_EINVAL;
+    }
     if (has_drawn_layers(spec) && !r->plan.has_video) {
         if (any_video) {
             kd_media_seterr(r->e->err, "layers cannot be drawn into an audio-only output");

@@ -2396,6 +2396,14 @@ START_TEST(edit_copied_picture_sets_the_sound_s_cut)
     ck_assert_int_eq(run_job(j), KD_EINVAL);
     ck_assert_ptr_nonnull(strstr(j->e.err, "inputs[1]"));
     free(j);
+    /* Nothing is drawn on a copied picture (the spec check refuses it). */
+    j = job_new("av.mp4", "copy_text.mp4");
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.thumbnails.count = 1;
+    add_text(j, "no", KD_POS_CENTER, 0, NAN);
+    ck_assert_int_eq(run_job(j), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(j->e.err, "copied picture"));
+    free(j);
 }
 END_TEST
 
