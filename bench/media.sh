@@ -9,9 +9,12 @@
 # WORK (scratch directory, default a new one under /tmp; removed unless
 # KEEP=1). Prints one row per operation: median wall seconds of kadr-edit
 # and of ffmpeg and their ratio, the same for CPU seconds (user + sys: the
-# steadier figure on a shared machine), and kadr-edit's peak RSS. The two
-# programs alternate run by run. A row whose operation the engine does not
-# run yet (or runs without the expected result) prints n/a.
+# steadier figure on a shared machine; for kadr-edit its job child's
+# included), and the peak RSS of the job child (what kadr-edit reports from
+# wait4). kadr-edit runs the edit as the worker does: in a job child with
+# the worker's rlimits, through kd_run_edit (engine, then the output probed
+# and hashed). The two programs alternate run by run. A row whose operation
+# the engine does not run (or runs without the expected result) prints n/a.
 set -eu
 
 BUILD=${1:-.}
@@ -60,7 +63,9 @@ timed() {
     shift
     /usr/bin/time -f "%e %M %U %S" -o "$WORK/t1" "$@" > "$WORK/log.out" 2> "$WORK/log.err" ||
         return 1
-    awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$WORK/t1" >> "$dst"
+    # kadr-edit names its job child's peak RSS; ffmpeg is one process.
+    rss=$(sed -n 's/^peak_rss \([0-9]*\) KiB$/\1/p' "$WORK/log.out")
+    awk -v rss="$rss" '{ printf "%s %s %.2f\n", $1, rss != "" ? rss : $2, $3 + $4 }' "$WORK/t1" >> "$dst"
 }
 
 # "median_wall_s max_rss_kib median_cpu_s" of a file of timed() lines.
@@ -119,7 +124,19 @@ copied() {
 }
 # The thumbnail row counts only if the engine wrote the thumbnails.
 thumbs() { [ "$(grep -c '^thumbnail ' "$WORK/log.out")" -eq 5 ]; }
-burned() { ! grep -q 'EUNSUPPORTED' "$WORK/log.err"; }
+# The subtitle row counts only if the first cue (0.0-0.8 s) was drawn: the
+# bottom band differs from the input there, the top band does not.
+band() { # time, y, height: PSNR of that band of k.mp4 against c1.mp4
+    ffmpeg -hide_banner -v info -ss "$1" -i "$WORK/k.mp4" -ss "$1" -i "$WORK/c1.mp4" \
+        -filter_complex "[0:v]crop=1280:$3:0:$2[a];[1:v]crop=1280:$3:0:$2[b];[a][b]psnr" \
+        -frames:v 1 -f null - 2>&1 | sed -n 's/.*average:\([0-9.inf]*\).*/\1/p' | tail -n 1
+}
+burned() {
+    low=$(band 0.4 600 120)
+    high=$(band 0.4 0 400)
+    [ -n "$low" ] && [ "$low" != inf ] && [ -n "$high" ] &&
+        awk -v l="$low" -v h="$high" 'BEGIN { exit !(l < 25 && (h == "inf" || h > 30)) }'
+}
 
 printf 'machine: %s, %s cores; ffmpeg %s; runs %s, threads %s\n' \
     "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(nproc)" \

@@ -1351,6 +1351,12 @@ check_across(struct ctx *c, const struct kd_jobspec *spec)
     }
     if (c->acodec_ok && o->audio_codec == KD_ACODEC_COPY && spec->has_audio)
         fail(c, "output", "audio_codec", "cannot be copy when an audio track is added");
+    /* A cross-fade mixes the sound of two inputs: nothing to copy. */
+    else if (c->acodec_ok && o->audio_codec == KD_ACODEC_COPY && spec->has_transition &&
+             spec->n_inputs > 1)
+        fail(c, "output", "audio_codec",
+             "cannot be copy with a transition (it cross-fades the "
+             "sound)");
 }
 
 /* ---- the API ---- */
@@ -1359,10 +1365,9 @@ enum kd_err
 kd_jobspec_parse(const json_t *body, const struct kd_limits *lim, struct kd_jobspec **out,
                  struct kd_problem *pb)
 {
-    static const char *const keys[] = {"type",   "inputs",      "transition", "layers",
-                                       "audio",  "output",      "thumbnails", "priority",
-                                       "run_at", "webhook_url", "metadata",   "max_attempts",
-                                       NULL};
+    static const char *const keys[] = {
+        "type",     "inputs", "transition",  "layers",   "audio",        "output", "thumbnails",
+        "priority", "run_at", "webhook_url", "metadata", "max_attempts", NULL};
     struct ctx c = {.lim = lim, .pb = pb, .pb_first = pb->n, .rc = KD_OK};
     struct kd_jobspec *spec = NULL;
     enum kd_err rc;

@@ -36,9 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavcodec/bsf.h>
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
 
 #include "log.h"
 #include "util.h"
@@ -52,6 +56,9 @@
  * graph is stuck (our bug), and reading on would only fill memory. */
 #define MAX_BLIND_READS 100000
 #define DEFAULT_FPS     25
+/* How far (output seconds) a copied stream may run ahead of the decoded
+ * one: the muxer interleaves what lies within. */
+#define COPY_AHEAD_S 0.5
 
 /* One stream of a feed on its way into the graph. */
 struct side {
@@ -67,9 +74,16 @@ struct side {
     int64_t end_pts;  /* end of the last frame pushed (shifted) */
     bool is_closed;   /* nothing more goes into the graph */
     bool has_pushed;
-    /* what the source was configured with: frames must keep to it */
+    /* what the source was configured with: frames are brought to it */
     int width, height, format, sample_rate;
     AVChannelLayout ch_layout;
+    /* converters for frames that differ (a size or format change midway) */
+    struct SwsContext *sws;
+    struct SwrContext *swr;
+    int swr_format, swr_rate; /* what swr converts from */
+    AVChannelLayout swr_layout;
+    AVFrame *conv; /* the converted frame */
+    bool has_warned_change;
 };
 
 enum feed_role { FEED_INPUT, FEED_LAYER, FEED_AUDIO };
@@ -83,6 +97,7 @@ struct feed {
     struct side v, a;
     struct kd_media_span span; /* what is cut from the file (inputs) */
     double dur_s;              /* its length on the output (inputs); NAN: unknown */
+    double key_s;              /* copied picture: the keyframe its slice starts at; NAN */
     bool is_started;           /* decoders opened, seeked */
     bool is_done;              /* read to its end, decoders freed */
     bool is_loop;              /* read again from the start at its end */
@@ -101,6 +116,28 @@ struct osink {
     double end_s; /* output timeline: end of the last frame out */
 };
 
+/* A stream of the output copied from the inputs packet by packet (codec
+ * "copy") while the other stream is decoded, filtered and encoded. Each
+ * input is opened once more for it, in turn; its slice is laid on the
+ * output timeline where the decoded stream puts the same input. */
+struct copier {
+    bool is_video;
+    bool is_active;
+    bool is_done;
+    size_t cur;                /* the input being copied */
+    struct kd_media_input *in; /* its own demuxer of that input */
+    int idx;                   /* the stream copied from it */
+    AVBSFContext *bsf;         /* ADTS AAC into a global-header container */
+    double base_s;             /* output time where cur's slice starts */
+    double seg_start_s;        /* cur's slice, in its own seconds */
+    double seg_end_s;          /* INFINITY: to its end */
+    bool is_started;           /* the first keyframe was met (picture) */
+    int64_t last_dts;          /* in the output stream's time base */
+    double pos_s;              /* output time reached */
+    int64_t n_packets;
+    AVCodecContext *dec; /* decodes the copied picture for thumbnails */
+};
+
 struct run {
     struct kd_edit *e;
     struct feed *feeds; /* inputs, then layers (by index), then the track */
@@ -112,8 +149,9 @@ struct run {
     struct kd_subs **subs; /* per layer; set for subtitle layers */
     struct kd_thumbs *thumbs;
     struct osink ov, oa;
-    bool has_base_audio; /* the inputs' sound (or silence) is in the output */
-    AVRational vfr_tb;   /* frame durations when the output keeps the timing */
+    struct copier cv, ca; /* copied picture / sound */
+    bool has_base_audio;  /* the inputs' sound (or silence) is in the output */
+    AVRational vfr_tb;    /* frame durations when the output keeps the timing */
     AVPacket *pkt;
     AVFrame *frame;    /* decoded */
     AVFrame *filtered; /* out of a sink */
@@ -173,11 +211,6 @@ check_spec(struct kd_edit *e)
             return KD_EUNSUPPORTED;
         }
     }
-    if (spec->thumbnails.count > 0 && (spec->output.video_codec == KD_VCODEC_COPY ||
-                                       spec->output.audio_codec == KD_ACODEC_COPY)) {
-        kd_media_seterr(e->err, "thumbnails together with codec \"copy\" are not supported yet");
-        return KD_EUNSUPPORTED;
-    }
     return KD_OK;
 }
 
@@ -222,7 +255,8 @@ poll_cancel(struct run *r)
 static void
 report(struct run *r)
 {
-    double t = r->plan.has_video ? r->ov.end_s : r->oa.end_s;
+    double t = r->plan.has_video ? (r->cv.is_active ? r->cv.pos_s : r->ov.end_s)
+                                 : (r->ca.is_active ? r->ca.pos_s : r->oa.end_s);
     double f;
 
     if (r->e->progress == NULL)
@@ -345,45 +379,187 @@ close_src(struct run *r, struct side *s)
     return KD_OK;
 }
 
-/* Frames must keep the parameters the source was built with: a stream
- * that changes size or format midway needs a graph rebuild. */
-static enum kd_err
-check_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
+static void
+side_free_converters(struct side *s)
 {
-    if (s->is_video) {
-        if (f->width != s->width || f->height != s->height || f->format != s->format) {
-            kd_media_seterr(r->e->err,
-                            "%s: the picture size or format changes in the middle of the file; "
-                            "such files are not supported yet",
+    sws_freeContext(s->sws);
+    s->sws = NULL;
+    swr_free(&s->swr);
+    av_channel_layout_uninit(&s->swr_layout);
+    av_frame_free(&s->conv);
+}
+
+static void
+warn_change(struct run *r, struct feed *fd, struct side *s)
+{
+    char msg[128];
+
+    if (s->has_warned_change)
+        return;
+    s->has_warned_change = true;
+    (void)snprintf(msg, sizeof(msg),
+                   "%s: the %s format changes in the middle of the file; "
+                   "it was converted",
+                   fd->name, s->is_video ? "picture" : "sound");
+    event(r, "warning", msg);
+    kd_log(KD_LOG_INFO, "media: %s", msg);
+}
+
+/* A picture of another size or format than the source was built with (a
+ * recording whose resolution changed): scaled into the first size keeping
+ * its aspect, centred on black, as the fit of the whole input would. */
+static enum kd_err
+convert_picture(struct run *r, struct feed *fd, struct side *s, AVFrame *f, AVFrame **out)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(s->format);
+    uint8_t *dst[4];
+    ptrdiff_t lines[4];
+    int w, h, x, y, ret;
+    enum kd_err rc = KD_OK;
+
+    if (d == NULL || f->width <= 0 || f->height <= 0 ||
+        (int64_t)f->width * f->height > r->e->lim->max_pixels) {
+        kd_media_seterr(r->e->err, "%s: a picture of an unusable size in the middle of the file",
+                        fd->name);
+        return KD_EMEDIA;
+    }
+    /* The largest size of the frame's aspect that fits the first one. */
+    if ((int64_t)f->width * s->height > (int64_t)f->height * s->width) {
+        w = s->width;
+        h = (int)av_rescale(f->height, s->width, f->width);
+    } else {
+        h = s->height;
+        w = (int)av_rescale(f->width, s->height, f->height);
+    }
+    w = FFMAX(w & ~((1 << d->log2_chroma_w) - 1), 1 << d->log2_chroma_w);
+    h = FFMAX(h & ~((1 << d->log2_chroma_h) - 1), 1 << d->log2_chroma_h);
+    x = ((s->width - w) / 2) & ~((1 << d->log2_chroma_w) - 1);
+    y = ((s->height - h) / 2) & ~((1 << d->log2_chroma_h) - 1);
+    s->sws = sws_getCachedContext(s->sws, f->width, f->height, f->format, w, h, s->format,
+                                  SWS_BICUBIC, NULL, NULL, NULL);
+    if (s->sws == NULL) {
+        kd_media_seterr(r->e->err, "%s: the picture format changes to one kadr cannot convert",
+                        fd->name);
+        return KD_EMEDIA;
+    }
+    if (s->conv == NULL && (s->conv = av_frame_alloc()) == NULL)
+        return KD_ENOMEM;
+    av_frame_unref(s->conv);
+    s->conv->width = s->width;
+    s->conv->height = s->height;
+    s->conv->format = s->format;
+    if ((ret = av_frame_get_buffer(s->conv, 0)) < 0)
+        return kd_media_averr(NULL, ret, KD_ENOMEM, r->e->err, "converting a picture");
+    for (int i = 0; i < 4; i++)
+        lines[i] = s->conv->linesize[i];
+    if ((ret = av_image_fill_black(s->conv->data, lines, s->format, f->color_range, s->width,
+                                   s->height)) < 0)
+        return kd_media_averr(NULL, ret, KD_EINTERNAL, r->e->err, "converting a picture");
+    for (int i = 0; i < 4; i++) {
+        /* The box's corner in every plane (chroma planes are smaller). */
+        bool is_chroma = (i == 1 || i == 2) && !(d->flags & AV_PIX_FMT_FLAG_RGB);
+        int px = is_chroma ? x >> d->log2_chroma_w : x, py = is_chroma ? y >> d->log2_chroma_h : y;
+        int step = d->comp[0].step > 0 ? d->comp[0].step : 1;
+
+        dst[i] = NULL;
+        if (s->conv->data[i] == NULL)
+            continue;
+        /* Packed formats hold every component in plane 0, step bytes apart. */
+        for (int c = 0; c < d->nb_components; c++)
+            if (d->comp[c].plane == i)
+                step = d->comp[c].step;
+        dst[i] = s->conv->data[i] + (ptrdiff_t)py * s->conv->linesize[i] + (ptrdiff_t)px * step;
+    }
+    sws_scale(s->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst,
+              s->conv->linesize);
+    if ((ret = av_frame_copy_props(s->conv, f)) < 0)
+        return kd_media_averr(NULL, ret, KD_ENOMEM, r->e->err, "converting a picture");
+    *out = s->conv;
+    return rc;
+}
+
+/* Sound of another rate, sample format or layout than the source was built
+ * with: resampled to it. */
+static enum kd_err
+convert_sound(struct run *r, struct feed *fd, struct side *s, AVFrame *f, AVFrame **out)
+{
+    int ret;
+
+    if (s->swr == NULL || s->swr_format != f->format || s->swr_rate != f->sample_rate ||
+        av_channel_layout_compare(&s->swr_layout, &f->ch_layout) != 0) {
+        swr_free(&s->swr);
+        av_channel_layout_uninit(&s->swr_layout);
+        if (f->sample_rate <= 0 || f->sample_rate > 384000 || f->ch_layout.nb_channels <= 0 ||
+            f->ch_layout.nb_channels > 32 ||
+            (ret = swr_alloc_set_opts2(&s->swr, &s->ch_layout, s->format, s->sample_rate,
+                                       &f->ch_layout, f->format, f->sample_rate, 0, NULL)) < 0 ||
+            (ret = swr_init(s->swr)) < 0) {
+            swr_free(&s->swr);
+            kd_media_seterr(r->e->err, "%s: the sound format changes to one kadr cannot convert",
                             fd->name);
             return KD_EMEDIA;
         }
-        return KD_OK;
+        if (av_channel_layout_copy(&s->swr_layout, &f->ch_layout) < 0)
+            return KD_ENOMEM;
+        s->swr_format = f->format;
+        s->swr_rate = f->sample_rate;
+    }
+    if (s->conv == NULL && (s->conv = av_frame_alloc()) == NULL)
+        return KD_ENOMEM;
+    av_frame_unref(s->conv);
+    s->conv->format = s->format;
+    s->conv->sample_rate = s->sample_rate;
+    if (av_channel_layout_copy(&s->conv->ch_layout, &s->ch_layout) < 0)
+        return KD_ENOMEM;
+    if ((ret = swr_convert_frame(s->swr, s->conv, f)) < 0)
+        return kd_media_averr(NULL, ret, KD_EMEDIA, r->e->err, "converting the sound");
+    s->conv->pts = f->pts;
+    s->conv->best_effort_timestamp = f->best_effort_timestamp;
+    *out = s->conv;
+    return KD_OK;
+}
+
+/* Frames must reach the source in the parameters it was built with (the
+ * filters after it assume one size and format per link). A stream that
+ * changes midway (a TS or mkv recording whose resolution or sound format
+ * changed) is converted back, frame by frame. *out is f, or the converted
+ * frame (owned by s). */
+static enum kd_err
+conform_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f, AVFrame **out)
+{
+    *out = f;
+    if (s->is_video) {
+        if (f->width == s->width && f->height == s->height && f->format == s->format)
+            return KD_OK;
+        warn_change(r, fd, s);
+        return convert_picture(r, fd, s, f, out);
     }
     if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
         int n = f->ch_layout.nb_channels;
         av_channel_layout_uninit(&f->ch_layout);
         av_channel_layout_default(&f->ch_layout, n);
     }
-    if (f->sample_rate != s->sample_rate || f->format != s->format ||
-        av_channel_layout_compare(&f->ch_layout, &s->ch_layout) != 0) {
-        kd_media_seterr(r->e->err,
-                        "%s: the sound format changes in the middle of the file; "
-                        "such files are not supported yet",
-                        fd->name);
-        return KD_EMEDIA;
-    }
-    return KD_OK;
+    if (f->sample_rate == s->sample_rate && f->format == s->format &&
+        av_channel_layout_compare(&f->ch_layout, &s->ch_layout) == 0)
+        return KD_OK;
+    warn_change(r, fd, s);
+    return convert_sound(r, fd, s, f, out);
 }
 
 /* A decoded frame: onto the feed's timeline, into the graph. */
 static enum kd_err
 push_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
 {
-    int64_t pts = f->best_effort_timestamp, dur;
+    int64_t pts, dur;
     double t;
     enum kd_err rc;
     int ret;
+
+    if ((rc = conform_frame(r, fd, s, f, &f)) != KD_OK)
+        return rc;
+    if (!s->is_video && f->nb_samples == 0)
+        return KD_OK; /* the resampler kept them for the next frame */
+    pts = f->best_effort_timestamp;
 
     if (pts == AV_NOPTS_VALUE)
         pts = f->pts != AV_NOPTS_VALUE ? f->pts : s->next_pts;
@@ -405,8 +581,6 @@ push_frame(struct run *r, struct feed *fd, struct side *s, AVFrame *f)
     }
     if (!isnan(fd->span.end_s) && t >= fd->span.end_s)
         return close_src(r, s);
-    if ((rc = check_frame(r, fd, s, f)) != KD_OK)
-        return rc;
     f->pts = pts - s->offset + s->shift;
     if (f->pts + dur > s->end_pts || !s->has_pushed)
         s->end_pts = f->pts + dur;
@@ -519,6 +693,7 @@ open_feed(struct run *r, struct feed *fd)
 
     fd->v.idx = fd->a.idx = -1;
     fd->dur_s = NAN;
+    fd->key_s = NAN;
     fd->span.end_s = NAN;
     rc = kd_media_input_open(e->store, fd->path, e->lim, KD_MEDIA_OPEN_TIMEOUT_MS, e->cancelled,
                              e->ud, &fd->in, msg);
@@ -534,10 +709,6 @@ open_feed(struct run *r, struct feed *fd)
         kd_media_seterr(e->err, "%s: a subtitle file cannot be used here", fd->name);
         return KD_EMEDIA;
     }
-    if (fd->role == FEED_INPUT && fd->in->kind == KD_MEDIA_KIND_IMAGE) {
-        kd_media_seterr(e->err, "%s: still images as inputs are not supported yet", fd->name);
-        return KD_EUNSUPPORTED;
-    }
     if (fd->role == FEED_LAYER && fd->in->video_idx < 0) {
         kd_media_seterr(e->err, "%s: the file has no picture to show", fd->name);
         return KD_EMEDIA;
@@ -549,13 +720,106 @@ open_feed(struct run *r, struct feed *fd)
     return KD_OK;
 }
 
-/* An input's slice and its length on the output. */
+/* The length of a file whose header does not say (a WebM recorded by a
+ * browser): a second demuxer of it reads every packet, without decoding,
+ * to the end of the last one. Bounded by the duration limit (timestamps
+ * past it refuse the file) and the job's cancellation and deadline. */
+static enum kd_err
+scan_length(struct run *r, struct feed *fd)
+{
+    struct kd_media_input *in = NULL;
+    AVPacket *pkt = NULL;
+    double end = NAN, limit = (double)r->e->lim->max_duration_s + 1.0;
+    char msg[KD_MEDIA_ERRLEN];
+    enum kd_err rc;
+    int ret;
+
+    if ((rc = kd_media_input_open(r->e->store, fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS,
+                                  r->e->cancelled, r->e->ud, &in, msg)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
+        goto out;
+    }
+    if ((pkt = av_packet_alloc()) == NULL) {
+        rc = KD_ENOMEM;
+        goto out;
+    }
+    for (unsigned k = 0; k < in->fmt->nb_streams; k++)
+        if ((int)k != in->video_idx && (int)k != in->audio_idx)
+            in->fmt->streams[k]->discard = AVDISCARD_ALL;
+    for (;;) {
+        const AVStream *st;
+        int64_t t;
+        double e;
+
+        if (poll_cancel(r)) {
+            rc = cancelled(r);
+            goto out;
+        }
+        if ((ret = av_read_frame(in->fmt, pkt)) < 0) {
+            /* The end, or damage (what was read counts), or a store that
+             * stopped answering (then nothing is known). */
+            if ((rc = kd_media_input_store_check(in, r->e->err, fd->name)) != KD_OK)
+                goto out;
+            break;
+        }
+        st = in->fmt->streams[pkt->stream_index];
+        t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        if (t != AV_NOPTS_VALUE) {
+            e = (double)(t + (pkt->duration > 0 ? pkt->duration : 0)) * av_q2d(st->time_base) -
+                (double)in->start_time / AV_TIME_BASE;
+            if (e > limit) {
+                av_packet_unref(pkt);
+                kd_media_seterr(r->e->err, "%s: the file runs longer than the limit of %lld s",
+                                fd->name, (long long)r->e->lim->max_duration_s);
+                rc = KD_EMEDIA;
+                goto out;
+            }
+            if (isnan(end) || e > end)
+                end = e;
+        }
+        av_packet_unref(pkt);
+    }
+    if (in->guard.is_cancelled) {
+        rc = cancelled(r);
+        goto out;
+    }
+    if (isnan(end) || end <= 0) {
+        kd_media_seterr(r->e->err, "%s: the file's packets carry no usable timestamps", fd->name);
+        rc = KD_EMEDIA;
+        goto out;
+    }
+    fd->in->duration_s = end;
+    kd_log(KD_LOG_DEBUG, "media: %s: length %.3f s found by reading to the end", fd->name, end);
+out:
+    av_packet_free(&pkt);
+    kd_media_input_close(in);
+    return rc;
+}
+
+/* An input's slice and its length on the output. A still image has no
+ * length of its own: it is shown for end - start, or KD_STILL_DEFAULT_S. */
 static enum kd_err
 input_span(struct run *r, struct feed *fd, const struct kd_input *ispec)
 {
     double dur = fd->in->duration_s, end;
 
+    if (fd->in->kind == KD_MEDIA_KIND_IMAGE) {
+        double start = ispec->start_s > 0 ? ispec->start_s : 0.0;
+
+        fd->span.start_s = 0;
+        fd->span.end_s = NAN;
+        fd->dur_s = isnan(ispec->end_s) ? KD_STILL_DEFAULT_S : ispec->end_s - start;
+        if (!(fd->dur_s > 0)) {
+            kd_media_seterr(r->e->err, "%s: a still image needs an end after its start", fd->name);
+            return KD_EINVAL;
+        }
+        return KD_OK;
+    }
+
     fd->span.start_s = ispec->start_s > 0 ? ispec->start_s : 0.0;
+    /* A copied picture starts at a keyframe: the decoded sound with it. */
+    if (!isnan(fd->key_s))
+        fd->span.start_s = fd->key_s;
     fd->span.end_s = ispec->end_s;
     if (!isnan(dur) && fd->span.start_s >= dur) {
         kd_media_seterr(r->e->err,
@@ -575,6 +839,29 @@ static bool
 is_picture_layer(const struct kd_layer *l)
 {
     return l->type == KD_LAYER_VIDEO || l->type == KD_LAYER_IMAGE;
+}
+
+/* With the picture copied, an input's slice starts at the keyframe at or
+ * before its start. Found on the feed's demuxer, which is then put back
+ * at the file's start. */
+static enum kd_err
+copy_key(struct run *r, struct feed *fd, const struct kd_input *ispec)
+{
+    int64_t ts = fd->in->start_time;
+    char msg[KD_MEDIA_ERRLEN];
+    enum kd_err rc;
+
+    if (ispec->start_s <= 0 || fd->in->video_idx < 0 || fd->in->kind != KD_MEDIA_KIND_VIDEO)
+        return KD_OK; /* nothing to find; plan() refuses what cannot be copied */
+    if ((rc = kd_remux_key_before(fd->in, ispec->start_s, &fd->key_s, msg)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
+        return rc;
+    }
+    if (avformat_seek_file(fd->in->fmt, -1, INT64_MIN, ts, ts, 0) < 0) {
+        kd_media_seterr(r->e->err, "%s could not seek back to its start", fd->name);
+        return KD_EMEDIA;
+    }
+    return KD_OK;
 }
 
 /* The subtitle files, read and cleaned before the graph needs them. */
@@ -599,12 +886,18 @@ open_subs(struct run *r)
     return KD_OK;
 }
 
-/* Where a subtitle layer's cues go: its window on the output timeline. */
+/* Where a subtitle layer's cues go: its window on the output timeline,
+ * which ends with the output (total_s, NAN when unknown): a soft cue past
+ * the end would make players run the file on. */
 static struct kd_subs_timing
-subs_timing(const struct kd_layer *l)
+subs_timing(const struct kd_layer *l, double total_s)
 {
+    double to = l->end_s;
+
+    if (!isnan(total_s) && (isnan(to) || to > total_s))
+        to = total_s;
     return (struct kd_subs_timing){
-        .shift_s = 0, .from_s = l->start_s > 0 ? l->start_s : 0.0, .to_s = l->end_s};
+        .shift_s = 0, .from_s = l->start_s > 0 ? l->start_s : 0.0, .to_s = to};
 }
 
 static bool
@@ -655,6 +948,15 @@ open_feeds(struct run *r)
         if (poll_cancel(r))
             return cancelled(r);
         if ((rc = open_feed(r, &r->feeds[i])) != KD_OK)
+            return rc;
+        /* A sound or picture file without a length in its header is
+         * measured: the output's length, transitions, thumbnails, layers
+         * and progress all depend on it. */
+        if (r->feeds[i].role == FEED_INPUT && r->feeds[i].in->kind != KD_MEDIA_KIND_IMAGE &&
+            isnan(r->feeds[i].in->duration_s) && (rc = scan_length(r, &r->feeds[i])) != KD_OK)
+            return rc;
+        if (r->feeds[i].role == FEED_INPUT && spec->output.video_codec == KD_VCODEC_COPY &&
+            (rc = copy_key(r, &r->feeds[i], &spec->inputs[i])) != KD_OK)
             return rc;
         if (r->feeds[i].role == FEED_INPUT &&
             (rc = input_span(r, &r->feeds[i], &spec->inputs[i])) != KD_OK)
@@ -710,6 +1012,8 @@ video_target(struct run *r, const AVStream *st)
         if (fr.num <= 0 || fr.den <= 0 || av_q2d(fr) < 1 || av_q2d(fr) > 120)
             fr = (AVRational){DEFAULT_FPS, 1};
         vt->fps = fr;
+    } else if (r->feeds[0].in->kind == KD_MEDIA_KIND_IMAGE) {
+        vt->fps = (AVRational){DEFAULT_FPS, 1}; /* a still image has no timing */
     } else {
         vt->fps = (AVRational){0, 1}; /* one input keeps its own timing */
         r->vfr_tb = st->time_base;
@@ -761,6 +1065,84 @@ has_drawn_layers(const struct kd_jobspec *spec)
     return false;
 }
 
+static bool
+has_picture_layers(const struct kd_jobspec *spec)
+{
+    for (size_t i = 0; i < spec->n_layers; i++)
+        if (is_picture_layer(&spec->layers[i]))
+            return true;
+    return false;
+}
+
+/* Whether the output's picture / sound goes through the graph (not copied). */
+static bool
+dec_video(const struct run *r)
+{
+    return r->plan.has_video && !r->plan.is_video_copied;
+}
+
+static bool
+dec_audio(const struct run *r)
+{
+    return r->plan.has_audio && !r->plan.is_audio_copied;
+}
+
+/* Copying needs the stream in every input, with the same parameters (one
+ * stream of the output holds them all). Returns -1 when so, else the
+ * index of the first input that differs; *why says how. */
+static long
+same_in_every_input(const struct run *r, bool is_video, const char **why)
+{
+    const AVCodecParameters *first = NULL;
+    const char *unused;
+
+    if (why == NULL)
+        why = &unused;
+    for (size_t i = 0; i < r->e->spec->n_inputs; i++) {
+        const struct kd_media_input *in = r->feeds[i].in;
+        int idx = is_video ? in->video_idx : in->audio_idx;
+        const AVCodecParameters *par;
+
+        if (idx < 0 || (is_video && in->kind != KD_MEDIA_KIND_VIDEO)) {
+            *why = is_video ? "has no video to copy" : "has no sound to copy";
+            return (long)i;
+        }
+        par = in->fmt->streams[idx]->codecpar;
+        if (first == NULL)
+            first = par;
+        else if (!kd_remux_same_params(first, par)) {
+            *why = "has other codec parameters than inputs[0]";
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* The copied streams of the plan: every input must offer them alike. */
+static enum kd_err
+plan_copies(struct run *r)
+{
+    struct copier *cs[2] = {&r->cv, &r->ca};
+    bool copied[2] = {r->plan.is_video_copied, r->plan.is_audio_copied};
+
+    for (size_t k = 0; k < 2; k++) {
+        const char *why = "";
+        long bad;
+
+        if (!copied[k])
+            continue;
+        if ((bad = same_in_every_input(r, k == 0, &why)) >= 0) {
+            kd_media_seterr(r->e->err, "%s_codec copy: inputs[%ld] %s", k == 0 ? "video" : "audio",
+                            bad, why);
+            return KD_EINVAL;
+        }
+        cs[k]->is_video = k == 0;
+        cs[k]->is_active = true;
+        cs[k]->last_dts = AV_NOPTS_VALUE;
+    }
+    return KD_OK;
+}
+
 /* Decides what the output holds and what every feed contributes. */
 static enum kd_err
 plan(struct run *r)
@@ -768,6 +1150,7 @@ plan(struct run *r)
     const struct kd_jobspec *spec = r->e->spec;
     const AVStream *vref = NULL;
     const AVCodecParameters *aref = NULL;
+    struct kd_output out;
     bool any_video = false, any_audio = false, gaps = false, replace;
     enum kd_err rc;
 
@@ -786,9 +1169,22 @@ plan(struct run *r)
         aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
     if (replace && r->track != NULL)
         aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
-    if ((rc = kd_media_plan_codecs(&spec->output, any_video, aref != NULL, aref, &r->plan,
-                                   r->e->err)) != KD_OK)
+    out = spec->output;
+    /* With the picture copied, sound left to its default is copied too
+     * (as the remux does) when every input has the same. */
+    if (out.video_codec == KD_VCODEC_COPY && out.audio_codec == KD_ACODEC_AUTO &&
+        !spec->has_audio && same_in_every_input(r, false, NULL) < 0)
+        out.audio_codec = KD_ACODEC_COPY;
+    if ((rc = kd_media_plan_codecs(&out, any_video, aref != NULL, aref, &r->plan, r->e->err)) !=
+        KD_OK)
         return rc;
+    if ((rc = plan_copies(r)) != KD_OK)
+        return rc;
+    /* The spec check refuses these; a caller that skipped it gets told. */
+    if (r->plan.is_video_copied && (has_drawn_layers(spec) || spec->has_transition)) {
+        kd_media_seterr(r->e->err, "a copied picture cannot have layers drawn on it or fades");
+        return KD_EINVAL;
+    }
     if (has_drawn_layers(spec) && !r->plan.has_video) {
         if (any_video) {
             kd_media_seterr(r->e->err, "layers cannot be drawn into an audio-only output");
@@ -797,12 +1193,12 @@ plan(struct run *r)
         kd_media_seterr(r->e->err, "the input has no picture to draw layers on");
         return KD_EMEDIA;
     }
-    r->has_base_audio = r->plan.has_audio && any_audio && !replace;
+    r->has_base_audio = dec_audio(r) && any_audio && !replace;
     r->ov.is_video = true;
-    r->ov.is_active = r->plan.has_video;
-    r->oa.is_active = r->plan.has_audio;
+    r->ov.is_active = dec_video(r);
+    r->oa.is_active = dec_audio(r);
     r->ov.last_pts = r->oa.last_pts = AV_NOPTS_VALUE;
-    if (r->plan.has_video)
+    if (dec_video(r))
         video_target(r, vref);
     for (size_t i = 0; i < r->n_feeds; i++) {
         struct feed *fd = &r->feeds[i];
@@ -811,9 +1207,9 @@ plan(struct run *r)
 
         switch (fd->role) {
         case FEED_INPUT:
-            use_v = r->plan.has_video && in->video_idx >= 0;
+            use_v = dec_video(r) && in->video_idx >= 0;
             use_a = r->has_base_audio && in->audio_idx >= 0;
-            gaps |= (r->plan.has_video && !use_v) || (r->has_base_audio && !use_a);
+            gaps |= (dec_video(r) && !use_v) || (r->has_base_audio && !use_a);
             break;
         case FEED_LAYER:
             use_v = true; /* its own sound is ignored */
@@ -832,6 +1228,7 @@ plan(struct run *r)
                 in->fmt->streams[k]->discard = AVDISCARD_ALL;
     }
     return total_length(r, gaps || r->track != NULL || spec->thumbnails.count > 0 ||
+                               has_picture_layers(spec) || r->cv.is_active || r->ca.is_active ||
                                (spec->n_inputs > 1 && spec->has_transition));
 }
 
@@ -888,8 +1285,11 @@ build_graph(struct run *r)
         struct feed *fd = &r->feeds[i];
 
         durs[i] = fd->dur_s;
-        if (r->plan.has_video) {
-            if (fd->v.is_used)
+        if (dec_video(r)) {
+            if (fd->v.is_used && fd->in->kind == KD_MEDIA_KIND_IMAGE)
+                rc = kd_media_graph_input_still(&r->gr, fd->v.st, fd->dur_s, &r->plan.vt,
+                                                &fd->v.src, &vt[i], r->e->err);
+            else if (fd->v.is_used)
                 rc = kd_media_graph_input_video(&r->gr, fd->v.st, &fd->span, &r->plan.vt,
                                                 &fd->v.src, &vt[i], r->e->err);
             else
@@ -913,7 +1313,7 @@ build_graph(struct run *r)
                 goto out;
         }
     }
-    if ((rc = kd_media_graph_join(&r->gr, n, r->plan.has_video ? vt : NULL,
+    if ((rc = kd_media_graph_join(&r->gr, n, dec_video(r) ? vt : NULL,
                                   r->has_base_audio ? at : NULL, durs, trans, r->plan.vt.fps,
                                   r->plan.at.sample_rate, r->e->err)) != KD_OK)
         goto out;
@@ -922,10 +1322,23 @@ build_graph(struct run *r)
     for (size_t i = 0; i < spec->n_layers; i++) {
         const struct kd_layer *l = &spec->layers[i];
 
+        if (l->type != KD_LAYER_SUBTITLES && !isnan(r->total_s) && l->start_s >= r->total_s) {
+            /* Nothing of it would show; its file is not read. */
+            char msg[128];
+
+            (void)snprintf(msg, sizeof(msg),
+                           "layers[%zu] starts at %.3f s, not before the end of the output "
+                           "(%.3f s); it was left out",
+                           i, l->start_s, r->total_s);
+            event(r, "warning", msg);
+            if (is_picture_layer(l))
+                r->feeds[li++].v.is_used = false;
+            continue;
+        }
         if (l->type == KD_LAYER_TEXT) {
             rc = kd_media_graph_text(&r->gr, l, r->e->lim, &vtail, r->e->err);
         } else if (l->type == KD_LAYER_SUBTITLES) {
-            struct kd_subs_timing t = subs_timing(l);
+            struct kd_subs_timing t = subs_timing(l, r->total_s);
 
             if (is_soft_subs(l))
                 continue; /* a stream of the output, not a node */
@@ -934,18 +1347,18 @@ build_graph(struct run *r)
         } else {
             struct feed *fd = &r->feeds[li++];
 
-            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, &fd->v.src, &vtail,
-                                        r->e->err);
+            rc = kd_media_graph_overlay(&r->gr, l, fd->v.st, r->plan.vt.width, r->total_s,
+                                        &fd->v.src, &vtail, r->e->err);
         }
         if (rc != KD_OK)
             goto out;
     }
-    if (r->track != NULL && r->plan.has_audio &&
+    if (r->track != NULL && dec_audio(r) &&
         (rc = kd_media_graph_audio_track(&r->gr, &spec->audio, r->track->a.st, &r->plan.at,
                                          r->total_s, &atail, &r->track->a.src, &atail,
                                          r->e->err)) != KD_OK)
         goto out;
-    if (r->plan.has_video) {
+    if (dec_video(r)) {
         /* Overlays may hand on a format with alpha: the encoder's, exactly. */
         if ((rc = kd_media_graph_append(
                  &r->gr, "format",
@@ -954,7 +1367,7 @@ build_graph(struct run *r)
             (rc = kd_media_graph_sink(&r->gr, true, &vtail, &r->ov.sink, r->e->err)) != KD_OK)
             goto out;
     }
-    if (r->plan.has_audio &&
+    if (dec_audio(r) &&
         (rc = kd_media_graph_sink(&r->gr, false, &atail, &r->oa.sink, r->e->err)) != KD_OK)
         goto out;
     rc = kd_media_graph_config(&r->gr, r->e->err);
@@ -1100,6 +1513,8 @@ finish_feed(struct run *r, struct feed *fd)
     fd->is_done = true;
     avcodec_free_context(&fd->v.dec);
     avcodec_free_context(&fd->a.dec);
+    side_free_converters(&fd->v);
+    side_free_converters(&fd->a);
     kd_media_input_close(fd->in);
     fd->in = NULL;
     return KD_OK;
@@ -1213,8 +1628,275 @@ is_all_eof(const struct run *r)
     return (!r->ov.is_active || r->ov.is_eof) && (!r->oa.is_active || r->oa.is_eof);
 }
 
+/* ---- copied streams ---- */
+
+static void
+copier_close_input(struct copier *c)
+{
+    avcodec_free_context(&c->dec);
+    kd_media_input_close(c->in);
+    c->in = NULL;
+}
+
+static void
+copier_free(struct copier *c)
+{
+    copier_close_input(c);
+    av_bsf_free(&c->bsf);
+}
+
+/* Copied pictures decoded for thumbnails (pkt NULL: the end of an input),
+ * placed on the output timeline. */
+static enum kd_err
+copier_thumbs(struct run *r, struct copier *c, const AVPacket *pkt)
+{
+    const AVStream *st = c->in->fmt->streams[c->idx];
+    double start = (double)c->in->start_time / AV_TIME_BASE;
+    enum kd_err rc;
+    int ret;
+
+    if (c->dec == NULL || r->thumbs == NULL)
+        return KD_OK;
+    if ((ret = avcodec_send_packet(c->dec, pkt)) < 0 && ret != AVERROR_EOF &&
+        ret != AVERROR(EAGAIN))
+        return KD_OK; /* a damaged packet: copied as it is, no thumbnail */
+    while ((ret = avcodec_receive_frame(c->dec, r->frame)) >= 0) {
+        int64_t ts = r->frame->best_effort_timestamp;
+
+        if (ts != AV_NOPTS_VALUE) {
+            double t = (double)ts * av_q2d(st->time_base) - start - c->seg_start_s + c->base_s;
+
+            r->frame->pts = llround(t * AV_TIME_BASE);
+            rc = t >= c->base_s - 0.001
+                     ? kd_thumbs_push(r->thumbs, r->frame, AV_TIME_BASE_Q, r->e->err)
+                     : KD_OK;
+            if (rc != KD_OK) {
+                av_frame_unref(r->frame);
+                return rc;
+            }
+        }
+        av_frame_unref(r->frame);
+    }
+    return KD_OK;
+}
+
+/* Opens the next input for copying, at its slice. */
+static enum kd_err
+copier_open(struct run *r, struct copier *c)
+{
+    struct feed *fd = &r->feeds[c->cur];
+    char msg[KD_MEDIA_ERRLEN];
+    enum kd_err rc;
+    int64_t ts;
+
+    if ((rc = kd_media_input_open(r->e->store, fd->path, r->e->lim, KD_MEDIA_OPEN_TIMEOUT_MS,
+                                  r->e->cancelled, r->e->ud, &c->in, msg)) != KD_OK) {
+        kd_media_seterr(r->e->err, "%s: %s", fd->name, msg);
+        return rc;
+    }
+    c->idx = c->is_video ? c->in->video_idx : c->in->audio_idx;
+    if (c->idx < 0) {
+        kd_media_seterr(r->e->err, "%s changed while the job ran", fd->name);
+        return KD_EMEDIA;
+    }
+    for (unsigned k = 0; k < c->in->fmt->nb_streams; k++)
+        if ((int)k != c->idx)
+            c->in->fmt->streams[k]->discard = AVDISCARD_ALL;
+    c->seg_start_s = fd->span.start_s;
+    c->seg_end_s = isnan(fd->span.end_s) ? INFINITY : fd->span.end_s;
+    c->is_started = false;
+    if (c->seg_start_s > 0) {
+        const AVStream *st = c->in->fmt->streams[c->idx];
+
+        /* The picture's slice starts on a keyframe (found the same way
+         * before); sound lands before and is sorted by the slice. */
+        ts = av_rescale_q(c->in->start_time + llround(c->seg_start_s * AV_TIME_BASE),
+                          AV_TIME_BASE_Q, st->time_base);
+        if (av_seek_frame(c->in->fmt, c->idx, ts, AVSEEK_FLAG_BACKWARD) < 0) {
+            kd_media_seterr(r->e->err, "%s could not seek to its start", fd->name);
+            return KD_EMEDIA;
+        }
+    }
+    if (c->is_video && r->thumbs != NULL)
+        return kd_media_decoder_open(c->in, c->idx, r->e->lim, r->e->threads, &c->dec, r->e->err);
+    return KD_OK;
+}
+
+/* The end of one input's slice: the next starts where it was to end. */
+static enum kd_err
+copier_next(struct run *r, struct copier *c)
+{
+    enum kd_err rc;
+
+    if ((rc = copier_thumbs(r, c, NULL)) != KD_OK)
+        return rc;
+    copier_close_input(c);
+    c->base_s += r->feeds[c->cur].dur_s;
+    if (++c->cur >= r->e->spec->n_inputs) {
+        c->is_done = true;
+        if (c->n_packets == 0) {
+            kd_media_seterr(r->e->err, "the chosen range of the input holds no %s",
+                            c->is_video ? "picture" : "sound");
+            return KD_EMEDIA;
+        }
+    }
+    return KD_OK;
+}
+
+/* Whether a packet (seconds from the file's start) belongs to the slice;
+ * *is_end when it and everything after lies beyond it. */
+static bool
+copier_keeps(struct copier *c, const AVPacket *pkt, double t, double dt, double dur, bool *is_end)
+{
+    *is_end = false;
+    if (!c->is_video) {
+        /* Sound packets mostly inside the slice are kept; at the very
+         * start also the encoder's priming packets before 0 (the muxer
+         * records them as skipped), as a plain copy does. */
+        if (t + dur / 2 >= c->seg_end_s) {
+            *is_end = true;
+            return false;
+        }
+        return t + dur / 2 >= c->seg_start_s || (c->cur == 0 && c->seg_start_s <= 0);
+    }
+    if (!c->is_started) {
+        if (!(pkt->flags & AV_PKT_FLAG_KEY))
+            return false;
+        c->is_started = true;
+    }
+    /* Decoding order: once a packet is decoded past the end, all are. */
+    if (dt >= c->seg_end_s) {
+        *is_end = true;
+        return false;
+    }
+    return t < c->seg_end_s;
+}
+
+/* Copies one packet of c, retimed onto the output timeline. */
+static enum kd_err
+copy_step(struct run *r, struct copier *c)
+{
+    AVPacket *pkt = r->pkt;
+    const AVStream *st;
+    AVStream *ost = c->is_video ? r->out->vst : r->out->ast;
+    double start, t, dt, dur;
+    int64_t shift;
+    bool is_end = false;
+    enum kd_err rc = KD_OK;
+    int ret;
+
+    if (c->in == NULL && (rc = copier_open(r, c)) != KD_OK)
+        return rc;
+    if ((ret = av_read_frame(c->in->fmt, pkt)) < 0) {
+        if (c->in->guard.is_cancelled)
+            return cancelled(r);
+        /* A store that stopped answering is not the file's end. */
+        if ((rc = kd_media_input_store_check(c->in, r->e->err, r->feeds[c->cur].name)) != KD_OK)
+            return rc;
+        return copier_next(r, c);
+    }
+    st = c->in->fmt->streams[c->idx];
+    if (pkt->stream_index != c->idx || (pkt->pts == AV_NOPTS_VALUE && pkt->dts == AV_NOPTS_VALUE))
+        goto out;
+    if (pkt->pts == AV_NOPTS_VALUE)
+        pkt->pts = pkt->dts;
+    if (pkt->dts == AV_NOPTS_VALUE)
+        pkt->dts = pkt->pts;
+    start = (double)c->in->start_time / AV_TIME_BASE;
+    t = (double)pkt->pts * av_q2d(st->time_base) - start;
+    dt = (double)pkt->dts * av_q2d(st->time_base) - start;
+    dur = (double)pkt->duration * av_q2d(st->time_base);
+    if (!copier_keeps(c, pkt, t, dt, dur, &is_end)) {
+        av_packet_unref(pkt);
+        return is_end ? copier_next(r, c) : KD_OK;
+    }
+    if ((rc = copier_thumbs(r, c, pkt)) != KD_OK)
+        goto out;
+    /* The slice's start moves to where this input begins on the output. */
+    shift = av_rescale_q(c->in->start_time, AV_TIME_BASE_Q, st->time_base) +
+            llround((c->seg_start_s - c->base_s) / av_q2d(st->time_base));
+    pkt->pts -= shift;
+    pkt->dts -= shift;
+    av_packet_rescale_ts(pkt, st->time_base, ost->time_base);
+    if (c->last_dts != AV_NOPTS_VALUE && pkt->dts <= c->last_dts) {
+        pkt->dts = c->last_dts + 1;
+        if (pkt->pts < pkt->dts)
+            pkt->pts = pkt->dts;
+    }
+    c->last_dts = pkt->dts;
+    if (c->base_s + t - c->seg_start_s + dur > c->pos_s)
+        c->pos_s = c->base_s + t - c->seg_start_s + dur;
+    c->n_packets++;
+    if (c->bsf != NULL) {
+        if ((ret = av_bsf_send_packet(c->bsf, pkt)) < 0) {
+            rc = kd_media_averr(NULL, ret, KD_EMEDIA, r->e->err, "copying the sound");
+            goto out;
+        }
+        while ((ret = av_bsf_receive_packet(c->bsf, pkt)) >= 0)
+            if ((rc = kd_media_output_write(r->out, c->is_video, pkt, r->e->err)) != KD_OK)
+                goto out;
+        if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
+            rc = kd_media_averr(NULL, ret, KD_EMEDIA, r->e->err, "copying the sound");
+        goto out;
+    }
+    rc = kd_media_output_write(r->out, c->is_video, pkt, r->e->err);
+out:
+    av_packet_unref(pkt);
+    if (rc == KD_OK)
+        report(r);
+    return rc;
+}
+
+/* The output stream of a copier, from the first input's stream: ADTS AAC
+ * (raw .aac, MPEG-TS) gets its configuration out of band for containers
+ * that want it once. */
+static enum kd_err
+copier_param(struct run *r, struct copier *c, struct kd_media_copy *cp)
+{
+    const struct kd_media_input *in = r->feeds[0].in;
+    const AVStream *st = in->fmt->streams[c->is_video ? in->video_idx : in->audio_idx];
+    const AVBitStreamFilter *f;
+    int ret;
+
+    cp->st = st;
+    cp->par = st->codecpar;
+    if (c->is_video || st->codecpar->codec_id != AV_CODEC_ID_AAC ||
+        st->codecpar->extradata_size > 0 || !(r->plan.ofmt->flags & AVFMT_GLOBALHEADER))
+        return KD_OK;
+    if ((f = av_bsf_get_by_name("aac_adtstoasc")) == NULL || (ret = av_bsf_alloc(f, &c->bsf)) < 0 ||
+        (ret = avcodec_parameters_copy(c->bsf->par_in, st->codecpar)) < 0 ||
+        (c->bsf->time_base_in = st->time_base, ret = av_bsf_init(c->bsf)) < 0) {
+        kd_media_seterr(r->e->err, "internal error (aac_adtstoasc)");
+        return KD_EINTERNAL;
+    }
+    cp->par = c->bsf->par_out;
+    return KD_OK;
+}
+
+/* The copier to advance now: the one furthest behind, unless it is ahead
+ * of the decoded streams still running. NULL: none. */
+static struct copier *
+copier_due(struct run *r)
+{
+    struct copier *c = NULL;
+    double graph = INFINITY;
+
+    if (r->cv.is_active && !r->cv.is_done)
+        c = &r->cv;
+    if (r->ca.is_active && !r->ca.is_done && (c == NULL || r->ca.pos_s < c->pos_s))
+        c = &r->ca;
+    if (c == NULL)
+        return NULL;
+    if (r->ov.is_active && !r->ov.is_eof)
+        graph = r->ov.end_s;
+    if (r->oa.is_active && !r->oa.is_eof && r->oa.end_s < graph)
+        graph = r->oa.end_s;
+    return c->pos_s <= graph + COPY_AHEAD_S ? c : NULL;
+}
+
 /* The main loop: drain the sinks, ask the graph for the oldest stream,
- * read the file it waits for; then flush the encoders. */
+ * read the file it waits for; then flush the encoders. Copied streams are
+ * advanced alongside, never far ahead of the decoded ones. */
 static enum kd_err
 transcode(struct run *r)
 {
@@ -1225,12 +1907,18 @@ transcode(struct run *r)
 
     for (;;) {
         struct feed *fd;
+        struct copier *c;
         bool got = false, is_blind;
 
         if (poll_cancel(r))
             return cancelled(r);
         if ((rc = drain_all(r, &got)) != KD_OK)
             return rc;
+        if ((c = copier_due(r)) != NULL) {
+            if ((rc = copy_step(r, c)) != KD_OK)
+                return rc;
+            continue;
+        }
         if (is_all_eof(r))
             break;
         ret = avfilter_graph_request_oldest(r->gr.g);
@@ -1294,6 +1982,8 @@ free_feeds(struct run *r)
 
         avcodec_free_context(&fd->v.dec);
         avcodec_free_context(&fd->a.dec);
+        side_free_converters(&fd->v);
+        side_free_converters(&fd->a);
         av_channel_layout_uninit(&fd->a.ch_layout);
         kd_media_input_close(fd->in);
     }
@@ -1308,25 +1998,27 @@ static enum kd_err
 try_remux(struct run *r, bool *is_remuxed)
 {
     const struct kd_output *o = &r->e->spec->output;
+    struct kd_remux_inputs *opened = NULL;
     char why[KD_MEDIA_ERRLEN] = "";
     bool possible = false;
     enum kd_err rc;
 
     *is_remuxed = false;
-    if ((rc = kd_remux_possible(r->e, &possible, why)) != KD_OK) {
+    if ((rc = kd_remux_possible(r->e, &possible, &opened, why)) != KD_OK) {
         kd_media_seterr(r->e->err, "%s", why);
         return rc;
     }
     if (!possible) {
-        if (o->video_codec == KD_VCODEC_COPY || o->audio_codec == KD_ACODEC_COPY) {
-            kd_media_seterr(r->e->err, "codec \"copy\" is not possible here: %s", why);
-            return KD_EINVAL;
-        }
-        kd_log(KD_LOG_DEBUG, "media: re-encoding: %s", why);
+        /* A copied stream beside a decoded one is the decode path's. */
+        kd_log(KD_LOG_DEBUG, "media: %s: %s",
+               o->video_codec == KD_VCODEC_COPY || o->audio_codec == KD_ACODEC_COPY
+                   ? "copying one stream, decoding the other"
+                   : "re-encoding",
+               why);
         return KD_OK;
     }
     *is_remuxed = true;
-    return kd_remux_run(r->e);
+    return kd_remux_run(r->e, opened);
 }
 
 /* Soft subtitle streams: added before the header (is_after false), their
@@ -1338,7 +2030,7 @@ soft_subs(struct run *r, bool is_after)
     enum kd_err rc;
 
     for (size_t i = 0; i < spec->n_layers; i++) {
-        struct kd_subs_timing t = subs_timing(&spec->layers[i]);
+        struct kd_subs_timing t = subs_timing(&spec->layers[i], r->total_s);
 
         if (!is_soft_subs(&spec->layers[i]))
             continue;
@@ -1373,6 +2065,7 @@ enum kd_err
 kd_media_edit(struct kd_edit *e)
 {
     struct run r;
+    struct kd_media_copy vcopy = {0}, acopy = {0};
     bool is_remuxed = false;
     enum kd_err rc;
 
@@ -1403,7 +2096,11 @@ kd_media_edit(struct kd_edit *e)
         rc = KD_ENOMEM;
         goto out;
     }
+    if ((r.cv.is_active && (rc = copier_param(&r, &r.cv, &vcopy)) != KD_OK) ||
+        (r.ca.is_active && (rc = copier_param(&r, &r.ca, &acopy)) != KD_OK))
+        goto out;
     if ((rc = kd_media_output_open(e->out_path, &e->spec->output, &r.plan, r.ov.sink, r.oa.sink,
+                                   r.cv.is_active ? &vcopy : NULL, r.ca.is_active ? &acopy : NULL,
                                    e->threads, e->cancelled, e->ud, &r.out, e->err)) != KD_OK)
         goto out;
     if ((rc = soft_subs(&r, false)) != KD_OK)
@@ -1421,7 +2118,7 @@ kd_media_edit(struct kd_edit *e)
     if (r.thumbs != NULL &&
         (rc = kd_thumbs_finish(r.thumbs, &e->thumb_paths, &e->n_thumbs, e->err)) != KD_OK)
         goto out;
-    e->duration_s = fmax(r.ov.end_s, r.oa.end_s);
+    e->duration_s = fmax(fmax(r.ov.end_s, r.oa.end_s), fmax(r.cv.pos_s, r.ca.pos_s));
     if (e->progress != NULL)
         e->progress(e->ud, 1.0);
 out:
@@ -1435,6 +2132,8 @@ out:
     av_packet_free(&r.pkt);
     kd_media_output_close(r.out);
     kd_media_graph_clear(&r.gr);
+    copier_free(&r.cv);
+    copier_free(&r.ca);
     free_feeds(&r);
     kd_thumbs_free(r.thumbs);
     for (size_t i = 0; r.subs != NULL && i < e->spec->n_layers; i++)

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libavfilter/buffersink.h>
@@ -402,6 +403,48 @@ kd_media_graph_input_video(struct kd_media_graph *gr, const AVStream *st,
 }
 
 enum kd_err
+kd_media_graph_input_still(struct kd_media_graph *gr, const AVStream *st, double dur_s,
+                           const struct kd_media_vtarget *vt, AVFilterContext **src,
+                           struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
+{
+    struct kd_media_pad t = {NULL, 0};
+    AVFilterContext *f = NULL;
+    AVRational fps = vt->fps.num > 0 && vt->fps.den > 0 ? vt->fps : (AVRational){25, 1};
+    char rate[64], dur[32];
+    enum kd_err rc;
+
+    if ((rc = video_source(gr, st, &f, &t, err)) != KD_OK)
+        return rc;
+    fmt_rate(rate, fps);
+    fmt_seconds(dur, dur_s);
+    /* The frame starts the timeline, tpad repeats it for the length (at
+     * the source's rate), fps brings that to the output's rate, and trim
+     * cuts what a rounding left over. */
+    if ((rc = kd_media_graph_append(gr, "setpts", (const char *[]){"expr", "0", NULL}, &t, err)) !=
+            KD_OK ||
+        (rc = kd_media_graph_append(
+             gr, "tpad", (const char *[]){"stop_mode", "clone", "stop_duration", dur, NULL}, &t,
+             err)) != KD_OK ||
+        (rc = kd_media_graph_append(gr, "fps", (const char *[]){"fps", rate, NULL}, &t, err)) !=
+            KD_OK ||
+        (rc = kd_media_graph_append(gr, "trim", (const char *[]){"duration", dur, NULL}, &t,
+                                    err)) != KD_OK)
+        return rc;
+    if ((rc = add_rotation(gr, kd_media_stream_rotation(st), &t, err)) != KD_OK)
+        return rc;
+    if ((rc = add_fit(gr, st, vt, &t, err)) != KD_OK)
+        return rc;
+    rc = kd_media_graph_append(gr, "format",
+                               (const char *[]){"pix_fmts", av_get_pix_fmt_name(vt->pix_fmt), NULL},
+                               &t, err);
+    if (rc != KD_OK)
+        return rc;
+    *src = f;
+    *tail = t;
+    return KD_OK;
+}
+
+enum kd_err
 kd_media_graph_aformat(struct kd_media_graph *gr, const struct kd_media_atarget *at,
                        struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN])
 {
@@ -643,7 +686,7 @@ fmt_color(char buf[32], struct kd_rgba c)
 
 enum kd_err
 kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, const AVStream *st,
-                       int out_w, AVFilterContext **src, struct kd_media_pad *tail,
+                       int out_w, double total_s, AVFilterContext **src, struct kd_media_pad *tail,
                        char err[KD_MEDIA_ERRLEN])
 {
     struct kd_media_pad t = {NULL, 0};
@@ -651,6 +694,7 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, 
     bool is_image = layer->type == KD_LAYER_IMAGE;
     double frac = layer->width > 0 ? layer->width : is_image ? 0.15 : 0.3;
     double start = layer->start_s > 0 ? layer->start_s : 0.0;
+    double end = layer->end_s;
     int lw = (int)lround(out_w * frac) & ~1;
     int margin = layer->margin >= 0 ? layer->margin : 16;
     char w[32], expr[96], x[64], y[64], enable[96], num[32], color[32];
@@ -664,9 +708,13 @@ kd_media_graph_overlay(struct kd_media_graph *gr, const struct kd_layer *layer, 
         return rc;
     if ((rc = add_rotation(gr, kd_media_stream_rotation(st), &t, err)) != KD_OK)
         return rc;
-    /* Only the part of the layer its window can show is decoded on. */
-    if (!isnan(layer->end_s)) {
-        fmt_seconds(num, layer->end_s - start);
+    /* Only the part of the layer its window can show is decoded on. The
+     * window ends with the output too: overlay runs on while its layer
+     * has frames, so a long layer would make the output longer. */
+    if (!isnan(total_s) && (isnan(end) || end > total_s))
+        end = total_s;
+    if (!isnan(end)) {
+        fmt_seconds(num, end > start ? end - start : 0.0);
         if ((rc = kd_media_graph_append(gr, "trim", (const char *[]){"end", num, NULL}, &t, err)) !=
             KD_OK)
             return rc;
@@ -834,12 +882,37 @@ font_pattern(const char *family, char out[FONT_FAMILY_MAX * 2 + 1], char err[KD_
     return KD_OK;
 }
 
+/* drawtext breaks a line at \r as well as at \n, so "\r\n" (Windows) drew
+ * an empty line between every two: every line ending becomes one \n.
+ * Returns a copy the caller frees, or NULL without memory. */
+static char *
+text_lines(const char *text, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t o = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '\r') {
+            out[o++] = text[i];
+            continue;
+        }
+        out[o++] = '\n';
+        if (i + 1 < len && text[i + 1] == '\n')
+            i++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 enum kd_err
 kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
                     const struct kd_limits *lim, struct kd_media_pad *tail,
                     char err[KD_MEDIA_ERRLEN])
 {
     const char *kv[32];
+    char *text = NULL;
     size_t n = 0, text_len;
     char font[FONT_FAMILY_MAX * 2 + 1], size[32], color[32], boxcolor[32], pad[32];
     char x[64], y[64], enable[96];
@@ -856,10 +929,14 @@ kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
     }
     if ((rc = font_pattern(layer->font != NULL ? layer->font : "DejaVu Sans", font, err)) != KD_OK)
         return rc;
+    if ((text = text_lines(layer->text, text_len)) == NULL) {
+        kd_media_seterr(err, "out of memory");
+        return KD_ENOMEM;
+    }
     fmt_int(size, fsize);
     fmt_color(color, layer->color);
     kv[n++] = "text";
-    kv[n++] = layer->text; /* a value: drawn as given */
+    kv[n++] = text; /* a value: drawn as given */
     kv[n++] = "expansion";
     kv[n++] = "none"; /* "%{...}" stays literal */
     kv[n++] = "font";
@@ -929,7 +1006,9 @@ kd_media_graph_text(struct kd_media_graph *gr, const struct kd_layer *layer,
         kv[n++] = enable;
     }
     kv[n] = NULL;
-    return kd_media_graph_append(gr, "drawtext", kv, tail, err);
+    rc = kd_media_graph_append(gr, "drawtext", kv, tail, err);
+    free(text); /* the node holds its own copy */
+    return rc;
 }
 
 enum kd_err

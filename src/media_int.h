@@ -194,6 +194,16 @@ KD_MUST_CHECK enum kd_err kd_media_graph_input_video(struct kd_media_graph *gr, 
                                                      AVFilterContext **src,
                                                      struct kd_media_pad *tail,
                                                      char err[KD_MEDIA_ERRLEN]);
+/* How long a still image input is shown when its spec gives no end. */
+#define KD_STILL_DEFAULT_S 5.0
+
+/* The picture of a still image input shown for dur_s: buffer -> the one
+ * frame held (tpad clone) -> cut at dur_s -> rate (vt's, else 25) -> fit
+ * to vt. */
+KD_MUST_CHECK enum kd_err
+kd_media_graph_input_still(struct kd_media_graph *gr, const AVStream *st, double dur_s,
+                           const struct kd_media_vtarget *vt, AVFilterContext **src,
+                           struct kd_media_pad *tail, char err[KD_MEDIA_ERRLEN]);
 /* The audio of one input: abuffer -> trim -> timeline from 0 -> resample to
  * at. A NULL span keeps the whole stream and its timestamps. */
 KD_MUST_CHECK enum kd_err kd_media_graph_input_audio(struct kd_media_graph *gr, const AVStream *st,
@@ -224,10 +234,11 @@ KD_MUST_CHECK enum kd_err kd_media_graph_join(struct kd_media_graph *gr, size_t 
                                               char err[KD_MEDIA_ERRLEN]);
 /* A video or image layer from stream st drawn over *tail (output timeline,
  * out_w wide): buffer -> window -> scale -> [border] -> [opacity] ->
- * overlay, whose last frame is held to the end of the window. */
+ * overlay, whose last frame is held to the end of the window. The layer
+ * is cut at its end and at total_s (the output's length; NAN: unknown). */
 KD_MUST_CHECK enum kd_err kd_media_graph_overlay(struct kd_media_graph *gr,
                                                  const struct kd_layer *layer, const AVStream *st,
-                                                 int out_w, AVFilterContext **src,
+                                                 int out_w, double total_s, AVFilterContext **src,
                                                  struct kd_media_pad *tail,
                                                  char err[KD_MEDIA_ERRLEN]);
 /* The added audio track: abuffer (timestamps given by the feeder, loops
@@ -264,6 +275,7 @@ void kd_media_display_size(const AVStream *st, int *w, int *h);
 struct kd_media_plan {
     const AVOutputFormat *ofmt;
     bool has_video, has_audio;
+    bool is_video_copied, is_audio_copied; /* codec "copy": no encoder, no sink */
     const AVCodec *vcodec, *acodec;
     struct kd_media_vtarget vt;
     struct kd_media_atarget at;
@@ -280,6 +292,12 @@ KD_MUST_CHECK enum kd_err kd_media_plan_codecs(const struct kd_output *out, bool
                                                char err[KD_MEDIA_ERRLEN]);
 void kd_media_plan_clear(struct kd_media_plan *plan);
 
+/* A stream of the output whose packets are copied from the inputs. */
+struct kd_media_copy {
+    const AVStream *st;           /* the first input's (rates, side data, metadata) */
+    const AVCodecParameters *par; /* what is written (after a bitstream filter) */
+};
+
 struct kd_media_output {
     AVFormatContext *fmt;
     struct kd_media_guard guard;
@@ -290,13 +308,14 @@ struct kd_media_output {
 };
 
 /* Creates the muxer for path and opens the encoders, taking their
- * parameters from the configured sinks. Nothing is written yet. */
-KD_MUST_CHECK enum kd_err kd_media_output_open(const char *path, const struct kd_output *spec,
-                                               const struct kd_media_plan *plan,
-                                               AVFilterContext *vsink, AVFilterContext *asink,
-                                               int threads, kd_media_cancelled_fn *cancelled,
-                                               void *ud, struct kd_media_output **out,
-                                               char err[KD_MEDIA_ERRLEN]);
+ * parameters from the configured sinks; a copied stream (plan says which)
+ * takes vcopy's or acopy's parameters instead of a sink's. Nothing is
+ * written yet. */
+KD_MUST_CHECK enum kd_err kd_media_output_open(
+    const char *path, const struct kd_output *spec, const struct kd_media_plan *plan,
+    AVFilterContext *vsink, AVFilterContext *asink, const struct kd_media_copy *vcopy,
+    const struct kd_media_copy *acopy, int threads, kd_media_cancelled_fn *cancelled, void *ud,
+    struct kd_media_output **out, char err[KD_MEDIA_ERRLEN]);
 KD_MUST_CHECK enum kd_err kd_media_output_start(struct kd_media_output *o,
                                                 const struct kd_output *spec,
                                                 char err[KD_MEDIA_ERRLEN]);
@@ -304,6 +323,10 @@ KD_MUST_CHECK enum kd_err kd_media_output_start(struct kd_media_output *o,
  * every packet that comes out. */
 KD_MUST_CHECK enum kd_err kd_media_output_encode(struct kd_media_output *o, bool is_video,
                                                  AVFrame *frame, char err[KD_MEDIA_ERRLEN]);
+/* Writes a copied packet (times already in the stream's time base) of
+ * the video or audio stream. */
+KD_MUST_CHECK enum kd_err kd_media_output_write(struct kd_media_output *o, bool is_video,
+                                                AVPacket *pkt, char err[KD_MEDIA_ERRLEN]);
 KD_MUST_CHECK enum kd_err kd_media_output_finish(struct kd_media_output *o,
                                                  char err[KD_MEDIA_ERRLEN]);
 void kd_media_output_close(struct kd_media_output *o); /* NULL is a no-op */

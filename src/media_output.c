@@ -224,7 +224,9 @@ kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
         rc = KD_EMEDIA;
         goto out;
     }
-    if (plan->has_video) {
+    plan->is_video_copied = plan->has_video && out->video_codec == KD_VCODEC_COPY;
+    plan->is_audio_copied = plan->has_audio && out->audio_codec == KD_ACODEC_COPY;
+    if (plan->has_video && !plan->is_video_copied) {
         name = video_encoder(out->video_codec, out->container, &label);
         if ((plan->vcodec = avcodec_find_encoder_by_name(name)) == NULL) {
             kd_media_seterr(err, "the %s encoder is not available", label);
@@ -238,7 +240,7 @@ kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
             goto out;
         }
     }
-    if (plan->has_audio) {
+    if (plan->has_audio && !plan->is_audio_copied) {
         if (out->container == KD_CONT_WAV && out->audio_codec != KD_ACODEC_AUTO) {
             kd_media_seterr(err, "wav holds PCM sound only: leave audio_codec out");
             rc = KD_EINVAL;
@@ -458,11 +460,52 @@ out:
     return rc;
 }
 
+/* A stream whose packets are copied: the input's parameters, timing, and
+ * what players need besides the bytes (display matrix, language,
+ * disposition). */
+static enum kd_err
+add_copy(struct kd_media_output *o, const struct kd_media_copy *c, AVStream **out,
+         char err[KD_MEDIA_ERRLEN])
+{
+    const AVStream *ist = c->st;
+    AVStream *st;
+    int ret;
+
+    if (!muxer_takes(o->fmt->oformat, c->par->codec_id)) {
+        kd_media_seterr(err, "the input's %s cannot be copied into this container",
+                        avcodec_get_name(c->par->codec_id));
+        return KD_EINVAL;
+    }
+    if ((st = avformat_new_stream(o->fmt, NULL)) == NULL)
+        return KD_ENOMEM;
+    if ((ret = avcodec_parameters_copy(st->codecpar, c->par)) < 0)
+        return kd_media_averr(NULL, ret, KD_ENOMEM, err, "output stream");
+    st->codecpar->codec_tag = 0;
+    st->time_base = ist->time_base;
+    st->sample_aspect_ratio = ist->sample_aspect_ratio;
+    st->avg_frame_rate = ist->avg_frame_rate;
+    st->disposition = ist->disposition;
+    if (av_dict_copy(&st->metadata, ist->metadata, 0) < 0)
+        return KD_ENOMEM;
+    for (int i = 0; i < ist->nb_side_data; i++) {
+        const AVPacketSideData *sd = &ist->side_data[i];
+        uint8_t *dst = av_stream_new_side_data(st, sd->type, sd->size);
+
+        if (dst == NULL)
+            return KD_ENOMEM;
+        memcpy(dst, sd->data, sd->size);
+    }
+    *out = st;
+    return KD_OK;
+}
+
 enum kd_err
 kd_media_output_open(const char *path, const struct kd_output *spec,
                      const struct kd_media_plan *plan, AVFilterContext *vsink,
-                     AVFilterContext *asink, int threads, kd_media_cancelled_fn *cancelled,
-                     void *ud, struct kd_media_output **out, char err[KD_MEDIA_ERRLEN])
+                     AVFilterContext *asink, const struct kd_media_copy *vcopy,
+                     const struct kd_media_copy *acopy, int threads,
+                     kd_media_cancelled_fn *cancelled, void *ud, struct kd_media_output **out,
+                     char err[KD_MEDIA_ERRLEN])
 {
     struct kd_media_output *o = NULL;
     char url[4096 + 8];
@@ -491,9 +534,18 @@ kd_media_output_open(const char *path, const struct kd_output *spec,
         rc = KD_ENOMEM;
         goto out;
     }
-    if (plan->has_video && (rc = open_video(o, spec, plan, vsink, threads, err)) != KD_OK)
+    rc = KD_OK;
+    if (plan->is_video_copied && vcopy != NULL)
+        rc = add_copy(o, vcopy, &o->vst, err);
+    else if (plan->has_video)
+        rc = open_video(o, spec, plan, vsink, threads, err);
+    if (rc != KD_OK)
         goto out;
-    if (plan->has_audio && (rc = open_audio(o, spec, plan, asink, threads, err)) != KD_OK)
+    if (plan->is_audio_copied && acopy != NULL)
+        rc = add_copy(o, acopy, &o->ast, err);
+    else if (plan->has_audio)
+        rc = open_audio(o, spec, plan, asink, threads, err);
+    if (rc != KD_OK)
         goto out;
     *out = o;
     o = NULL;
@@ -578,6 +630,23 @@ kd_media_output_encode(struct kd_media_output *o, bool is_video, AVFrame *frame,
         if (ret < 0)
             return write_err(o, ret, err);
     }
+}
+
+enum kd_err
+kd_media_output_write(struct kd_media_output *o, bool is_video, AVPacket *pkt,
+                      char err[KD_MEDIA_ERRLEN])
+{
+    int ret;
+
+    pkt->stream_index = (is_video ? o->vst : o->ast)->index;
+    /* The muxer takes the packet's reference, even on failure. */
+    if ((ret = av_interleaved_write_frame(o->fmt, pkt)) == AVERROR(EINVAL)) {
+        kd_media_seterr(err, "the input's timing is too damaged to write");
+        return KD_EMEDIA;
+    }
+    if (ret < 0)
+        return write_err(o, ret, err);
+    return KD_OK;
 }
 
 enum kd_err

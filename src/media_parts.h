@@ -139,23 +139,41 @@ void kd_thumbs_free(struct kd_thumbs *t); /* NULL is a no-op */
 /* Decides whether e can run by copying packets. Opens the inputs itself
  * (kd_media_input_open, the same whitelists and limits). *possible is true
  * when nothing needs decoding:
- *   - video_codec copy (and audio copy or no audio change): always, but
- *     inputs whose codec parameters differ are KD_EINVAL ("copy needs
- *     inputs with the same codec parameters"); trims snap to the keyframe
- *     at or before start;
+ *   - video_codec copy: when nothing else needs decoding (no thumbnails,
+ *     no audio track, no audio codec change), but inputs whose codec
+ *     parameters differ are KD_EINVAL ("copy needs inputs with the same
+ *     codec parameters"), and so is an input without video; trims snap to
+ *     the keyframe at or before start. Otherwise *possible is false and
+ *     the decode path copies the picture while it decodes the rest;
  *   - otherwise: no layers, no audio, no transition, no thumbnails, no
  *     size/fps/crf/preset/bitrate asked, the output codecs (after auto) are
  *     the inputs' codecs, every input has identical codec parameters
  *     (codec, profile, size, pixel format, sample rate, channel layout,
  *     extradata) and every trim start lands on a keyframe.
- * why says in a few words what forced the decode (for the log). */
+ * why says in a few words what forced the decode (for the log). When
+ * *possible and keep is not NULL, *keep gets the opened inputs for
+ * kd_remux_run (the caller's until then). */
+struct kd_remux_inputs;
 KD_MUST_CHECK enum kd_err kd_remux_possible(const struct kd_edit *e, bool *possible,
+                                            struct kd_remux_inputs **keep,
                                             char why[KD_MEDIA_ERRLEN]);
+/* The inputs kd_remux_possible opened; NULL is a no-op. */
+void kd_remux_inputs_free(struct kd_remux_inputs *ins);
+/* Whether two streams' parameters are the same for copying one after the
+ * other (codec, profile, size, pixel format, rate, layout, extradata). */
+bool kd_remux_same_params(const AVCodecParameters *a, const AVCodecParameters *b);
+/* Seeks in to the keyframe of its picture stream at or before start_s
+ * (seconds from the file's start) and gives that keyframe's time: where a
+ * copied picture really starts. KD_EMEDIA when the seek lands off a
+ * keyframe. The demuxer's position is left there. */
+KD_MUST_CHECK enum kd_err kd_remux_key_before(struct kd_media_input *in, double start_s,
+                                              double *key_s, char err[KD_MEDIA_ERRLEN]);
 /* Runs e by remuxing: inputs in order, each cut to its trim, timestamps
  * continuous across inputs, bitstream filters where the output container
  * needs them (aac_adtstoasc for ADTS AAC into mp4/mov/mkv). Progress,
  * cancellation, duration_s and err as kd_media_edit. Call only when
- * kd_remux_possible said so. */
-KD_MUST_CHECK enum kd_err kd_remux_run(struct kd_edit *e);
+ * kd_remux_possible said so. opened: what it kept (taken over and freed
+ * here), or NULL to open the inputs anew. */
+KD_MUST_CHECK enum kd_err kd_remux_run(struct kd_edit *e, struct kd_remux_inputs *opened);
 
 #endif

@@ -103,6 +103,14 @@ same_audio(const AVCodecParameters *a, const AVCodecParameters *b)
            av_channel_layout_compare(&a->ch_layout, &b->ch_layout) == 0 && same_extradata(a, b);
 }
 
+bool
+kd_remux_same_params(const AVCodecParameters *a, const AVCodecParameters *b)
+{
+    if (a->codec_type != b->codec_type)
+        return false;
+    return a->codec_type == AVMEDIA_TYPE_VIDEO ? same_video(a, b) : same_audio(a, b);
+}
+
 /* Time t (seconds from the input's start) in stream st's time base. */
 static int64_t
 input_ts(const struct kd_media_input *in, const AVStream *st, double t)
@@ -148,6 +156,31 @@ first_key(struct kd_media_input *in, double start_s, int64_t *key_pts, char err[
 out:
     av_packet_free(&pkt);
     return rc;
+}
+
+enum kd_err
+kd_remux_key_before(struct kd_media_input *in, double start_s, double *key_s,
+                    char err[KD_MEDIA_ERRLEN])
+{
+    const AVStream *st = in->fmt->streams[in->video_idx];
+    int64_t key_pts = 0;
+    enum kd_err rc;
+
+    if (start_s <= 0) {
+        *key_s = 0;
+        return KD_OK;
+    }
+    if ((rc = first_key(in, start_s, &key_pts, err)) == KD_EAGAIN) {
+        kd_media_seterr(err, "the video cannot be cut there without decoding");
+        rc = KD_EMEDIA;
+    }
+    if (rc != KD_OK)
+        return rc;
+    *key_s = (double)key_pts * av_q2d(st->time_base) -
+             (in->start_time == AV_NOPTS_VALUE ? 0.0 : (double)in->start_time / AV_TIME_BASE);
+    if (*key_s < 0)
+        *key_s = 0;
+    return KD_OK;
 }
 
 /* Half a frame of the video stream, in its time base (for "on a keyframe"). */
@@ -216,13 +249,13 @@ spec_needs_decode(const struct kd_jobspec *spec)
     return NULL;
 }
 
-struct inputs {
+struct kd_remux_inputs {
     struct kd_media_input **in;
     size_t n;
 };
 
 static void
-inputs_close(struct inputs *ins)
+inputs_close(struct kd_remux_inputs *ins)
 {
     for (size_t i = 0; ins->in != NULL && i < ins->n; i++)
         kd_media_input_close(ins->in[i]);
@@ -232,7 +265,7 @@ inputs_close(struct inputs *ins)
 }
 
 static enum kd_err
-inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLEN])
+inputs_open(const struct kd_edit *e, struct kd_remux_inputs *ins, char err[KD_MEDIA_ERRLEN])
 {
     enum kd_err rc = KD_OK;
 
@@ -243,19 +276,25 @@ inputs_open(const struct kd_edit *e, struct inputs *ins, char err[KD_MEDIA_ERRLE
                                       e->cancelled, e->ud, &ins->in[i], err)) != KD_OK)
             break;
         ins->n = i + 1;
-        if (ins->in[i]->video_idx < 0) {
-            kd_media_seterr(err, "inputs[%zu] has no video", i);
-            rc = KD_EINVAL;
-            break;
-        }
     }
     return rc;
+}
+
+/* The index of the first input without a moving picture (sound only, or
+ * a still image shown for a while), or -1. */
+static long
+input_without_picture(const struct kd_remux_inputs *ins)
+{
+    for (size_t i = 0; i < ins->n; i++)
+        if (ins->in[i]->video_idx < 0 || ins->in[i]->kind == KD_MEDIA_KIND_IMAGE)
+            return (long)i;
+    return -1;
 }
 
 /* Returns NULL when the opened inputs can be copied, else why not;
  * *mismatch says the reason is differing parameters. */
 static const char *
-inputs_need_decode(const struct kd_edit *e, const struct inputs *ins, bool *mismatch)
+inputs_need_decode(const struct kd_edit *e, const struct kd_remux_inputs *ins, bool *mismatch)
 {
     const struct kd_output *o = &e->spec->output;
     const AVOutputFormat *ofmt = av_guess_format(muxer_name(o->container), NULL, NULL);
@@ -294,7 +333,7 @@ inputs_need_decode(const struct kd_edit *e, const struct inputs *ins, bool *mism
 
 /* Every trim of the implicit path must start (and end) on a keyframe. */
 static enum kd_err
-trims_on_keys(const struct kd_edit *e, const struct inputs *ins, bool *ok,
+trims_on_keys(const struct kd_edit *e, const struct kd_remux_inputs *ins, bool *ok,
               char err[KD_MEDIA_ERRLEN])
 {
     enum kd_err rc;
@@ -314,13 +353,24 @@ trims_on_keys(const struct kd_edit *e, const struct inputs *ins, bool *ok,
     return KD_OK;
 }
 
+void
+kd_remux_inputs_free(struct kd_remux_inputs *ins)
+{
+    if (ins == NULL)
+        return;
+    inputs_close(ins);
+    free(ins);
+}
+
 enum kd_err
-kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERRLEN])
+kd_remux_possible(const struct kd_edit *e, bool *possible, struct kd_remux_inputs **keep,
+                  char why[KD_MEDIA_ERRLEN])
 {
     const struct kd_output *o = &e->spec->output;
     bool copy = o->video_codec == KD_VCODEC_COPY, mismatch = false, keys = true;
-    struct inputs ins = {0};
+    struct kd_remux_inputs ins = {0};
     const char *reason;
+    long bad;
     enum kd_err rc = KD_OK;
 
     if ((reason = spec_needs_decode(e->spec)) != NULL) {
@@ -330,6 +380,22 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
     }
     if ((rc = inputs_open(e, &ins, why)) != KD_OK)
         goto out;
+    /* Sound-only inputs (an mp3) and still images are for the decode
+     * path: it makes the output sound only, puts black under the sound,
+     * or shows the image for its time. */
+    if ((bad = input_without_picture(&ins)) >= 0) {
+        if (copy) {
+            kd_media_seterr(why,
+                            "video_codec copy needs a video in every input; inputs[%ld] "
+                            "is not one",
+                            bad);
+            rc = KD_EINVAL;
+            goto out;
+        }
+        kd_media_seterr(why, "an input without video");
+        *possible = false;
+        goto out;
+    }
     reason = inputs_need_decode(e, &ins, &mismatch);
     if (reason != NULL && copy && mismatch) {
         kd_media_seterr(why,
@@ -343,14 +409,20 @@ kd_remux_possible(const struct kd_edit *e, bool *possible, char why[KD_MEDIA_ERR
         goto out;
     if (reason == NULL && !keys)
         reason = "a trim off a keyframe";
-    if (reason != NULL && copy && !mismatch) {
-        /* Copy with an audio codec change: the video is still copied. */
-        kd_media_seterr(why, "video_codec copy with %s", reason);
-        rc = KD_EUNSUPPORTED;
-        goto out;
-    }
+    /* Copy with an audio codec change: the decode path copies the
+     * picture and encodes the sound. */
     *possible = reason == NULL;
     kd_media_seterr(why, "%s", reason != NULL ? reason : "remux");
+    /* The remux reads the same files: opening (and probing) them again
+     * would cost as much as copying a short input. */
+    if (*possible && keep != NULL) {
+        if ((*keep = malloc(sizeof(**keep))) == NULL) {
+            rc = KD_ENOMEM;
+            goto out;
+        }
+        **keep = ins;
+        ins = (struct kd_remux_inputs){0};
+    }
 out:
     inputs_close(&ins);
     return rc;
@@ -372,6 +444,7 @@ struct run {
     AVPacket *pkt;
     struct kd_subs **subs; /* one per layer, soft subtitles only */
     double total_s;        /* expected output length */
+    bool is_total_unknown; /* an input's length is not known */
     double done_s;         /* output time of inputs finished */
     double reported;       /* progress never goes back */
     int64_t last_poll_ms;
@@ -432,6 +505,19 @@ add_stream(struct run *r, const AVStream *ist, struct ostream *os, char err[KD_M
     os->st->time_base = ist->time_base;
     os->st->sample_aspect_ratio = ist->sample_aspect_ratio;
     os->st->avg_frame_rate = ist->avg_frame_rate;
+    /* What players need besides the bytes: the display matrix of a phone
+     * video (rotation), the language and handler name, default/forced. */
+    os->st->disposition = ist->disposition;
+    if (av_dict_copy(&os->st->metadata, ist->metadata, 0) < 0)
+        return KD_ENOMEM;
+    for (int i = 0; i < ist->nb_side_data; i++) {
+        const AVPacketSideData *sd = &ist->side_data[i];
+        uint8_t *dst = av_stream_new_side_data(os->st, sd->type, sd->size);
+
+        if (dst == NULL)
+            return KD_ENOMEM;
+        memcpy(dst, sd->data, sd->size);
+    }
     return KD_OK;
 }
 
@@ -606,7 +692,7 @@ expected_s(const struct kd_media_input *in, const struct kd_input *t)
 }
 
 static enum kd_err
-open_output(struct run *r, const struct inputs *ins, char err[KD_MEDIA_ERRLEN])
+open_output(struct run *r, const struct kd_remux_inputs *ins, char err[KD_MEDIA_ERRLEN])
 {
     const struct kd_output *o = &r->e->spec->output;
     const struct kd_media_input *in0 = ins->in[0];
@@ -658,6 +744,10 @@ open_output(struct run *r, const struct inputs *ins, char err[KD_MEDIA_ERRLEN])
         const struct kd_layer *l = &r->e->spec->layers[i];
         struct kd_subs_timing t = {.shift_s = 0, .from_s = l->start_s, .to_s = l->end_s};
 
+        /* Cues end with the output (as expected from the trims). */
+        if (!r->is_total_unknown && r->total_s > 0 && (isnan(t.to_s) || t.to_s > r->total_s))
+            t.to_s = r->total_s;
+
         if ((rc = kd_subs_soft_write(r->subs[i], r->out, &t, err)) != KD_OK)
             goto out;
     }
@@ -670,12 +760,17 @@ out:
 }
 
 enum kd_err
-kd_remux_run(struct kd_edit *e)
+kd_remux_run(struct kd_edit *e, struct kd_remux_inputs *opened)
 {
     struct run r = {.e = e};
-    struct inputs ins = {0};
+    struct kd_remux_inputs ins = {0};
     enum kd_err rc;
     int ret;
+
+    if (opened != NULL) {
+        ins = *opened;
+        free(opened);
+    }
 
     e->err[0] = '\0';
     kd_media_setup();
@@ -685,14 +780,17 @@ kd_remux_run(struct kd_edit *e)
         rc = KD_ENOMEM;
         goto out;
     }
-    if ((rc = inputs_open(e, &ins, e->err)) != KD_OK)
+    if (ins.in == NULL && (rc = inputs_open(e, &ins, e->err)) != KD_OK)
         goto out;
     for (size_t i = 0; i < e->spec->n_layers; i++)
         if ((rc = kd_subs_open(e->store, e->layer_paths[i], e->work_dir, (unsigned)i, e->lim,
                                e->event, e->ud, e->cancelled, &r.subs[i], e->err)) != KD_OK)
             goto out;
-    for (size_t i = 0; i < ins.n; i++)
+    for (size_t i = 0; i < ins.n; i++) {
         r.total_s += expected_s(ins.in[i], &e->spec->inputs[i]);
+        if (isnan(ins.in[i]->duration_s) && isnan(e->spec->inputs[i].end_s))
+            r.is_total_unknown = true;
+    }
     if ((rc = open_output(&r, &ins, e->err)) != KD_OK)
         goto out;
     for (size_t i = 0; i < ins.n; i++) {

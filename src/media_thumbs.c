@@ -25,10 +25,10 @@ struct kd_thumbs {
     char *work_dir;
     int count, width;
     double duration_s;
-    int next;                    /* the next thumbnail due */
-    char **paths;                /* count entries, filled as they are written */
-    AVFrame *last;               /* the latest frame offered */
-    int out_w, out_h;            /* fixed by the first frame */
+    int next;         /* the next thumbnail due */
+    char **paths;     /* count entries, filled as they are written */
+    AVFrame *last;    /* the latest frame offered */
+    int out_w, out_h; /* fixed by the first frame */
     struct SwsContext *sws;
     AVCodecContext *enc;
     AVFrame *scaled;
@@ -36,8 +36,8 @@ struct kd_thumbs {
 };
 
 enum kd_err
-kd_thumbs_new(const char *work_dir, int count, int width, double duration_s,
-              struct kd_thumbs **out, char err[KD_MEDIA_ERRLEN])
+kd_thumbs_new(const char *work_dir, int count, int width, double duration_s, struct kd_thumbs **out,
+              char err[KD_MEDIA_ERRLEN])
 {
     struct kd_thumbs *t = NULL;
     enum kd_err rc = KD_OK;
@@ -150,8 +150,8 @@ write_thumb(struct kd_thumbs *t, const AVFrame *f, int i, char err[KD_MEDIA_ERRL
         /* Limited-range video in, full-range JPEG out. */
         const int *coefs = sws_getCoefficients(SWS_CS_ITU601);
 
-        (void)sws_setColorspaceDetails(t->sws, coefs, f->color_range == AVCOL_RANGE_JPEG, coefs,
-                                       1, 0, 1 << 16, 1 << 16);
+        (void)sws_setColorspaceDetails(t->sws, coefs, f->color_range == AVCOL_RANGE_JPEG, coefs, 1,
+                                       0, 1 << 16, 1 << 16);
     }
     if ((ret = av_frame_make_writable(t->scaled)) < 0)
         return kd_media_averr(NULL, ret, KD_ENOMEM, err, "thumbnail");
@@ -187,8 +187,7 @@ due_s(const struct kd_thumbs *t, int i)
 }
 
 enum kd_err
-kd_thumbs_push(struct kd_thumbs *t, const AVFrame *frame, AVRational tb,
-               char err[KD_MEDIA_ERRLEN])
+kd_thumbs_push(struct kd_thumbs *t, const AVFrame *frame, AVRational tb, char err[KD_MEDIA_ERRLEN])
 {
     double at_s;
     enum kd_err rc;

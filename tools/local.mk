@@ -4,8 +4,10 @@ tools_kadrctl_SOURCES = tools/kadrctl.c
 tools_kadrctl_CFLAGS = $(AM_CFLAGS)
 tools_kadrctl_LDADD = $(KADR_CORE_LIBS)
 
-# kadr-edit: runs kd_media_edit on local files (debugging, benchmarks).
+# kadr-edit: runs an edit on local files in a job child, as the worker
+# does (debugging, benchmarks): it shares the worker's child, body and
+# protocol sources.
 bin_PROGRAMS += tools/kadr-edit
-tools_kadr_edit_SOURCES = tools/kadr-edit.c
-tools_kadr_edit_CFLAGS = $(AM_CFLAGS) $(KADR_MEDIA_CFLAGS)
+tools_kadr_edit_SOURCES = tools/kadr-edit.c workers/run.c workers/child.c workers/proto.c
+tools_kadr_edit_CFLAGS = $(AM_CFLAGS) $(KADR_MEDIA_CFLAGS) -I$(top_srcdir)/workers
 tools_kadr_edit_LDADD = $(KADR_MEDIA_LIBS) $(KADR_CORE_LIBS)

@@ -5,10 +5,13 @@
  * inherited descriptors but its result pipe and stderr, and its private work
  * directory as current directory. The child dies with the parent
  * (PR_SET_PDEATHSIG), sits in its own process group and ignores SIGTERM and
- * SIGINT: only the parent decides when a task stops, by SIGKILL. */
+ * SIGINT: only the parent decides when a task stops, by SIGKILL, or for a
+ * cancelled job first by KD_CHILD_STOP_SIGNAL, which asks it to stop
+ * cleanly (a child that does not handle it dies of it). */
 #ifndef KD_WORKER_CHILD_H
 #define KD_WORKER_CHILD_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -32,6 +35,10 @@ typedef int kd_child_fn(void *ud, int out_fd);
  * the caller's to close. KD_EIO when pipe or fork fail. */
 KD_MUST_CHECK enum kd_err kd_child_spawn(const struct kd_child_limits *lim, const char *work_dir,
                                          kd_child_fn *fn, void *ud, pid_t *pid, int *fd);
+
+/* Sent to a child to ask for a clean stop (its files closed, a result
+ * line written, exit); the parent SIGKILLs it after a grace period. */
+#define KD_CHILD_STOP_SIGNAL SIGUSR1
 
 /* SIGKILLs the child and its process group. */
 void kd_child_kill(pid_t pid);

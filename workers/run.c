@@ -3,11 +3,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include "child.h"
 #include "jobspec.h"
 #include "json.h"
 #include "log.h"
@@ -22,6 +26,47 @@
 #define MAX_EVENTS 20
 /* Least interval between progress lines: the engine reports every frame. */
 #define PROGRESS_EVERY_MS 100
+
+/* How long the engine may take to wind down once asked to stop: freeing an
+ * x264 encoder joins its lookahead thread, which can be seconds into a
+ * slow preset's analysis. Past this the child reports and exits at once. */
+#define STOP_EXIT_MS 300
+
+/* Set by KD_CHILD_STOP_SIGNAL: the parent asks this job to stop. */
+static volatile sig_atomic_t stop_asked;
+/* The result pipe, for the stop timer; -1 before the edit starts. */
+static volatile sig_atomic_t stop_fd = -1;
+/* The edit has returned: its own result line is on the way. */
+static volatile sig_atomic_t is_finishing;
+
+/* The engine has not returned STOP_EXIT_MS after the stop request: write
+ * the result line (one write, shorter than PIPE_BUF: it cannot interleave
+ * with another line) and leave; the kernel closes the files. */
+static void
+on_stop_timer(int sig)
+{
+    static const char line[] = "{\"ok\":false,\"error\":\"cancelled\",\"message\":\"cancelled\"}\n";
+
+    (void)sig;
+    if (is_finishing)
+        return;
+    if (stop_fd >= 0 && write(stop_fd, line, sizeof(line) - 1) < 0)
+        _exit(1);
+    _exit(0);
+}
+
+static void
+on_stop_signal(int sig)
+{
+    struct itimerval t = {.it_value = {.tv_sec = 0, .tv_usec = STOP_EXIT_MS * 1000}};
+
+    (void)sig;
+    if (stop_asked)
+        return;
+    stop_asked = 1;
+    /* setitimer is a plain system call on Linux, safe in a handler. */
+    (void)setitimer(ITIMER_REAL, &t, NULL);
+}
 
 struct ctx {
     int fd;
@@ -50,15 +95,15 @@ on_progress(void *ud, double fraction)
     c->last_sent_ms = now;
 }
 
-/* The child cannot see cancel requests (the parent kills it for those);
- * it stops by itself at its deadline so that a timeout ends cleanly, with
- * its files closed, before the parent's harder kill. */
+/* A cancel request arrives as KD_CHILD_STOP_SIGNAL; the child also stops
+ * by itself at its deadline, so that both end cleanly, with its files
+ * closed, before the parent's harder kill. */
 static bool
 on_cancelled(void *ud)
 {
     struct ctx *c = ud;
 
-    if (c->pipe_broken)
+    if (c->pipe_broken || stop_asked)
         return true;
     if (kd_mono_ms() >= c->deadline_ms)
         c->timed_out = true;
@@ -304,7 +349,18 @@ kd_run_edit(void *ud, int out_fd)
     e.cancelled = on_cancelled;
     e.event = on_event;
     e.ud = &c;
+    {
+        struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+        struct sigaction st = {.sa_handler = on_stop_timer, .sa_flags = SA_RESTART};
+
+        sigemptyset(&sa.sa_mask);
+        sigemptyset(&st.sa_mask);
+        stop_fd = out_fd;
+        if (sigaction(SIGALRM, &st, NULL) != 0 || sigaction(KD_CHILD_STOP_SIGNAL, &sa, NULL) != 0)
+            kd_log_errno(KD_LOG_WARN, errno, "worker: no clean stop on cancel");
+    }
     rc = kd_media_edit(&e);
+    is_finishing = 1;
     edited = true;
     if (rc != KD_OK) {
         if (c.timed_out)

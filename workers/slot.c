@@ -184,6 +184,15 @@ reap(struct kd_slot *s)
 void
 kd_slot_kill(struct kd_slot *s, enum kd_kill_reason reason)
 {
+    /* A cancelled edit stops cleanly (files closed, a result line): the
+     * engine polls for it at least twice a second of work. */
+    if (reason == KD_KILL_CANCEL && s->kind == KD_TASK_EDIT && s->killed == KD_KILL_NONE &&
+        !s->reaped && s->pid > 0) {
+        s->killed = reason;
+        s->stop_asked_ms = kd_mono_ms();
+        if (kill(s->pid, KD_CHILD_STOP_SIGNAL) == 0)
+            return;
+    }
     if (s->killed == KD_KILL_NONE)
         s->killed = reason;
     /* After reaping, the group may be killed only while its pipe is still
@@ -198,6 +207,13 @@ kd_slot_check(struct kd_slot *s, int64_t now_ms)
     if (s->state != KD_SLOT_RUNNING)
         return;
     reap(s);
+    if (!s->reaped && s->stop_asked_ms > 0 && !s->is_stop_forced &&
+        now_ms - s->stop_asked_ms >= KD_SLOT_STOP_GRACE_MS) {
+        kd_log(KD_LOG_WARN, "worker: process %d did not stop within %d ms; killing it", (int)s->pid,
+               KD_SLOT_STOP_GRACE_MS);
+        s->is_stop_forced = true;
+        kd_child_kill(s->pid);
+    }
     if (!s->reaped && now_ms >= s->deadline_ms && s->killed == KD_KILL_NONE) {
         kd_log(KD_LOG_WARN, "worker: process %d passed its deadline; killing it", (int)s->pid);
         kd_slot_kill(s, KD_KILL_TIMEOUT);

@@ -68,6 +68,8 @@ struct kd_slot {
     int64_t eof_ms;      /* when the pipe closed; 0 while open */
     int64_t exited_ms;   /* when the child was reaped; 0 before */
     enum kd_kill_reason killed;
+    int64_t stop_asked_ms;       /* KD_CHILD_STOP_SIGNAL sent (cancel); 0: not */
+    bool is_stop_forced;         /* SIGKILLed after the stop grace */
     struct kd_linereader lines;
 
     /* what it reported */
@@ -125,7 +127,12 @@ void kd_slot_pump(struct kd_slot *s, kd_slot_event_fn *ev, void *ud);
 void kd_slot_check(struct kd_slot *s, int64_t now_ms);
 /* True when the child is gone and its pipe drained: the outcome is known. */
 bool kd_slot_child_done(const struct kd_slot *s);
-/* Kills the child (and its process group) for reason. */
+/* A cancelled child gets this long to stop by itself before SIGKILL. */
+#define KD_SLOT_STOP_GRACE_MS 1000
+
+/* Kills the child (and its process group) for reason. For KD_KILL_CANCEL
+ * of an edit, asks it to stop first (KD_CHILD_STOP_SIGNAL) and leaves the
+ * SIGKILL to kd_slot_check after KD_SLOT_STOP_GRACE_MS. */
 void kd_slot_kill(struct kd_slot *s, enum kd_kill_reason reason);
 /* Waits for a killed child to be reaped, at most wait_ms. */
 void kd_slot_wait(struct kd_slot *s, int64_t wait_ms);

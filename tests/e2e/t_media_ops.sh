@@ -78,4 +78,55 @@ else
     note "POST /jobs: $STATUS $(printf '%.300s' "$BODY")"
 fi
 
+# fetch_output FILE: downloads the job's main output (BODY is the job).
+fetch_output() {
+    local loc
+    loc=$(jqr '.outputs[0].url')
+    api GET "$loc"
+    loc=$(hdr Location)
+    [[ $loc == http* ]] || loc=$KADR_URL$loc
+    curl -sS -o "$1" "$loc"
+}
+
+begin "a WebM without a length in its header, then a still image, with thumbnails"
+ok=1
+ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi \
+    -i sine=sample_rate=48000 -t 2 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 \
+    -c:a libopus -f webm -live 1 "$E2E_TMP/live.webm" || ok=0
+check "ffmpeg made the WebM" test "$ok" = 1
+if upload_ready "$E2E_TMP/live.webm" video/webm live.webm; then
+    expect_jq '.probe.duration == null' "the probe gives no duration"
+    m_live=$MEDIA_ID
+    spec=$(jq -cn --arg a "$m_live" --arg l "${m_logo:-}" '{
+      inputs: [{media_id: $a}, {media_id: $l, end: 1}],
+      thumbnails: {count: 2, width: 160}, output: {preset: "ultrafast"}}')
+    if submit_job "$spec"; then
+        if wait_job "$JOB_ID" 120; then
+            expect_json .status completed
+            expect_jq '.outputs | length == 3' "the output and two thumbnails"
+            fetch_output "$E2E_TMP/live.mp4"
+            dur=$(probe "$E2E_TMP/live.mp4" .format.duration)
+            check "duration $dur, expected 3.0 (2 s measured + 1 s of image)" near "$dur" 3.0 0.1
+        fi
+    else
+        note "POST /jobs: $STATUS $(printf '%.300s' "$BODY")"
+    fi
+fi
+
+begin "the picture copied while an added track is mixed into the sound"
+spec=$(jq -cn --arg a "${m_sample:-}" --arg t "${m_track:-}" '{
+  inputs: [{media_id: $a}], audio: {media_id: $t, mode: "mix"},
+  output: {video_codec: "copy"}}')
+if submit_job "$spec"; then
+    if wait_job "$JOB_ID" 120; then
+        expect_json .status completed
+        fetch_output "$E2E_TMP/copymix.mp4"
+        sizes() { ffprobe -v error -select_streams v:0 -show_entries packet=size -of csv=p=0 "$1" | tr -dc '0-9\n'; }
+        check "the video packets are the input's" test "$(sizes "$E2E_TMP/copymix.mp4")" = "$(sizes "$E2E_MEDIA/sample.mp4")"
+        check "aac audio" test "$(probe "$E2E_TMP/copymix.mp4" '[.streams[]|select(.codec_type=="audio")][0].codec_name')" = aac
+    fi
+else
+    note "POST /jobs: $STATUS $(printf '%.300s' "$BODY")"
+fi
+
 finish

@@ -672,6 +672,18 @@ START_TEST(test_output_variants)
     ck_assert_int_eq(s->output.audio_bitrate, 0);
     ck_assert_int_eq(s->layers[0].sub_mode, KD_SUB_SOFT);
     kd_jobspec_free(s);
+    /* One stream copied while the other is decoded: all run (media_test). */
+    s = parse_ok("{" IN1 ",'audio':{'media_id':'" U2 "'},'output':{'video_codec':'copy'}}",
+                 &lim_default);
+    kd_jobspec_free(s);
+    s = parse_ok("{" IN1 ",'output':{'video_codec':'copy','audio_codec':'aac'},'thumbnails':"
+                 "{'count':2}}",
+                 &lim_default);
+    kd_jobspec_free(s);
+    s = parse_ok("{" IN2 ",'layers':[" TEXT0 "],'output':{'audio_codec':'copy','width':640,"
+                 "'height':360}}",
+                 &lim_default);
+    kd_jobspec_free(s);
     /* Size limits are inclusive. */
     s = parse_ok("{" IN1 ",'output':{'width':640,'height':360,'audio_bitrate':512000,"
                  "'video_bitrate':'100M'}}",
@@ -728,13 +740,14 @@ START_TEST(test_valid_misc)
     s = parse_ok("{" IN1 ",'webhook_url':'http://[2001:db8::1]:8080'}", &lim_default);
     kd_jobspec_free(s);
     /* Integers are accepted where reals are expected; limits inclusive. */
-    s = parse_ok("{'inputs':[{'media_id':'" U1 "','start':0,'end':60}],'transition':null,"
-                 "'layers':[{'type':'text','text':'12345678','size':512,'margin':1000,"
-                 "'color':'#aabbcc','background':'#AABBCC00','font':'Noto Sans-CJK_JP.1',"
-                 "'position':'center'}],'audio':{'media_id':'" U2 "','mode':'replace',"
-                 "'volume':4,'offset':60,'fade_out':0,'loop':false},'priority':10,'max_attempts':10,"
-                 "'thumbnails':{'count':20,'width':16}}",
-                 &lim_small);
+    s = parse_ok(
+        "{'inputs':[{'media_id':'" U1 "','start':0,'end':60}],'transition':null,"
+        "'layers':[{'type':'text','text':'12345678','size':512,'margin':1000,"
+        "'color':'#aabbcc','background':'#AABBCC00','font':'Noto Sans-CJK_JP.1',"
+        "'position':'center'}],'audio':{'media_id':'" U2 "','mode':'replace',"
+        "'volume':4,'offset':60,'fade_out':0,'loop':false},'priority':10,'max_attempts':10,"
+        "'thumbnails':{'count':20,'width':16}}",
+        &lim_small);
     ck_assert_double_near(s->inputs[0].end_s, 60);
     ck_assert_int_eq(s->layers[0].size, 512);
     assert_rgba(s->layers[0].color, 0xaa, 0xbb, 0xcc, 255);
@@ -999,6 +1012,7 @@ static const struct bad_case bad_cases[] = {
      "'}]}",
      "output.video_codec"},
     {"{" IN2 ",'output':{'video_codec':'copy'},'transition':{'duration':1}}", "transition"},
+    {"{" IN2 ",'output':{'audio_codec':'copy'},'transition':{'duration':1}}", "output.audio_codec"},
     {"{" IN1 ",'output':{'audio_codec':'copy'},'audio':{'media_id':'" U2 "'}}",
      "output.audio_codec"},
     {"{" IN1 ",'output':{'audio_codec':'copy','audio_bitrate':'96k'}}", "output.audio_bitrate"},

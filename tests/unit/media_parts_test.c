@@ -140,8 +140,8 @@ open_subs(const char *name, unsigned idx, struct events *ev)
     char path[512], err[KD_MEDIA_ERRLEN] = "";
 
     path_of(path, sizeof(path), name);
-    ck_assert_msg(kd_subs_open(NULL, path, dir, idx, &lim, on_event, ev, NULL, &s, err) == KD_OK, "%s",
-                  err);
+    ck_assert_msg(kd_subs_open(NULL, path, dir, idx, &lim, on_event, ev, NULL, &s, err) == KD_OK,
+                  "%s", err);
     return s;
 }
 
@@ -245,8 +245,8 @@ END_TEST
 static void
 check_burn(struct kd_subs *s, const struct kd_layer *layer, double on_s, double off_s)
 {
-    static const char *const color_kv[] = {"color", "black", "size", "320x240", "rate", "10",
-                                           "duration", "6", NULL};
+    static const char *const color_kv[] = {"color", "black",    "size", "320x240", "rate",
+                                           "10",    "duration", "6",    NULL};
     static const char *const fmt_kv[] = {"pix_fmts", "yuv420p", NULL};
     struct kd_subs_timing t = {.shift_s = 0, .from_s = 0, .to_s = NAN};
     struct kd_media_graph gr;
@@ -288,9 +288,13 @@ check_burn(struct kd_subs *s, const struct kd_layer *layer, double on_s, double 
 
 START_TEST(test_burn_srt_at_cue_times)
 {
-    struct kd_layer layer = {.type = KD_LAYER_SUBTITLES, .has_style = true, .style_size = 40,
-                             .style_outline = 2, .has_style_color = true,
-                             .style_color = {255, 255, 0, 255}, .style_font = "DejaVu Sans"};
+    struct kd_layer layer = {.type = KD_LAYER_SUBTITLES,
+                             .has_style = true,
+                             .style_size = 40,
+                             .style_outline = 2,
+                             .has_style_color = true,
+                             .style_color = {255, 255, 0, 255},
+                             .style_font = "DejaVu Sans"};
     struct events ev = {0};
     struct kd_subs *s;
 
@@ -353,9 +357,9 @@ check_soft(enum kd_container c, const char *muxer, const char *name, const char 
     avformat_free_context(ofmt);
     kd_subs_free(s);
     {
-        char *const probe[] = {"ffprobe", "-v", "error", "-show_entries",
-                               "stream=codec_name:packet=pts_time", "-of", "csv=p=0", path,
-                               NULL};
+        char *const probe[] = {
+            "ffprobe", "-v", "error", "-show_entries", "stream=codec_name:packet=pts_time", "-of",
+            "csv=p=0", path, NULL};
 
         ck_assert_int_eq(run(probe, &out), 0);
         ck_assert_msg(strstr(out, codec) != NULL, "%s", out);
@@ -438,9 +442,9 @@ START_TEST(test_thumbnails)
     ck_assert_int_eq(n, 3);
     for (size_t i = 0; i < n; i++) {
         char want[512], name[32];
-        char *const probe[] = {"ffprobe", "-v", "error", "-show_entries",
-                               "stream=codec_name,width,height", "-of", "csv=p=0", paths[i],
-                               NULL};
+        char *const probe[] = {
+            "ffprobe", "-v",     "error", "-show_entries", "stream=codec_name,width,height", "-of",
+            "csv=p=0", paths[i], NULL};
 
         snprintf(name, sizeof(name), "thumb-%zu.jpg", i + 1);
         path_of(want, sizeof(want), name);
@@ -450,14 +454,15 @@ START_TEST(test_thumbnails)
         free(out);
         {
             /* Thumbnail i shows the frame at (i + 0.5) * 2 / 3 s: luma 16 + 4 * frame. */
-            char *const grey[] = {"ffmpeg", "-v", "error", "-i", paths[i], "-vf",
-                                  "scale=1:1,format=gray", "-f", "rawvideo", "-", NULL};
+            char *const grey[] = {
+                "ffmpeg", "-v",       "error", "-i", paths[i], "-vf", "scale=1:1,format=gray",
+                "-f",     "rawvideo", "-",     NULL};
             int frame = (int)ceil((i + 0.5) * 2.0 / 3.0 * 25 - 1e-9);
 
             ck_assert_int_eq(run(grey, &out), 0);
             /* limited-range luma 16 + 4 * frame, full range in the JPEG */
-            ck_assert_msg(abs((unsigned char)out[0] - frame * 4 * 255 / 219) <= 4,
-                          "thumb %zu: %d", i, (unsigned char)out[0]);
+            ck_assert_msg(abs((unsigned char)out[0] - frame * 4 * 255 / 219) <= 4, "thumb %zu: %d",
+                          i, (unsigned char)out[0]);
             free(out);
         }
         free(paths[i]);
@@ -509,10 +514,35 @@ static void
 make_clip(const char *name, const char *size)
 {
     char path[512], src[128];
-    char *argv[] = {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", src, "-f", "lavfi", "-i",
-                    "sine=f=440:sample_rate=48000", "-t", "2", "-c:v", "libx264", "-preset",
-                    "veryfast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-c:a",
-                    "aac", "-shortest", path, NULL};
+    char *argv[] = {"ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    src,
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine=f=440:sample_rate=48000",
+                    "-t",
+                    "2",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-g",
+                    "25",
+                    "-keyint_min",
+                    "25",
+                    "-sc_threshold",
+                    "0",
+                    "-c:a",
+                    "aac",
+                    "-shortest",
+                    path,
+                    NULL};
 
     path_of(path, sizeof(path), name);
     snprintf(src, sizeof(src), "testsrc2=size=%s:rate=25", size);
@@ -524,9 +554,19 @@ static char *
 video_packets(const char *path)
 {
     char *out = NULL;
-    char *const argv[] = {"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "packet=flags,data_hash", "-show_data_hash", "MD5", "-of", "csv=p=0",
-                          (char *)path, NULL};
+    char *const argv[] = {"ffprobe",
+                          "-v",
+                          "error",
+                          "-select_streams",
+                          "v:0",
+                          "-show_entries",
+                          "packet=flags,data_hash",
+                          "-show_data_hash",
+                          "MD5",
+                          "-of",
+                          "csv=p=0",
+                          (char *)path,
+                          NULL};
 
     ck_assert_int_eq(run(argv, &out), 0);
     return out;
@@ -586,10 +626,10 @@ START_TEST(test_remux_concat_packets_identical)
     remux_case_init(&c, 2, names, "remux.mp4");
     c.inputs[0].start_s = 1.0; /* a keyframe (-g 25 at 25 fps) */
     c.e.progress = on_progress;
-    ck_assert_msg(kd_remux_possible(&c.e, &possible, why) == KD_OK, "%s", why);
+    ck_assert_msg(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK, "%s", why);
     ck_assert_msg(possible, "%s", why);
     last_progress = 0;
-    ck_assert_msg(kd_remux_run(&c.e) == KD_OK, "%s", c.e.err);
+    ck_assert_msg(kd_remux_run(&c.e, NULL) == KD_OK, "%s", c.e.err);
     ck_assert_msg(fabs(c.e.duration_s - 3.0) < 0.05, "%f", c.e.duration_s);
     ck_assert(last_progress > 0.99);
 
@@ -614,8 +654,8 @@ START_TEST(test_remux_concat_packets_identical)
     free(want);
     {
         char *out = NULL;
-        char *const probe[] = {"ffprobe", "-v", "error", "-show_entries", "format=duration",
-                               "-of", "csv=p=0", c.out, NULL};
+        char *const probe[] = {"ffprobe", "-v",  "error", "-show_entries", "format=duration", "-of",
+                               "csv=p=0", c.out, NULL};
 
         ck_assert_int_eq(run(probe, &out), 0);
         ck_assert_msg(fabs(atof(out) - 3.0) < 0.1, "%s", out);
@@ -635,33 +675,33 @@ START_TEST(test_remux_refused)
     make_clip("r1.mp4", "320x240");
     make_clip("r2.mp4", "352x288");
     remux_case_init(&c, 2, names, "no.mp4");
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK);
     ck_assert_msg(!possible && strstr(why, "different codec parameters") != NULL, "%s", why);
 
     /* copy demands identical inputs */
     c.spec.output.video_codec = KD_VCODEC_COPY;
-    ck_assert_int_eq(kd_remux_possible(&c.e, &possible, why), KD_EINVAL);
+    ck_assert_int_eq(kd_remux_possible(&c.e, &possible, NULL, why), KD_EINVAL);
 
     /* a trim off a keyframe */
     remux_case_init(&c, 2, same, "no.mp4");
     c.inputs[1].start_s = 0.52;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK);
     ck_assert_msg(!possible && strstr(why, "keyframe") != NULL, "%s", why);
 
     /* encoder settings, a different codec, something drawn */
     remux_case_init(&c, 2, same, "no.mp4");
     c.spec.output.crf = 20;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && !possible);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && !possible);
     remux_case_init(&c, 2, same, "no.webm");
     c.spec.output.container = KD_CONT_WEBM;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && !possible);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && !possible);
     remux_case_init(&c, 2, same, "no.mp4");
     c.spec.thumbnails.count = 2;
     possible = true;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && !possible);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && !possible);
 }
 END_TEST
 
@@ -686,15 +726,15 @@ START_TEST(test_remux_copy_cut_and_cancel)
     c.spec.output.video_codec = KD_VCODEC_COPY;
     c.inputs[0].start_s = 0.5; /* snaps to the keyframe at 0 */
     c.inputs[0].end_s = 1.5;
-    ck_assert(kd_remux_possible(&c.e, &possible, why) == KD_OK && possible);
-    ck_assert_msg(kd_remux_run(&c.e) == KD_OK, "%s", c.e.err);
+    ck_assert(kd_remux_possible(&c.e, &possible, NULL, why) == KD_OK && possible);
+    ck_assert_msg(kd_remux_run(&c.e, NULL) == KD_OK, "%s", c.e.err);
     got = video_packets(c.out);
     ck_assert_int_eq(count_lines(got), 38); /* pts 0 .. 1.48 s */
     free(got);
 
     /* cancelled: stops with KD_ECANCELED */
     c.e.cancelled = always_cancelled;
-    ck_assert_int_eq(kd_remux_run(&c.e), KD_ECANCELED);
+    ck_assert_int_eq(kd_remux_run(&c.e, NULL), KD_ECANCELED);
 }
 END_TEST
 
@@ -707,6 +747,7 @@ suite(void)
 
     tcase_set_timeout(subs, 30);
     tcase_set_timeout(rx, 30);
+    tcase_set_timeout(th, 30); /* ffprobe and ffmpeg per thumbnail: slow on a busy machine */
     tcase_add_test(subs, test_cp1251_srt);
     tcase_add_test(subs, test_utf8_bom_kept);
     tcase_add_test(subs, test_invalid_timing_skipped);

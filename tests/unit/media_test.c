@@ -182,6 +182,10 @@ make_media(void)
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "1", "-c:v",
                       "libx264", "-preset", "ultrafast", p, NULL});
     run_ok((char *[]){FF, "-i", p, "-c", "copy", "-metadata:s:v:0", "rotate=90", q, NULL});
+    /* The same with a language: what a remux must carry over. */
+    path_of(q, sizeof(q), "rotfra.mp4");
+    run_ok((char *[]){FF, "-i", p, "-c", "copy", "-metadata:s:v:0", "rotate=90", "-metadata:s:v:0",
+                      "language=fra", q, NULL});
     path_of(p, sizeof(p), "tone.mp3");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
                       "-c:a", "libmp3lame", p, NULL});
@@ -274,6 +278,97 @@ make_media(void)
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-f",
                       "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2", "-c:v",
                       "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", p,
+                      NULL});
+    /* A recording whose picture size, pixel format, sample rate and
+     * layout change midway: two MPEG-TS segments end to end. */
+    path_of(p, sizeof(p), "seg1.ts");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=320x240:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=440:sample_rate=48000",
+                      "-t",
+                      "2",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-c:a",
+                      "aac",
+                      "-ac",
+                      "2",
+                      p,
+                      NULL});
+    path_of(q, sizeof(q), "seg2.ts");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "color=c=red:size=160x90:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=660:sample_rate=44100",
+                      "-t",
+                      "2",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-pix_fmt",
+                      "yuv444p",
+                      "-c:a",
+                      "aac",
+                      "-ac",
+                      "1",
+                      "-output_ts_offset",
+                      "2",
+                      q,
+                      NULL});
+    {
+        size_t l1, l2;
+        unsigned char *d1 = read_all("seg1.ts", &l1), *d2 = read_all("seg2.ts", &l2);
+        unsigned char *both = malloc(l1 + l2);
+
+        if (both == NULL)
+            exit(1);
+        memcpy(both, d1, l1);
+        memcpy(both + l1, d2, l2);
+        write_file("change.ts", both, l1 + l2);
+        free(both);
+        free(d1);
+        free(d2);
+    }
+    /* A browser-style WebM: no duration in its header. */
+    path_of(p, sizeof(p), "live.webm");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=160x120:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=sample_rate=48000",
+                      "-t",
+                      "2",
+                      "-c:v",
+                      "libvpx-vp9",
+                      "-deadline",
+                      "realtime",
+                      "-cpu-used",
+                      "8",
+                      "-c:a",
+                      "libopus",
+                      "-f",
+                      "webm",
+                      "-live",
+                      "1",
+                      p,
                       NULL});
     path_of(p, sizeof(p), "music.wav");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t", "0.5",
@@ -394,6 +489,8 @@ struct job {
     int cancel_after_progress; /* 0: never cancel */
     bool is_cancel_now;
     int n_cancel_polls;
+    int n_warnings;
+    char last_warning[256];
     const char *unlink_after_progress; /* a file removed once progress came */
 };
 
@@ -425,8 +522,13 @@ on_cancelled(void *ud)
 static void
 on_event(void *ud, const char *event, const char *detail)
 {
-    (void)ud;
+    struct job *j = ud;
+
     fprintf(stderr, "media_test: event %s: %s\n", event, detail);
+    if (strcmp(event, "warning") == 0) {
+        j->n_warnings++;
+        (void)snprintf(j->last_warning, sizeof(j->last_warning), "%s", detail);
+    }
 }
 
 static struct job *
@@ -579,6 +681,33 @@ grab_first_after(const char *path, double t, int w, int h, unsigned char *buf)
     ck_assert_int_eq(n, (ssize_t)w * h);
 }
 
+/* Frame at t seconds of path as RGB bytes (w*h*3). */
+static void
+grab_rgb(const char *path, double t, int w, int h, unsigned char *buf)
+{
+    char ts[32];
+    ssize_t n;
+
+    (void)snprintf(ts, sizeof(ts), "%.3f", t);
+    char *argv[] = {"ffmpeg",   "-nostdin", "-v",        "error", "-i", (char *)path,
+                    "-ss",      ts,         "-frames:v", "1",     "-f", "rawvideo",
+                    "-pix_fmt", "rgb24",    "-",         NULL};
+    n = run_capture(argv, buf, (size_t)w * h * 3);
+    ck_assert_int_eq(n, (ssize_t)w * h * 3);
+}
+
+/* Mean of colour channel c (0 R, 1 G, 2 B) over [x0,x1)x[y0,y1). */
+static double
+rgb_mean(const unsigned char *a, int w, int c, int x0, int y0, int x1, int y1)
+{
+    double sum = 0;
+
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+            sum += a[(y * w + x) * 3 + c];
+    return sum / ((double)(x1 - x0) * (y1 - y0));
+}
+
 /* Mean absolute difference of two frames over [x0,x1)x[y0,y1). */
 static double
 region_diff(const unsigned char *a, const unsigned char *b, int w, int x0, int y0, int x1, int y1)
@@ -668,6 +797,21 @@ audio_rms(const char *path, double t0, double t1)
         sum += (double)pcm[i] * pcm[i];
     free(pcm);
     return sqrt(sum / (double)(b - a)) / 32768.0;
+}
+
+/* What ffprobe prints for entries of the first stream of type sel ("v:0")
+ * of path, as "key=value" lines, into buf (NUL-terminated). */
+static void
+ffprobe_entries(const char *path, const char *sel, const char *entries, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    char *argv[] = {
+        "ffprobe",       "-v",  "error",        "-select_streams", (char *)sel, "-show_entries",
+        (char *)entries, "-of", "default=nw=1", (char *)path,      NULL};
+    n = run_capture(argv, (unsigned char *)buf, cap - 1);
+    ck_assert_int_ge(n, 0);
+    buf[n] = '\0';
 }
 
 /* ---- probe ---- */
@@ -951,9 +1095,11 @@ START_TEST(edit_refuses_impossible_outputs)
     j->input.start_s = 10;
     ck_assert_int_eq(run_job(j), KD_EINVAL);
     free(j);
-    /* Still images wait for the next milestone. */
-    j = job_new("pic.png", "bad4.mp4");
-    ck_assert_int_eq(run_job(j), KD_EUNSUPPORTED);
+    /* A still image has no sound for an mp3. */
+    j = job_new("pic.png", "bad4.mp3");
+    j->spec.output.container = KD_CONT_MP3;
+    ck_assert_int_eq(run_job(j), KD_EMEDIA);
+    ck_assert_ptr_nonnull(strstr(j->e.err, "no sound"));
     free(j);
 }
 END_TEST
@@ -1086,6 +1232,32 @@ START_TEST(edit_text_layer_in_box_and_window)
 }
 END_TEST
 
+/* The box of what text draws over blue (x0, y0, x1, y1). */
+static void
+drawn_box(const char *name, const char *text, enum kd_position pos, int box[4])
+{
+    struct job *j = job_new("blue.mp4", name);
+    unsigned char *a = malloc(W * H), *b = malloc(W * H);
+    struct job *ref = job_new("blue.mp4", "ref.mkv");
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 0.2;
+    add_text(j, text, pos, 0, NAN);
+    edit_ok(j);
+    ref->spec.output.container = KD_CONT_MKV;
+    ref->spec.output.crf = 0;
+    ref->input.end_s = 0.2;
+    edit_ok(ref);
+    grab_gray(ref->out_path, 0.0, W, H, a);
+    grab_gray(j->out_path, 0.0, W, H, b);
+    ck_assert(changed_box(a, b, W, H, box));
+    free(a);
+    free(b);
+    free(j);
+    free(ref);
+}
+
 /* The width of what text draws over blue, in pixels. */
 static int
 drawn_width(const char *name, const char *text, enum kd_position pos)
@@ -1125,6 +1297,71 @@ START_TEST(edit_text_is_literal)
     /* Strftime-like and graph-like syntax, Cyrillic, several lines. */
     ck_assert_int_gt(drawn_width("lit3.mkv", "%{localtime} Привет\n'a':b=c;[x] \\", KD_POS_BOTTOM),
                      100);
+}
+END_TEST
+
+/* What text draws over blue (grey bytes of the first frame). */
+static void
+drawn_frame(const char *name, const char *text, unsigned char *buf)
+{
+    struct job *j = job_new("blue.mp4", name);
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 0.2;
+    add_text(j, text, KD_POS_TOP_LEFT, 0, NAN);
+    edit_ok(j);
+    grab_gray(j->out_path, 0.0, W, H, buf);
+    free(j);
+}
+
+/* Runs of columns where anything was drawn (one per glyph for text set
+ * with a gap between letters). */
+static int
+glyph_runs(const unsigned char *frame, const unsigned char *ref)
+{
+    int runs = 0;
+    bool in_run = false;
+
+    for (int x = 0; x < W; x++) {
+        bool any = false;
+
+        for (int y = 0; y < H / 2 && !any; y++)
+            any = abs((int)frame[y * W + x] - (int)ref[y * W + x]) > 60;
+        if (any && !in_run)
+            runs++;
+        in_run = any;
+    }
+    return runs;
+}
+
+START_TEST(edit_draws_cyrillic_glyphs)
+{
+    /* Cyrillic must come out as its letters: not as the boxes a font
+     * draws for characters it lacks (private-use code points here), and
+     * one glyph per letter. */
+    unsigned char *ref = malloc(W * H), *cyr = malloc(W * H), *tofu = malloc(W * H),
+                  *other = malloc(W * H);
+    struct job *j = job_new("blue.mp4", "cyr_ref.mkv");
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 0.2;
+    edit_ok(j);
+    grab_gray(j->out_path, 0.0, W, H, ref);
+    free(j);
+    drawn_frame("cyr1.mkv", "ЖИЗНЬ", cyr);
+    drawn_frame("cyr2.mkv", "\xee\x80\x80\xee\x80\x81\xee\x80\x82\xee\x80\x83\xee\x80\x84", tofu);
+    drawn_frame("cyr3.mkv", "ФЫВАП", other);
+    ck_assert_int_eq(glyph_runs(cyr, ref), 5);
+    ck_assert_int_ge(max_diff(cyr, tofu, W, 0, 0, W, H / 2), 100);
+    ck_assert_double_ge(region_diff(cyr, tofu, W, 0, 0, W / 2, H / 4), 3.0);
+    /* Other letters, other shapes. */
+    ck_assert_double_ge(region_diff(cyr, other, W, 0, 0, W / 2, H / 4), 3.0);
+    free(ref);
+    free(cyr);
+    free(tofu);
+    free(other);
 }
 END_TEST
 
@@ -1462,6 +1699,19 @@ START_TEST(edit_picture_in_picture)
     ck_assert_int_eq(box[3], 16 + 68 - 1);
     /* Red inside (grey 76), white border, blue (29) elsewhere. */
     ck_assert_double_eq_tol(region_mean(during, W, W - 16 - 70, 30, W - 16 - 14, 70), 76.0, 5.0);
+    {
+        /* In colour: the layer's red over the base's blue, not just the
+         * same brightness. */
+        unsigned char *rgb = malloc(W * H * 3);
+
+        grab_rgb(j->out_path, 1.0, W, H, rgb);
+        ck_assert_double_ge(rgb_mean(rgb, W, 0, W - 16 - 70, 30, W - 16 - 14, 70), 200.0);
+        ck_assert_double_le(rgb_mean(rgb, W, 1, W - 16 - 70, 30, W - 16 - 14, 70), 40.0);
+        ck_assert_double_le(rgb_mean(rgb, W, 2, W - 16 - 70, 30, W - 16 - 14, 70), 40.0);
+        ck_assert_double_le(rgb_mean(rgb, W, 0, 20, 100, 100, 200), 40.0);
+        ck_assert_double_ge(rgb_mean(rgb, W, 2, 20, 100, 100, 200), 200.0);
+        free(rgb);
+    }
     ck_assert_double_ge(region_mean(during, W, W - 16 - 88, 16, W - 16, 18), 200.0);
     ck_assert_int_le(max_diff(before, during, W, 0, 0, W - 16 - 88, H), 4);
     ck_assert_int_le(max_diff(before, during, W, 0, 16 + 68, W, H), 4);
@@ -1772,14 +2022,6 @@ START_TEST(edit_copy_remuxes)
     ck_assert_double_eq_tol(jdur(p), 3.0, 0.1);
     json_decref(p);
     free(j);
-    /* Thumbnails need decoding, which copy excludes. */
-    j = job_new("av.mp4", "never.mkv");
-    j->spec.output.container = KD_CONT_MKV;
-    j->spec.output.video_codec = KD_VCODEC_COPY;
-    j->spec.thumbnails.count = 2;
-    ck_assert_int_eq(run_job(j), KD_EUNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(j->e.err, "copy"));
-    free(j);
 }
 END_TEST
 
@@ -1790,7 +2032,7 @@ START_TEST(edit_refuses_hostile_inputs)
         enum kd_err rc;
     } cases[] = {
         {"playlist.mp4", KD_EFORBIDDEN}, {"concat.mp4", KD_EFORBIDDEN}, {"empty.mp4", KD_EMEDIA},
-        {"truncated.mp4", KD_EMEDIA},    {"text.mp4", KD_EMEDIA},
+        {"truncated.mp4", KD_EMEDIA},    {"text.mp4", KD_EMEDIA},       {"huge.png", KD_EMEDIA},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -1804,12 +2046,374 @@ START_TEST(edit_refuses_hostile_inputs)
 }
 END_TEST
 
+/* ---- defects found by the audit ---- */
+
+START_TEST(edit_sound_only_inputs_without_settings)
+{
+    /* No encoder settings at all (what the API's smallest spec gives): the
+     * remux check must answer "not possible", not refuse the job. */
+    struct job *j = job_new("tone.mp3", "soundonly.mp4");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.preset[0] = '\0';
+    edit_ok(j);
+    p = probe_ok("soundonly.mp4", kind);
+    ck_assert_ptr_null(jstream(p, "video"));
+    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "aac");
+    ck_assert_double_eq_tol(jdur(p), 2.0, 0.1);
+    json_decref(p);
+    free(j);
+    /* A picture input, then a sound-only one: black under the second. */
+    j = job_new("av.mp4", "picthensound.mp4");
+    j->spec.output.preset[0] = '\0';
+    j->input.end_s = 1.0;
+    add_input(j, "tone.mp3", 0, NAN);
+    edit_ok(j);
+    p = probe_ok("picthensound.mp4", kind);
+    ck_assert_ptr_nonnull(jstream(p, "video"));
+    ck_assert_ptr_nonnull(jstream(p, "audio"));
+    ck_assert_double_eq_tol(jdur(p), 3.0, 0.1);
+    json_decref(p);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_remux_keeps_rotation_and_language)
+{
+    struct job *j = job_new("rotfra.mp4", "rotremux.mp4");
+    char in[2048], out[2048], src[512];
+
+    j->spec.output.preset[0] = '\0';
+    edit_ok(j);
+    path_of(src, sizeof(src), "rotfra.mp4");
+    ffprobe_entries(src, "v:0",
+                    "stream=width:stream_side_data=rotation:stream_tags=language:"
+                    "stream_disposition=default",
+                    in, sizeof(in));
+    ffprobe_entries(j->out_path, "v:0",
+                    "stream=width:stream_side_data=rotation:stream_tags=language:"
+                    "stream_disposition=default",
+                    out, sizeof(out));
+    /* Copied, not re-encoded upright: the stored size and the matrix. */
+    ck_assert_ptr_nonnull(strstr(in, "rotation=90"));
+    ck_assert_ptr_nonnull(strstr(in, "width=320"));
+    ck_assert_str_eq(out, in);
+    ck_assert_ptr_nonnull(strstr(out, "language=fra"));
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_text_line_endings)
+{
+    int lf[4], crlf[4], cr[4];
+
+    drawn_box("lf.mkv", "Ab\nCd", KD_POS_TOP_LEFT, lf);
+    drawn_box("crlf.mkv", "Ab\r\nCd", KD_POS_TOP_LEFT, crlf);
+    drawn_box("cr.mkv", "Ab\rCd", KD_POS_TOP_LEFT, cr);
+    /* Two lines each time: no blank line in between. */
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(crlf[k], lf[k]);
+        ck_assert_int_eq(cr[k], lf[k]);
+    }
+}
+END_TEST
+
+START_TEST(edit_soft_subtitles_end_with_the_output)
+{
+    /* The cues run 0.5-2.0 and 2.5-3.0 s; the output lasts 1 s. */
+    struct job *j = job_new("blue.mp4", "softcut.mkv");
+    char out[1024];
+    double pts, dur;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->input.end_s = 1.0;
+    add_file_layer(j, KD_LAYER_SUBTITLES, "subs.srt", KD_POS_BOTTOM, 0, 0, NAN)->sub_mode =
+        KD_SUB_SOFT;
+    edit_ok(j);
+    char *argv[] = {"ffprobe",
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "s:0",
+                    "-show_entries",
+                    "packet=pts_time,duration_time",
+                    "-of",
+                    "csv=p=0",
+                    j->out_path,
+                    NULL};
+    ssize_t n = run_capture(argv, (unsigned char *)out, sizeof(out) - 1);
+    ck_assert_int_gt(n, 0);
+    out[n] = '\0';
+    /* One cue, cut at the end. */
+    ck_assert_msg(sscanf(out, "%lf,%lf", &pts, &dur) == 2, "%s", out);
+    ck_assert_ptr_null(strchr(out, '\n') == NULL ? NULL : strchr(strchr(out, '\n') + 1, ','));
+    ck_assert_double_eq_tol(pts, 0.5, 0.01);
+    ck_assert_double_eq_tol(pts + dur, 1.0, 0.01);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_long_layer_keeps_the_output_length)
+{
+    /* A 1 s picture-in-picture without an end over 0.6 s of blue: the
+     * output lasts 0.6 s. A layer starting after the end is left out. */
+    struct job *j = job_new("blue.mp4", "pipcut.mkv");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->input.end_s = 0.6;
+    add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP_RIGHT, 0.25, 0, NAN);
+    add_file_layer(j, KD_LAYER_VIDEO, "red.mp4", KD_POS_TOP_LEFT, 0.25, 2.0, NAN);
+    edit_ok(j);
+    ck_assert_double_eq_tol(j->e.duration_s, 0.6, FRAME_S + 0.001);
+    p = probe_ok("pipcut.mkv", kind);
+    ck_assert_double_eq_tol(jdur(p), 0.6, FRAME_S + 0.001);
+    json_decref(p);
+    ck_assert_int_eq(j->n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(j->last_warning, "layers[1]"));
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_measures_inputs_of_unknown_length)
+{
+    /* Thumbnails need the output's length; the header does not say it. */
+    struct job *j = job_new("live.webm", "live_out.mp4");
+    char kind[16];
+    json_t *p;
+
+    p = probe_ok("live.webm", kind);
+    ck_assert(json_is_null(json_object_get(p, "duration")));
+    json_decref(p);
+    j->spec.thumbnails.count = 2;
+    j->spec.thumbnails.width = 160;
+    ck_assert_msg(kd_media_edit(&j->e) == KD_OK, "%s", j->e.err);
+    ck_assert_uint_eq(j->e.n_thumbs, 2);
+    ck_assert_double_eq_tol(j->e.duration_s, 2.0, 0.05);
+    kd_edit_clear(&j->e);
+    p = probe_ok("live_out.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 2.0, 0.05);
+    json_decref(p);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_still_image_inputs)
+{
+    /* An image alone for 1 s, then after 1 s of video for the default
+     * 5 s: held still, with silence under it. */
+    struct job *j = job_new("pic.png", "still.mp4");
+    unsigned char *a = malloc(W * H), *b = malloc(W * H), *c = malloc(W * H);
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.preset[0] = '\0';
+    j->input.end_s = 1.0;
+    edit_ok(j);
+    p = probe_ok("still.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 1.0, FRAME_S + 0.001);
+    ck_assert_int_eq(jint(jstream(p, "video"), "width"), 64);
+    ck_assert_ptr_null(jstream(p, "audio"));
+    json_decref(p);
+    free(j);
+    j = job_new("av.mp4", "stilljoin.mkv");
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    j->input.end_s = 1.0;
+    add_input(j, "pic.png", 0, NAN);
+    edit_ok(j);
+    p = probe_ok("stilljoin.mkv", kind);
+    ck_assert_double_eq_tol(jdur(p), 6.0, FRAME_S + 0.03);
+    json_decref(p);
+    grab_gray(j->out_path, 0.5, W, H, a);
+    grab_gray(j->out_path, 2.0, W, H, b);
+    grab_gray(j->out_path, 5.5, W, H, c);
+    ck_assert_double_ge(region_diff(a, b, W, 0, 0, W, H), 5.0);
+    ck_assert_int_le(max_diff(b, c, W, 0, 0, W, H), 4);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.9), 0.05);
+    ck_assert_double_le(audio_rms(j->out_path, 1.5, 5.5), 0.001);
+    free(a);
+    free(b);
+    free(c);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_converts_a_format_change_midway)
+{
+    /* 320x240 4:2:0 with 48 kHz stereo, then 160x90 red in 4:4:4 with
+     * 44.1 kHz mono: the second part is letterboxed into 320x240. */
+    struct job *j = job_new("change.ts", "change.mkv");
+    unsigned char *a = malloc(W * H);
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.crf = 0;
+    edit_ok(j);
+    ck_assert_int_ge(j->n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(j->last_warning, "converted"));
+    p = probe_ok("change.mkv", kind);
+    ck_assert_int_eq(jint(jstream(p, "video"), "width"), W);
+    ck_assert_int_eq(jint(jstream(p, "video"), "height"), H);
+    ck_assert_double_eq_tol(jdur(p), 4.0, 0.1);
+    json_decref(p);
+    /* Red (grey 76) in the middle, black bars above and below. */
+    grab_gray(j->out_path, 3.0, W, H, a);
+    ck_assert_double_eq_tol(region_mean(a, W, 40, 60, 280, 180), 76.0, 6.0);
+    ck_assert_double_le(region_mean(a, W, 0, 0, W, 20), 20.0);
+    ck_assert_double_le(region_mean(a, W, 0, H - 20, W, H), 20.0);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.5, 1.5), 0.05);
+    ck_assert_double_ge(audio_rms(j->out_path, 2.5, 3.5), 0.05);
+    free(a);
+    free(j);
+}
+END_TEST
+
+/* The sizes of the packets of stream sel ("v:0") of path, one a line. */
+static void
+packet_sizes(const char *path, const char *sel, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    char *argv[] = {
+        "ffprobe",     "-v",  "error",   "-select_streams", (char *)sel, "-show_entries",
+        "packet=size", "-of", "csv=p=0", (char *)path,      NULL};
+    char *raw = malloc(cap), *o = buf;
+
+    ck_assert_ptr_nonnull(raw);
+    n = run_capture(argv, (unsigned char *)raw, cap - 1);
+    ck_assert_int_gt(n, 0);
+    raw[n] = '\0';
+    /* Only the sizes: side data (skip samples) adds lines of its own. */
+    for (char *line = raw; *line != '\0';) {
+        char *end = strchr(line, '\n');
+        size_t len = strspn(line, "0123456789");
+
+        if (len > 0) {
+            memcpy(o, line, len);
+            o += len;
+            *o++ = '\n';
+        }
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    *o = '\0';
+    free(raw);
+}
+
+START_TEST(edit_copies_one_stream_and_decodes_the_other)
+{
+    static char in_v[65536], in_a[65536], out[65536];
+    char kind[16], src[512];
+    struct job *j;
+    json_t *p;
+
+    path_of(src, sizeof(src), "av.mp4");
+    packet_sizes(src, "v:0", in_v, sizeof(in_v));
+    packet_sizes(src, "a:0", in_a, sizeof(in_a));
+    /* Picture copied, an added track mixed into the re-encoded sound. */
+    j = job_new("av.mp4", "copy_mix.mp4");
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    set_audio(j, "music.wav", KD_AUDIO_MIX);
+    edit_ok(j);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_v);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 0.4), 1.2 * audio_rms(src, 0.1, 0.4));
+    p = probe_ok("copy_mix.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 3.0, 0.05);
+    json_decref(p);
+    free(j);
+    /* Picture copied, sound in another codec. */
+    j = job_new("av.mp4", "copy_mp3.mkv");
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.output.audio_codec = KD_ACODEC_MP3;
+    edit_ok(j);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_v);
+    p = probe_ok("copy_mp3.mkv", kind);
+    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "mp3");
+    json_decref(p);
+    free(j);
+    /* Sound copied while the picture gets a text layer. */
+    j = job_new("av.mp4", "copy_sound.mp4");
+    j->spec.output.audio_codec = KD_ACODEC_COPY;
+    add_text(j, "copy", KD_POS_CENTER, 0, NAN);
+    edit_ok(j);
+    packet_sizes(j->out_path, "a:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_a);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_ne(out, in_v);
+    free(j);
+    /* Thumbnails of a copied picture. */
+    j = job_new("av.mp4", "copy_thumbs.mkv");
+    j->spec.output.container = KD_CONT_MKV;
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.output.audio_codec = KD_ACODEC_COPY;
+    j->spec.thumbnails.count = 2;
+    j->spec.thumbnails.width = 160;
+    ck_assert_msg(kd_media_edit(&j->e) == KD_OK, "%s", j->e.err);
+    ck_assert_uint_eq(j->e.n_thumbs, 2);
+    kd_edit_clear(&j->e);
+    packet_sizes(j->out_path, "v:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_v);
+    packet_sizes(j->out_path, "a:0", out, sizeof(out));
+    ck_assert_str_eq(out, in_a);
+    free(j);
+}
+END_TEST
+
+START_TEST(edit_copied_picture_sets_the_sound_s_cut)
+{
+    /* Keyframes every second: 1.5-2.5 s copies from the keyframe at 1 s,
+     * and the replacing track follows that cut (1.5 s long). */
+    struct job *j = job_new("av.mp4", "copy_cut.mp4");
+    char kind[16];
+    json_t *p;
+
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->input.start_s = 1.5;
+    j->input.end_s = 2.5;
+    set_audio(j, "tone.mp3", KD_AUDIO_REPLACE);
+    edit_ok(j);
+    p = probe_ok("copy_cut.mp4", kind);
+    ck_assert_double_eq_tol(jdur(p), 1.5, 0.06);
+    json_decref(p);
+    ck_assert_double_ge(audio_rms(j->out_path, 0.1, 1.4), 0.05);
+    free(j);
+    /* Copy needs the picture in every input. */
+    j = job_new("av.mp4", "copy_bad.mp4");
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.thumbnails.count = 1;
+    add_input(j, "tone.mp3", 0, NAN);
+    ck_assert_int_eq(run_job(j), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(j->e.err, "inputs[1]"));
+    free(j);
+    /* Nothing is drawn on a copied picture (the spec check refuses it). */
+    j = job_new("av.mp4", "copy_text.mp4");
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.thumbnails.count = 1;
+    add_text(j, "no", KD_POS_CENTER, 0, NAN);
+    ck_assert_int_eq(run_job(j), KD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(j->e.err, "copied picture"));
+    free(j);
+}
+END_TEST
+
 static Suite *
 media_suite(void)
 {
     Suite *s = suite_create("media");
     TCase *probe_tc = tcase_create("probe");
     TCase *edit_tc = tcase_create("edit");
+    TCase *fix_tc = tcase_create("fix");
 
     tcase_set_timeout(probe_tc, 60);
     tcase_set_timeout(edit_tc, 120);
@@ -1847,6 +2451,19 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_refuses_hostile_inputs);
     tcase_add_test(edit_tc, object_probe_and_edit_by_ranges);
     tcase_add_test(edit_tc, object_failing_midway_is_not_its_end);
+    tcase_set_timeout(fix_tc, 120);
+    tcase_add_test(fix_tc, edit_sound_only_inputs_without_settings);
+    tcase_add_test(fix_tc, edit_remux_keeps_rotation_and_language);
+    tcase_add_test(fix_tc, edit_text_line_endings);
+    tcase_add_test(fix_tc, edit_soft_subtitles_end_with_the_output);
+    tcase_add_test(fix_tc, edit_long_layer_keeps_the_output_length);
+    tcase_add_test(fix_tc, edit_measures_inputs_of_unknown_length);
+    tcase_add_test(fix_tc, edit_still_image_inputs);
+    tcase_add_test(fix_tc, edit_converts_a_format_change_midway);
+    tcase_add_test(fix_tc, edit_copies_one_stream_and_decodes_the_other);
+    tcase_add_test(fix_tc, edit_copied_picture_sets_the_sound_s_cut);
+    tcase_add_test(fix_tc, edit_draws_cyrillic_glyphs);
+    suite_add_tcase(s, fix_tc);
     suite_add_tcase(s, probe_tc);
     suite_add_tcase(s, edit_tc);
     return s;

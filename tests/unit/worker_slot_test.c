@@ -14,7 +14,10 @@
 #include "util.h"
 
 static const struct kd_child_limits lim = {
-    .mem_mb = 1024, .cpu_s = 60, .file_mb = 16, .nofile = 20,
+    .mem_mb = 1024,
+    .cpu_s = 60,
+    .file_mb = 16,
+    .nofile = 20,
 };
 static char events[256];
 
@@ -181,6 +184,99 @@ START_TEST(deadlines_kill)
 }
 END_TEST
 
+static volatile sig_atomic_t stop_seen;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    stop_seen = 1;
+}
+
+/* Like the job child: handles the stop signal, says it is ready (a
+ * progress line), works until asked to stop, then reports and exits. */
+static int
+stops_when_asked(void *ud, int fd)
+{
+    struct sigaction sa = {.sa_handler = on_stop};
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
+
+    (void)ud;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(KD_CHILD_STOP_SIGNAL, &sa, NULL) != 0 || kd_proto_send_progress(fd, 0.1) != KD_OK)
+        return 1;
+    while (!stop_seen)
+        nanosleep(&ts, NULL);
+    return kd_proto_send_error(fd, "cancelled", "cancelled") == KD_OK ? 0 : 1;
+}
+
+/* A child that does not stop when asked. */
+static int
+deaf_to_stop(void *ud, int fd)
+{
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+
+    (void)ud;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(KD_CHILD_STOP_SIGNAL, &sa, NULL) != 0 || kd_proto_send_progress(fd, 0.1) != KD_OK)
+        return 1;
+    for (;;)
+        pause();
+}
+
+/* Starts fn, waits for its first progress line, cancels it, and drives
+ * it to the end; *stop_ms is the time from cancel to reaped. */
+static void
+cancel_child(struct kd_slot *s, kd_child_fn *fn, int64_t *stop_ms)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000 * 1000};
+    int64_t give_up = kd_mono_ms() + 20000, t0;
+
+    kd_slot_init(s);
+    s->kind = KD_TASK_EDIT;
+    snprintf(s->work_dir, sizeof(s->work_dir), "/tmp/kd-slot-test-%d", (int)getpid());
+    ck_assert_int_eq(kd_workdir_make(s->work_dir), KD_OK);
+    ck_assert_int_eq(kd_slot_start(s, &lim, 60000, fn, NULL), KD_OK);
+    while (s->progress <= 0) {
+        ck_assert(kd_mono_ms() < give_up);
+        kd_slot_pump(s, on_event, NULL);
+        nanosleep(&ts, NULL);
+    }
+    t0 = kd_mono_ms();
+    kd_slot_kill(s, KD_KILL_CANCEL);
+    while (!kd_slot_child_done(s)) {
+        ck_assert(kd_mono_ms() < give_up);
+        kd_slot_pump(s, on_event, NULL);
+        kd_slot_check(s, kd_mono_ms());
+        nanosleep(&ts, NULL);
+    }
+    *stop_ms = s->exited_ms - t0;
+    kd_slot_conclude(s, 42);
+}
+
+START_TEST(a_cancelled_child_stops_cleanly)
+{
+    struct kd_slot s;
+    int64_t ms;
+
+    /* Asked, it closes up and exits by itself, well before the grace. */
+    cancel_child(&s, stops_when_asked, &ms);
+    ck_assert_msg(WIFEXITED(s.wstatus) && WEXITSTATUS(s.wstatus) == 0, "status %d", s.wstatus);
+    ck_assert(s.has_result);
+    ck_assert(!s.is_stop_forced);
+    ck_assert_int_lt(ms, KD_SLOT_STOP_GRACE_MS);
+    ck_assert_int_eq(s.outcome, KD_OUTCOME_CANCELLED);
+    kd_slot_release(&s);
+    /* One that does not stop is killed once the grace has passed. */
+    cancel_child(&s, deaf_to_stop, &ms);
+    ck_assert(WIFSIGNALED(s.wstatus) && WTERMSIG(s.wstatus) == SIGKILL);
+    ck_assert(s.is_stop_forced);
+    ck_assert_int_ge(ms, KD_SLOT_STOP_GRACE_MS);
+    ck_assert_int_eq(s.outcome, KD_OUTCOME_CANCELLED);
+    kd_slot_release(&s);
+}
+END_TEST
+
 /* A kill decided by the parent wins over what the child reported. */
 START_TEST(kill_reasons_decide)
 {
@@ -223,6 +319,7 @@ main(void)
     tcase_add_test(tc, protocol_breakers_are_killed);
     tcase_add_test(tc, deadlines_kill);
     tcase_add_test(tc, kill_reasons_decide);
+    tcase_add_test(tc, a_cancelled_child_stops_cleanly);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
