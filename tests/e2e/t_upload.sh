@@ -140,7 +140,14 @@ else
 fi
 
 begin "nginx's own refusals are problem+json with the request id"
-if new_upload "$sample_size"; then
+KEY='' api GET /nothing-here - -H 'X-Request-Id: e2e-no-route'
+expect_problem 404
+expect_header X-Request-Id e2e-no-route
+KEY='' api GET /
+check "the start page has a request id" test -n "$(hdr X-Request-Id)"
+if ! on_local; then
+    : # the presigned URLs are S3's, refused by S3 itself
+elif new_upload "$sample_size"; then
     sig=$(url_param "$UPLOAD_URL" X-Kadr-Signature)
     KEY='' api PUT "${UPLOAD_URL/X-Kadr-Signature=$sig/X-Kadr-Signature=$(printf '%064d' 0)}" - \
         -T "$sample" -H 'X-Request-Id: e2e-forged-put'
@@ -151,11 +158,6 @@ if new_upload "$sample_size"; then
     expect_problem 405
     expect_header Allow PUT
     expect_header X-Request-Id e2e-post-upload
-    KEY='' api GET /nothing-here - -H 'X-Request-Id: e2e-no-route'
-    expect_problem 404
-    expect_header X-Request-Id e2e-no-route
-    KEY='' api GET /
-    check "the start page has a request id" test -n "$(hdr X-Request-Id)"
 else
     note "POST /uploads: $STATUS"
 fi
