@@ -96,7 +96,7 @@ api() { # api METHOD PATH [JSON]: prints the body
 # upload_through_api: POST /uploads, PUT (or PUT the parts), complete;
 # prints "seconds media_id".
 upload_through_api() {
-    local body t0 t1 n i url etag parts=() media up part_size
+    local body t0 t1 tp n i url etag parts=() media up part_size
     body=$(api POST /api/v1/uploads "{\"filename\":\"big.mkv\",\"size\":$bytes,\"content_type\":\"video/x-matroska\"}")
     up=$(jq -r .upload_id <<<"$body")
     media=$(jq -r .media_id <<<"$body")
@@ -104,20 +104,37 @@ upload_through_api() {
     if [[ $(jq -r .method <<<"$body") == multipart ]]; then
         part_size=$(jq -r .part_size <<<"$body")
         n=$(jq -r '.parts | length' <<<"$body")
-        for ((i = 0; i < n; i++)); do
+        # PUT_PARALLEL parts at once (default 4), as a browser client would:
+        # each part straight from the file (dd skips to its offset; -T -
+        # with the length given streams it), its ETag into a file of its own.
+        mkdir -p "$work/etags"
+        put_part() {
+            local i=$1 url
             url=$(jq -r ".parts[$i].url" <<<"$body")
-            # the part straight from the file: dd skips to its offset
-            etag=$(dd if="$file" bs="$part_size" skip="$i" count=1 status=none |
-                curl -sS -D - -o /dev/null -X PUT -H "Content-Length: $(( i < n - 1 ? part_size : bytes - i * part_size ))" \
-                    --data-binary @- "$url" | sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^\r]*\).*/\1/p')
+            dd if="$file" bs="$part_size" skip="$i" count=1 status=none |
+                curl -sS -f -D - -o /dev/null -T - -H "Transfer-Encoding:" \
+                    -H "Content-Length: $(( i < n - 1 ? part_size : bytes - i * part_size ))" "$url" |
+                sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^\r]*\).*/\1/p' >"$work/etags/$i"
+        }
+        for ((i = 0; i < n; i++)); do
+            while (( $(jobs -rp | wc -l) >= ${PUT_PARALLEL:-4} )); do wait -n; done
+            put_part "$i" &
+        done
+        wait
+        for ((i = 0; i < n; i++)); do
+            etag=$(cat "$work/etags/$i")
+            [[ -n $etag ]] || { echo "bench/s3.sh: part $((i + 1)) was refused" >&2; exit 1; }
             parts+=("$(jq -cn --argjson n $((i + 1)) --arg e "$etag" '{part_number: $n, etag: $e}')")
         done
-        t1=$(now)
+        tp=$(now)
         api POST "/api/v1/uploads/$up/complete" "$(printf '%s\n' "${parts[@]}" | jq -cs '{parts: .}')" >/dev/null
-    else
-        curl -sS -o /dev/null -T "$file" -H 'Content-Type: application/octet-stream' "$(jq -r .url <<<"$body")"
         t1=$(now)
+        echo "bench/s3.sh: $n parts (${PUT_PARALLEL:-4} at once) in $(secs "$t0" "$tp") s, complete in $(secs "$tp" "$t1") s" >&2
+        echo "$n parts, ${PUT_PARALLEL:-4} at once: $(secs "$t0" "$tp") s; complete: $(secs "$tp" "$t1") s" >"$work/breakdown"
+    else
+        curl -sS -f -o /dev/null -T "$file" -H 'Content-Type: application/octet-stream' "$(jq -r .url <<<"$body")"
         api POST "/api/v1/uploads/$up/complete" '{}' >/dev/null
+        t1=$(now)
     fi
     echo "$(secs "$t0" "$t1") $media"
 }
@@ -207,7 +224,12 @@ stop_stack
 # the ceiling: a bare nginx taking and serving the file with WebDAV
 np=$(free_port)
 mkdir -p "$work/nginx/conf" "$work/nginx/logs" "$work/nginx/tmp" "$work/nginx/store"
+# As root nginx's workers would run as nobody, who may not enter the
+# private work directory: the ceiling would measure a refusal.
+user_line=
+[[ $EUID -ne 0 ]] || user_line="user root;"
 cat >"$work/nginx/conf/nginx.conf" <<EOF
+$user_line
 worker_processes 1;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log;
@@ -223,10 +245,11 @@ http {
 }
 EOF
 nginx -p "$work/nginx/" -c conf/nginx.conf
-t0=$(now); curl -sS -o /dev/null -T "$file" "http://127.0.0.1:$np/big.bin"; t1=$(now)
+t0=$(now); curl -sS -f -o /dev/null -T "$file" "http://127.0.0.1:$np/big.bin"; t1=$(now)
 c_local_up=$(secs "$t0" "$t1")
-t0=$(now); curl -sS -o /dev/null "http://127.0.0.1:$np/big.bin"; t1=$(now)
+t0=$(now); got=$(curl -sS -f -o /dev/null -w '%{size_download}' "http://127.0.0.1:$np/big.bin"); t1=$(now)
 c_local_down=$(secs "$t0" "$t1")
+[[ $got == "$bytes" ]] || { echo "bench/s3.sh: the ceiling served $got bytes, not $bytes" >&2; exit 1; }
 nginx -p "$work/nginx/" -c conf/nginx.conf -s stop
 rm -rf "$work/nginx/store"
 
@@ -242,10 +265,29 @@ s_first=$(first_progress "$s_media")
 read -r s_start s_reader s_whole < <(KADR_CONFIG=$KADR_CONFIG "$work/start" "media/$s_media" "$work/in.bin")
 rm -f "$work/in.bin"
 stop_stack
-t0=$(now); curl -sS -o /dev/null -T "$file" "http://127.0.0.1:$((sp + 1))/kadr/ceiling.bin"; t1=$(now)
+t0=$(now); curl -sS -f -o /dev/null -T "$file" "http://127.0.0.1:$((sp + 1))/kadr/ceiling.bin"; t1=$(now)
 c_s3_up=$(secs "$t0" "$t1")
-t0=$(now); curl -sS -o /dev/null "http://127.0.0.1:$((sp + 1))/kadr/ceiling.bin"; t1=$(now)
+t0=$(now); got=$(curl -sS -f -o /dev/null -w '%{size_download}' "http://127.0.0.1:$((sp + 1))/kadr/ceiling.bin"); t1=$(now)
 c_s3_down=$(secs "$t0" "$t1")
+[[ $got == "$bytes" ]] || { echo "bench/s3.sh: s3rver served $got bytes, not $bytes" >&2; exit 1; }
+# An independent client through the same verifying front: the AWS CLI
+# (header-signed requests, one PUT: the front's own multipart completion is
+# stricter about the XML than the AWS CLI's flavour of it).
+printf '[default]\ns3 =\n    multipart_threshold = 5GB\n' >"$work/aws.conf"
+awsc() {
+    AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 \
+        AWS_CONFIG_FILE=$work/aws.conf AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+        aws --endpoint-url "http://127.0.0.1:$sp" "$@"
+}
+if command -v aws >/dev/null; then
+    t0=$(now); awsc s3 cp --only-show-errors "$file" s3://kadr/awscli.bin; t1=$(now)
+    a_up=$(secs "$t0" "$t1")
+    t0=$(now); awsc s3 cp --only-show-errors s3://kadr/awscli.bin - >/dev/null; t1=$(now)
+    a_down=$(secs "$t0" "$t1")
+    aws_row="| S3: the AWS CLI through the same verifying front (one PUT / one GET) | $(mbps $bytes "$a_up") MiB/s ($a_up s) | $(mbps $bytes "$a_down") MiB/s ($a_down s) |"
+else
+    aws_row="| S3: the AWS CLI (not installed) | - | - |"
+fi
 
 cat <<EOF
 | $size_mb MiB on loopback | upload | download |
@@ -254,6 +296,9 @@ cat <<EOF
 | local: plain curl to a bare nginx (ceiling) | $(mbps $bytes "$c_local_up") MiB/s ($c_local_up s) | $(mbps $bytes "$c_local_down") MiB/s ($c_local_down s) |
 | S3: kadr presigned URLs (multipart parts / one GET), verified | $(mbps $bytes "$s_up") MiB/s ($s_up s) | $(mbps $bytes "$s_down") MiB/s ($s_down s) |
 | S3: plain curl straight to s3rver (ceiling) | $(mbps $bytes "$c_s3_up") MiB/s ($c_s3_up s) | $(mbps $bytes "$c_s3_down") MiB/s ($c_s3_down s) |
+$aws_row
+
+S3 multipart upload through kadr: $(cat "$work/breakdown" 2>/dev/null || echo "one PUT")
 
 | worker, $size_mb MiB input | POST /jobs to first progress | before: copy into the job directory | first 64 KiB through the reader | whole input through the reader |
 |---|---|---|---|---|
