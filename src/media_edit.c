@@ -1149,7 +1149,7 @@ plan(struct run *r)
 {
     const struct kd_jobspec *spec = r->e->spec;
     const AVStream *vref = NULL;
-    const AVCodecParameters *aref = NULL;
+    const AVCodecParameters *aref = NULL, *afirst = NULL;
     struct kd_output out;
     bool any_video = false, any_audio = false, gaps = false, replace;
     enum kd_err rc;
@@ -1165,6 +1165,7 @@ plan(struct run *r)
         any_audio |= in->audio_idx >= 0;
     }
     replace = spec->has_audio && spec->audio.mode == KD_AUDIO_REPLACE;
+    afirst = aref;
     if (aref == NULL && r->track != NULL)
         aref = r->track->in->fmt->streams[r->track->in->audio_idx]->codecpar;
     if (replace && r->track != NULL)
@@ -1175,8 +1176,14 @@ plan(struct run *r)
     if (out.video_codec == KD_VCODEC_COPY && out.audio_codec == KD_ACODEC_AUTO &&
         !spec->has_audio && same_in_every_input(r, false, NULL) < 0)
         out.audio_codec = KD_ACODEC_COPY;
-    if ((rc = kd_media_plan_codecs(&out, any_video, aref != NULL, aref, &r->plan, r->e->err)) !=
-        KD_OK)
+    /* Omitted codecs follow the first input's picture and sound (the
+     * added track's when no input has sound). */
+    if (afirst == NULL)
+        afirst = aref;
+    if ((rc = kd_media_plan_codecs(&out, any_video, aref != NULL, aref,
+                                   vref != NULL ? vref->codecpar->codec_id : AV_CODEC_ID_NONE,
+                                   afirst != NULL ? afirst->codec_id : AV_CODEC_ID_NONE, &r->plan,
+                                   r->e->err)) != KD_OK)
         return rc;
     if ((rc = plan_copies(r)) != KD_OK)
         return rc;

@@ -283,11 +283,15 @@ struct kd_media_plan {
 
 /* Chooses the muxer and codecs for out given which kinds of streams the
  * input offers, and the audio target from the reference sound stream's
- * parameters apar (NULL when in_audio is false). KD_EINVAL names an impossible combination (h264 in
- * webm); KD_EUNSUPPORTED a missing encoder. plan->at.ch_layout must be uninit'd with
- * kd_media_plan_clear. */
+ * parameters apar (NULL when in_audio is false). An omitted codec follows
+ * the first input's (first_vcodec, first_acodec; AV_CODEC_ID_NONE when
+ * there is none) where the container usually holds it. KD_EINVAL names an
+ * impossible combination (h264 in webm); KD_EUNSUPPORTED a missing
+ * encoder. plan->at.ch_layout must be uninit'd with kd_media_plan_clear. */
 KD_MUST_CHECK enum kd_err kd_media_plan_codecs(const struct kd_output *out, bool in_video,
                                                bool in_audio, const AVCodecParameters *apar,
+                                               enum AVCodecID first_vcodec,
+                                               enum AVCodecID first_acodec,
                                                struct kd_media_plan *plan,
                                                char err[KD_MEDIA_ERRLEN]);
 void kd_media_plan_clear(struct kd_media_plan *plan);

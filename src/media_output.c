@@ -77,6 +77,48 @@ is_iso(enum kd_container c)
     return c == KD_CONT_MP4 || c == KD_CONT_MOV || c == KD_CONT_M4A;
 }
 
+/* An omitted codec keeps the first input's when the container usually
+ * holds it (doc/jobspec.md: mp4 and mov take h264 or hevc with aac or mp3;
+ * mkv any of the encoders'); otherwise, or without such an input, it is
+ * the container's usual one (webm, mp3, m4a and wav have only that). */
+static enum kd_vcodec
+video_like_input(enum kd_container c, enum AVCodecID in)
+{
+    bool iso = c == KD_CONT_MP4 || c == KD_CONT_MOV;
+
+    if (!iso && c != KD_CONT_MKV)
+        return KD_VCODEC_AUTO;
+    switch (in) {
+    case AV_CODEC_ID_H264:
+        return KD_VCODEC_H264;
+    case AV_CODEC_ID_HEVC:
+        return KD_VCODEC_HEVC;
+    case AV_CODEC_ID_VP9:
+        return iso ? KD_VCODEC_AUTO : KD_VCODEC_VP9;
+    default:
+        return KD_VCODEC_AUTO;
+    }
+}
+
+static enum kd_acodec
+audio_like_input(enum kd_container c, enum AVCodecID in)
+{
+    bool iso = c == KD_CONT_MP4 || c == KD_CONT_MOV;
+
+    if (!iso && c != KD_CONT_MKV)
+        return KD_ACODEC_AUTO;
+    switch (in) {
+    case AV_CODEC_ID_AAC:
+        return KD_ACODEC_AAC;
+    case AV_CODEC_ID_MP3:
+        return KD_ACODEC_MP3;
+    case AV_CODEC_ID_OPUS:
+        return iso ? KD_ACODEC_AUTO : KD_ACODEC_OPUS;
+    default:
+        return KD_ACODEC_AUTO;
+    }
+}
+
 /* The encoder for a codec of the spec, and its name for messages. */
 static const char *
 video_encoder(enum kd_vcodec v, enum kd_container c, const char **label)
@@ -201,11 +243,19 @@ muxer_takes(const AVOutputFormat *ofmt, enum AVCodecID id)
 
 enum kd_err
 kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
-                     const AVCodecParameters *apar, struct kd_media_plan *plan,
+                     const AVCodecParameters *apar, enum AVCodecID first_vcodec,
+                     enum AVCodecID first_acodec, struct kd_media_plan *plan,
                      char err[KD_MEDIA_ERRLEN])
 {
     const char *name, *label = "";
+    enum kd_vcodec vcodec = out->video_codec;
+    enum kd_acodec acodec = out->audio_codec;
     enum kd_err rc = KD_OK;
+
+    if (vcodec == KD_VCODEC_AUTO)
+        vcodec = video_like_input(out->container, first_vcodec);
+    if (acodec == KD_ACODEC_AUTO)
+        acodec = audio_like_input(out->container, first_acodec);
 
     memset(plan, 0, sizeof(*plan));
     plan->vt.pix_fmt = AV_PIX_FMT_YUV420P;
@@ -227,7 +277,7 @@ kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
     plan->is_video_copied = plan->has_video && out->video_codec == KD_VCODEC_COPY;
     plan->is_audio_copied = plan->has_audio && out->audio_codec == KD_ACODEC_COPY;
     if (plan->has_video && !plan->is_video_copied) {
-        name = video_encoder(out->video_codec, out->container, &label);
+        name = video_encoder(vcodec, out->container, &label);
         if ((plan->vcodec = avcodec_find_encoder_by_name(name)) == NULL) {
             kd_media_seterr(err, "the %s encoder is not available", label);
             rc = KD_EUNSUPPORTED;
@@ -246,7 +296,7 @@ kd_media_plan_codecs(const struct kd_output *out, bool in_video, bool in_audio,
             rc = KD_EINVAL;
             goto out;
         }
-        name = audio_encoder(out->audio_codec, out->container, &label);
+        name = audio_encoder(acodec, out->container, &label);
         if ((plan->acodec = avcodec_find_encoder_by_name(name)) == NULL) {
             kd_media_seterr(err, "the %s encoder is not available", label);
             rc = KD_EUNSUPPORTED;

@@ -189,6 +189,29 @@ make_media(void)
     path_of(p, sizeof(p), "tone.mp3");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
                       "-c:a", "libmp3lame", p, NULL});
+    /* HEVC pictures and MP3 sound in MP4: omitted codecs keep them. */
+    path_of(p, sizeof(p), "hevc_mp3.mp4");
+    run_ok((char *[]){FF,
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc2=size=320x240:rate=25",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "sine=frequency=440:sample_rate=44100",
+                      "-t",
+                      "1",
+                      "-c:v",
+                      "libx265",
+                      "-preset",
+                      "ultrafast",
+                      "-x265-params",
+                      "log-level=error",
+                      "-c:a",
+                      "libmp3lame",
+                      p,
+                      NULL});
     path_of(p, sizeof(p), "tone.wav");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "1", p,
                       NULL});
@@ -1034,8 +1057,9 @@ START_TEST(edit_containers_and_codecs)
         {KD_CONT_MP3, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o6.mp3", "audio", NULL, "mp3"},
         {KD_CONT_M4A, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o7.m4a", "audio", NULL, "aac"},
         {KD_CONT_WAV, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o8.wav", "audio", NULL, "pcm_s16le"},
-        /* Sound alone in a video container stays sound alone. */
-        {KD_CONT_MP4, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o9.mp4", "audio", NULL, "aac"},
+        /* Sound alone in a video container stays sound alone (and keeps
+         * its codec, which mp4 holds). */
+        {KD_CONT_MP4, KD_VCODEC_AUTO, KD_ACODEC_AUTO, "o9.mp4", "audio", NULL, "mp3"},
     };
 
     for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
@@ -1064,6 +1088,44 @@ START_TEST(edit_containers_and_codecs)
             ck_assert_int_eq(jint(v, "height"), 120);
         }
         ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), cases[i].acodec);
+        json_decref(p);
+        free(j);
+    }
+}
+END_TEST
+
+/* API.md: omitted output fields keep the first input's properties. A codec
+ * the container usually holds is kept; another becomes the container's
+ * usual one (doc/jobspec.md). */
+START_TEST(edit_omitted_codecs_follow_the_first_input)
+{
+    static const struct {
+        const char *in;
+        enum kd_container c;
+        const char *file, *vcodec, *acodec;
+    } cases[] = {
+        {"hevc_mp3.mp4", KD_CONT_MP4, "f1.mp4", "hevc", "mp3"},
+        {"hevc_mp3.mp4", KD_CONT_MKV, "f2.mkv", "hevc", "mp3"},
+        {"live.webm", KD_CONT_MKV, "f3.mkv", "vp9", "opus"},
+        {"live.webm", KD_CONT_MP4, "f4.mp4", "h264", "aac"},
+        {"hevc_mp3.mp4", KD_CONT_WEBM, "f5.webm", "vp9", "opus"},
+    };
+
+    for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
+        struct job *j = job_new(cases[i].in, cases[i].file);
+        char kind[16];
+        json_t *p;
+
+        j->spec.output.container = cases[i].c;
+        j->spec.output.width = 160;
+        j->spec.output.height = 120;
+        j->input.end_s = 0.5;
+        edit_ok(j);
+        p = probe_ok(cases[i].file, kind);
+        ck_assert_msg(strcmp(jstr(jstream(p, "video"), "codec"), cases[i].vcodec) == 0, "%s: %s",
+                      cases[i].file, jstr(jstream(p, "video"), "codec"));
+        ck_assert_msg(strcmp(jstr(jstream(p, "audio"), "codec"), cases[i].acodec) == 0, "%s: %s",
+                      cases[i].file, jstr(jstream(p, "audio"), "codec"));
         json_decref(p);
         free(j);
     }
@@ -2060,7 +2122,8 @@ START_TEST(edit_sound_only_inputs_without_settings)
     edit_ok(j);
     p = probe_ok("soundonly.mp4", kind);
     ck_assert_ptr_null(jstream(p, "video"));
-    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "aac");
+    /* The input's own codec, which mp4 holds (omitted codecs follow it). */
+    ck_assert_str_eq(jstr(jstream(p, "audio"), "codec"), "mp3");
     ck_assert_double_eq_tol(jdur(p), 2.0, 0.1);
     json_decref(p);
     free(j);
@@ -2425,6 +2488,7 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_trim_starts_at_the_cut);
     tcase_add_test(edit_tc, edit_trims_mpegts);
     tcase_add_test(edit_tc, edit_containers_and_codecs);
+    tcase_add_test(edit_tc, edit_omitted_codecs_follow_the_first_input);
     tcase_add_test(edit_tc, edit_refuses_impossible_outputs);
     tcase_add_test(edit_tc, edit_without_sound_has_no_audio_stream);
     tcase_add_test(edit_tc, edit_fps_size_and_fit);
