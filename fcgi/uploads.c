@@ -198,8 +198,11 @@ multipart_start(struct kd_req *rq, struct kd_storage *st, const char *key,
     if ((rc = kd_storage_multipart_begin(st, key, ub->content_type, &id)) != KD_OK)
         goto out;
     for (int64_t i = 1; i <= n; i++) {
-        if ((rc = kd_storage_multipart_presign_part(st, key, id, (int)i, rq->cfg->upload_url_ttl_s,
-                                                    &url, &exp)) != KD_OK)
+        /* Every part but the last is part_size; the last holds the rest. */
+        int64_t len = i < n ? part_size : ub->size - (n - 1) * part_size;
+
+        if ((rc = kd_storage_multipart_presign_part(
+                 st, key, id, (int)i, len, rq->cfg->upload_url_ttl_s, &url, &exp)) != KD_OK)
             goto out;
         part = json_pack("{s:I, s:s}", "part_number", (json_int_t)i, "url", url);
         free(url);

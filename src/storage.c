@@ -743,13 +743,16 @@ kd_storage_multipart_begin(struct kd_storage *s, const char *key, const char *co
 
 enum kd_err
 kd_storage_multipart_presign_part(struct kd_storage *s, const char *key, const char *upload_id,
-                                  int part_number, int64_t ttl_s, char **url, int64_t *expires_at)
+                                  int part_number, int64_t size, int64_t ttl_s, char **url,
+                                  int64_t *expires_at)
 {
     if (s->ops->mp_presign_part == NULL)
         return KD_EUNSUPPORTED;
-    if (part_number < 1 || part_number > KD_STORAGE_MAX_PARTS)
+    /* S3 takes parts of 1 byte (the last) to 5 GiB. */
+    if (part_number < 1 || part_number > KD_STORAGE_MAX_PARTS || size < 1 ||
+        size > 5LL * 1024 * 1024 * 1024)
         return KD_EINVAL;
-    return s->ops->mp_presign_part(s, key, upload_id, part_number, ttl_s, url, expires_at);
+    return s->ops->mp_presign_part(s, key, upload_id, part_number, size, ttl_s, url, expires_at);
 }
 
 enum kd_err

@@ -142,10 +142,12 @@ struct kd_storage_part {
 /* Starts a multipart upload of key; *upload_id is the caller's to free. */
 KD_MUST_CHECK enum kd_err kd_storage_multipart_begin(struct kd_storage *s, const char *key,
                                                      const char *content_type, char **upload_id);
-/* A presigned PUT URL for one part (a browser uploads it directly). */
+/* A presigned PUT URL for one part (a browser uploads it directly). The
+ * part's size is signed as its Content-Length: the store refuses a body of
+ * any other size, so a client cannot put more than it declared. */
 KD_MUST_CHECK enum kd_err kd_storage_multipart_presign_part(struct kd_storage *s, const char *key,
                                                             const char *upload_id, int part_number,
-                                                            int64_t ttl_s, char **url,
+                                                            int64_t size, int64_t ttl_s, char **url,
                                                             int64_t *expires_at);
 /* Uploads len bytes of fd from offset as one part (the worker's outputs);
  * fills out with the part's ETag. */

@@ -27,7 +27,8 @@ struct kd_storage_ops {
     enum kd_err (*mp_begin)(struct kd_storage *s, const char *key, const char *content_type,
                             char **upload_id);
     enum kd_err (*mp_presign_part)(struct kd_storage *s, const char *key, const char *upload_id,
-                                   int part_number, int64_t ttl_s, char **url, int64_t *expires_at);
+                                   int part_number, int64_t size, int64_t ttl_s, char **url,
+                                   int64_t *expires_at);
     enum kd_err (*mp_upload_part)(struct kd_storage *s, const char *key, const char *upload_id,
                                   int part_number, int fd, int64_t offset, int64_t len,
                                   struct kd_storage_part *out);

@@ -1068,7 +1068,7 @@ out:
 
 static enum kd_err
 s3_mp_presign_part(struct kd_storage *s, const char *key, const char *upload_id, int part_number,
-                   int64_t ttl_s, char **url, int64_t *expires_at)
+                   int64_t size, int64_t ttl_s, char **url, int64_t *expires_at)
 {
     char pn[16];
     enum kd_err rc;
@@ -1078,7 +1078,7 @@ s3_mp_presign_part(struct kd_storage *s, const char *key, const char *upload_id,
     if ((rc = kd_snprintf(pn, sizeof(pn), "%d", part_number)) != KD_OK)
         return rc;
     struct kd_sigv4_kv q[] = {{"partNumber", pn}, {"uploadId", upload_id}};
-    return presign(s, "PUT", key, q, 2, -1, ttl_s, url, expires_at);
+    return presign(s, "PUT", key, q, 2, size, ttl_s, url, expires_at);
 }
 
 static enum kd_err

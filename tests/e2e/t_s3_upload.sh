@@ -112,6 +112,13 @@ if new_upload "$(stat -c %s "$big")"; then
     expect_jq '.parts | length == 3' "three parts"
     expect_jq '[.parts[].url | test("partNumber=") and test("uploadId=") and test("X-Amz-Signature=")] | all' \
         "a presigned URL per part"
+    # Each part's size is signed: a bigger (or smaller) body is refused.
+    head -c $((part + 1)) /dev/urandom >"$E2E_TMP/fat-part"
+    code=$(put_raw "$(jqr '.parts[0].url')" "$E2E_TMP/fat-part")
+    check "a part one byte bigger than signed: $code, expected 403" test "$code" = 403
+    head -c 100 /dev/urandom >"$E2E_TMP/thin-part"
+    code=$(put_raw "$(jqr '.parts[2].url')" "$E2E_TMP/thin-part")
+    check "a last part of another size: $code, expected 403" test "$code" = 403
     if put_parts "$big"; then
         api POST "/api/v1/uploads/$UPLOAD_ID/complete" '{}'
         expect_status 422

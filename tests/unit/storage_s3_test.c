@@ -252,7 +252,8 @@ START_TEST(test_multipart_presigned_and_abort)
     snprintf(key, sizeof(key), "%s/mp", prefix);
     write_pattern(a, 6 * 1024 * 1024);
     ck_assert_int_eq(kd_storage_multipart_begin(st, key, "video/mp4", &id), KD_OK);
-    ck_assert_int_eq(kd_storage_multipart_presign_part(st, key, id, 1, 600, &url, &exp), KD_OK);
+    ck_assert_int_eq(
+        kd_storage_multipart_presign_part(st, key, id, 1, 6 * 1024 * 1024, 600, &url, &exp), KD_OK);
     snprintf(c, sizeof(c), "%s/c", dir);
     ck_assert_int_eq(curl_status_h("PUT", url, a, NULL, c), 200);
     free(url);
