@@ -100,9 +100,12 @@ if submit_job "{\"inputs\":[{\"media_id\":\"$media\"}],\"output\":{\"preset\":\"
     if wait_until 90 _storing; then
         t0=$SECONDS
         lapsed=0
-        # while it uploads: the lease stays ahead of now
-        while [[ $(sql "SELECT stage FROM jobs WHERE id = '$job'") == storing ]]; do
-            [[ $(sql "SELECT lease_expires_at > now() FROM jobs WHERE id = '$job'") == t ]] || lapsed=$((lapsed + 1))
+        # while it uploads: the lease stays ahead of now (stage and lease
+        # read in one statement: the job may finish between two)
+        while :; do
+            st=$(sql "SELECT stage IS NOT DISTINCT FROM 'storing', lease_expires_at > now() FROM jobs WHERE id = '$job'")
+            [[ $st == t\|* ]] || break
+            [[ $st == 't|t' ]] || lapsed=$((lapsed + 1))
             sleep 0.5
         done
         took=$((SECONDS - t0))
