@@ -18,6 +18,7 @@
 
 #include "account.h"
 #include "jwt.h"
+#include "json.h"
 #include "log.h"
 #include "password.h"
 #include "router.h"
@@ -37,39 +38,17 @@ kd_req_addr(const struct kd_req *rq)
     return a != NULL && strlen(a) <= 64 ? a : "";
 }
 
-/* An unknown member's name is the client's text: it names the field of its
- * error cut to this many bytes, on a UTF-8 boundary (the parser checked
- * the encoding). */
-#define UNKNOWN_KEY_MAX 40
-
 enum kd_err
 kd_check_members(const json_t *obj, const char *const *allowed, struct kd_problem *pb)
 {
+    char shown[KD_JSON_KEY_SHOWN];
     const char *key;
-    json_t *v;
+    void *it = NULL;
     enum kd_err rc = KD_OK;
 
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        char shown[UNKNOWN_KEY_MAX + 4];
-        size_t len = strlen(key), i;
-        bool known = false;
-
-        for (i = 0; allowed[i] != NULL && !known; i++)
-            known = strcmp(key, allowed[i]) == 0;
-        if (known)
-            continue;
-        if (len > UNKNOWN_KEY_MAX) {
-            len = UNKNOWN_KEY_MAX;
-            while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
-                len--;
-            memcpy(shown, key, len);
-            memcpy(shown + len, "...", 4);
-        } else {
-            memcpy(shown, key, len + 1);
-        }
-        if ((rc = kd_problem_add(pb, shown, "unknown field")) != KD_OK)
-            break;
+    while (rc == KD_OK && (key = kd_json_next_unknown(obj, allowed, &it)) != NULL) {
+        kd_json_key_shown(key, shown);
+        rc = kd_problem_add(pb, shown, "unknown field");
     }
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 #include "router.h"
 
@@ -78,45 +79,21 @@ content_type_valid(const char *s, size_t len)
     return n_slash == 1 && slash > 0 && slash + 1 < len;
 }
 
-/* An unknown key is the user's text: it names the field of its error, cut
- * to UNKNOWN_KEY_MAX bytes on a UTF-8 boundary (the parser checked the
- * encoding; the response's JSON escaping handles the rest). */
-#define UNKNOWN_KEY_MAX 40
-
-static void
-shown_key(const char *key, char out[UNKNOWN_KEY_MAX + 4])
-{
-    size_t len = strlen(key);
-
-    if (len <= UNKNOWN_KEY_MAX) {
-        memcpy(out, key, len + 1);
-        return;
-    }
-    len = UNKNOWN_KEY_MAX;
-    while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
-        len--;
-    memcpy(out, key, len);
-    memcpy(out + len, "\xe2\x80\xa6", 4); /* "…" and the NUL */
-}
-
 static enum kd_err
 parse_body(const json_t *body, struct upload_body *ub, struct kd_problem *pb)
 {
+    static const char *const members[] = {"filename", "size", "content_type", NULL};
+    char shown[KD_JSON_KEY_SHOWN];
     const char *key;
+    void *it = NULL;
     json_t *v;
     enum kd_err rc = KD_OK;
     size_t i;
 
     memset(ub, 0, sizeof(*ub));
     memcpy(ub->content_type, DEFAULT_CONTENT_TYPE, sizeof(DEFAULT_CONTENT_TYPE));
-    json_object_foreach((json_t *)body, key, v)
-    {
-        char shown[UNKNOWN_KEY_MAX + 4];
-
-        if (strcmp(key, "filename") == 0 || strcmp(key, "size") == 0 ||
-            strcmp(key, "content_type") == 0)
-            continue;
-        shown_key(key, shown);
+    while ((key = kd_json_next_unknown(body, members, &it)) != NULL) {
+        kd_json_key_shown(key, shown);
         if ((rc = kd_problem_add(pb, shown, "is not a field of an upload")) != KD_OK)
             goto out;
     }
@@ -362,20 +339,19 @@ static enum kd_err
 check_complete_body(const json_t *body, int64_t n, struct kd_storage_part **parts_out,
                     struct kd_problem *pb)
 {
+    static const char *const multipart_members[] = {"parts", NULL}, *const put_members[] = {NULL};
     struct kd_storage_part *parts = NULL;
+    char shown[KD_JSON_KEY_SHOWN];
     const char *key;
+    void *it = NULL;
     json_t *v, *arr;
     enum kd_err rc = KD_OK;
     size_t i;
 
     if (body != NULL) {
-        json_object_foreach((json_t *)body, key, v)
-        {
-            char shown[UNKNOWN_KEY_MAX + 4];
-
-            if (n > 0 && strcmp(key, "parts") == 0)
-                continue;
-            shown_key(key, shown);
+        while ((key = kd_json_next_unknown(body, n > 0 ? multipart_members : put_members, &it)) !=
+               NULL) {
+            kd_json_key_shown(key, shown);
             if ((rc = kd_problem_add(pb, shown,
                                      n > 0 ? "is not a field of a completion"
                                            : "is not expected: this upload was a "

@@ -18,11 +18,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json.h"
 #include "util.h"
 
-#define FIELD_LEN       128 /* a field path; an unknown key is cut to fit */
-#define UNKNOWN_KEY_MAX 40  /* bytes of an unknown key quoted in its path */
-#define MSG_LEN         256
+#define FIELD_LEN 128 /* a field path; an unknown key is cut to fit */
+#define MSG_LEN   256
 
 #define FONT_MAX              64
 #define DEFAULT_FONT          "DejaVu Sans"
@@ -202,30 +202,12 @@ join_names(const char *const *names, size_t n, char *out, size_t size)
 static void
 check_keys(struct ctx *c, const json_t *obj, const char *base, const char *const *allowed)
 {
+    char shown[KD_JSON_KEY_SHOWN];
     const char *key;
-    json_t *val;
+    void *it = NULL;
 
-    json_object_foreach((json_t *)obj, key, val)
-    {
-        char shown[UNKNOWN_KEY_MAX + 4];
-        size_t len = strlen(key), i;
-        bool known = false;
-
-        for (i = 0; allowed[i] != NULL && !known; i++)
-            known = strcmp(key, allowed[i]) == 0;
-        if (known)
-            continue;
-        if (len > UNKNOWN_KEY_MAX) {
-            /* Cut at a character boundary: the path goes out as JSON text,
-             * which must stay valid UTF-8. */
-            len = UNKNOWN_KEY_MAX;
-            while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
-                len--;
-            memcpy(shown, key, len);
-            memcpy(shown + len, "...", 4);
-        } else {
-            memcpy(shown, key, len + 1);
-        }
+    while ((key = kd_json_next_unknown(obj, allowed, &it)) != NULL) {
+        kd_json_key_shown(key, shown);
         fail(c, base, shown, "unknown field");
     }
 }

@@ -17,13 +17,9 @@ depth_ok(const json_t *v, int depth)
     if (depth > KD_JSON_MAX_DEPTH)
         return false;
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, key, child)
-            if (!depth_ok(child, depth + 1))
-                return false;
+        json_object_foreach((json_t *)v, key, child) if (!depth_ok(child, depth + 1)) return false;
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, child)
-            if (!depth_ok(child, depth + 1))
-                return false;
+        json_array_foreach(v, i, child) if (!depth_ok(child, depth + 1)) return false;
     }
     return true;
 }
@@ -85,4 +81,43 @@ kd_json_set_new(json_t *obj, const char *key, json_t *v)
     if (v == NULL)
         return KD_ENOMEM;
     return json_object_set_new(obj, key, v) == 0 ? KD_OK : KD_ENOMEM;
+}
+
+const char *
+kd_json_next_unknown(const json_t *obj, const char *const *allowed, void **iter)
+{
+    void *it = *iter == NULL ? json_object_iter((json_t *)obj)
+                             : json_object_iter_next((json_t *)obj, *iter);
+
+    for (; it != NULL; it = json_object_iter_next((json_t *)obj, it)) {
+        const char *key = json_object_iter_key(it);
+        bool known = false;
+
+        for (size_t i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known) {
+            *iter = it;
+            return key;
+        }
+    }
+    *iter = NULL;
+    return NULL;
+}
+
+void
+kd_json_key_shown(const char *key, char out[KD_JSON_KEY_SHOWN])
+{
+    size_t len = strlen(key), max = KD_JSON_KEY_SHOWN - 4;
+
+    if (len <= max) {
+        memcpy(out, key, len + 1);
+        return;
+    }
+    /* Back to the first byte of a character: the path goes out as JSON
+     * text, which must stay valid UTF-8. */
+    len = max;
+    while (len > 0 && ((unsigned char)key[len] & 0xc0) == 0x80)
+        len--;
+    memcpy(out, key, len);
+    memcpy(out + len, "...", 4);
 }

@@ -29,4 +29,16 @@ KD_MUST_CHECK enum kd_err kd_json_set_str(json_t *obj, const char *key, const ch
 /* Sets obj[key] by stealing v (NULL v means ENOMEM and sets nothing). */
 KD_MUST_CHECK enum kd_err kd_json_set_new(json_t *obj, const char *key, json_t *v);
 
+/* Objects from clients: every member must be one the endpoint knows.
+ * The next member of obj, from *iter (NULL to start), whose name is not in
+ * allowed (NULL-terminated); NULL when none is left. Borrowed. */
+const char *kd_json_next_unknown(const json_t *obj, const char *const *allowed, void **iter);
+
+/* Room for a member name as kd_json_key_shown writes it. */
+#define KD_JSON_KEY_SHOWN 44
+/* A client's member name, fit to quote in an error's field path: at most
+ * 40 bytes, cut on a UTF-8 boundary with "..." after it. The parser
+ * checked the encoding; the response's JSON escaping handles the rest. */
+void kd_json_key_shown(const char *key, char out[KD_JSON_KEY_SHOWN]);
+
 #endif

@@ -54,6 +54,33 @@ START_TEST(refuses_bad_bodies)
 }
 END_TEST
 
+START_TEST(unknown_members_are_found_and_cut)
+{
+    static const char *const allowed[] = {"a", "b", NULL};
+    json_t *v = NULL;
+    const char *k;
+    void *it = NULL;
+    char shown[KD_JSON_KEY_SHOWN], why[128];
+    int n = 0;
+    /* 19 two-byte letters after 'x': byte 40 falls inside a character. */
+    const char *text = "{\"a\":1,\"zz\":2,\"b\":3,"
+                       "\"xЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ\":4}";
+
+    ck_assert_int_eq(kd_json_parse(text, strlen(text), &v, why, sizeof(why)), KD_OK);
+    while ((k = kd_json_next_unknown(v, allowed, &it)) != NULL) {
+        kd_json_key_shown(k, shown);
+        if (n++ == 0) {
+            ck_assert_str_eq(shown, "zz");
+        } else {
+            ck_assert_uint_eq(strlen(shown), 39 + 3); /* 'x', 19 letters, "..." */
+            ck_assert_str_eq(shown + 39, "...");
+        }
+    }
+    ck_assert_int_eq(n, 2);
+    json_decref(v);
+}
+END_TEST
+
 START_TEST(depth_at_the_limit_is_fine)
 {
     char deep[200] = "";
@@ -211,6 +238,7 @@ main(void)
     tcase_add_test(tc, accepts_plain_objects);
     tcase_add_test(tc, refuses_bad_bodies);
     tcase_add_test(tc, depth_at_the_limit_is_fine);
+    tcase_add_test(tc, unknown_members_are_found_and_cut);
     tcase_add_test(tc, setters);
     tcase_add_test(tc, log_lines_stay_json_whatever_the_text);
     suite_add_tcase(s, tc);
