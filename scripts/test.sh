@@ -8,10 +8,10 @@
 #  3. a second build with ASan+UBSan from a clean copy of the distributed
 #     sources (make distdir), running the unit tests again
 #  4. make distcheck (--quick skips it)
-#  5. the end-to-end suite against a private stack (tests/e2e/run.sh), on
-#     the -Werror build and again on the sanitizer build, then once more
-#     with the media in S3 (E2E_STORAGE=s3: s3rver behind a SigV4-verifying
-#     front, tests/s3/s3server.sh)
+#  5. the end-to-end suite against a private stack (tests/e2e/run.sh),
+#     twice side by side: on the sanitizer build with local storage, and
+#     on the -Werror build with the media in S3 (E2E_STORAGE=s3: s3rver
+#     behind a SigV4-verifying front, tests/s3/s3server.sh)
 #
 # The unit tests of the S3 backend run against such a server too
 # (KD_TEST_S3_ENDPOINT), started here on a free loopback port.
@@ -216,9 +216,7 @@ if [[ $quick -eq 0 && $built -eq 1 ]]; then
     fi
 fi
 
-# 5. End to end against a private stack: the -Werror build, then the
-# sanitizer build (memory errors on real request and job paths show in the
-# programs' logs, which run.sh checks).
+# 5. End to end against private stacks.
 # e2e_suite LABEL BINDIR LOG: one run of the suite, its output in LOG only.
 e2e_suite() {
     KADR_BIN_DIR=$2 E2E_LOG_DIR=$logs/$1-stack-logs \
@@ -241,32 +239,30 @@ e2e_count() {
     [[ $((p + f)) -gt 0 ]] || fail "$label ran no test"
 }
 
-# The first run has the machine to itself: its timings are the ones the
-# fault cases assert. The sanitizer run and the S3 run then go side by side,
-# each on its own stack and ports: most of a run is waiting (for leases,
-# restarts, retries), so together they take little longer than the slower
-# one alone.
+# Two runs side by side, each on its own stack and ports: the local-disk
+# run on the sanitizer build (memory errors, leaks and undefined behaviour
+# on real request and job paths show in the programs' logs, which run.sh
+# checks) and the S3 run on the -Werror build, so that each build and each
+# storage backend goes through every case. Most of a run is waiting (for
+# leases, restarts, retries): together they take little longer than the
+# slower one alone. Without the sanitizer build (--no-asan), the -Werror
+# build runs both.
 if [[ $e2e -eq 1 ]]; then
-    step "end-to-end tests"
+    pids=() ran=()
+    local_bin=$top local_label=e2e
+    if [[ $asan -eq 1 && -x ${asan_dir:-/nonexistent}/src/fcgi/kadr-api ]]; then
+        local_bin=$asan_dir/src local_label=e2e-asan
+    fi
     if [[ $built -eq 1 ]]; then
-        e2e_suite e2e "$top" "$logs/e2e.log"
-        cat "$logs/e2e.log"
-        e2e_count e2e "$logs/e2e.log"
+        step "end-to-end tests: local storage ($local_label) and S3 (e2e-s3), side by side"
+        e2e_suite "$local_label" "$local_bin" "$logs/$local_label.log" &
+        pids+=($!) ran+=("$local_label")
+        E2E_STORAGE=s3 e2e_suite e2e-s3 "$top" "$logs/e2e-s3.log" &
+        pids+=($!) ran+=(e2e-s3)
+        wait "${pids[@]}"
     else
         fail "e2e (no build)"
     fi
-    pids=() ran=()
-    if [[ $asan -eq 1 && -x ${asan_dir:-/nonexistent}/src/fcgi/kadr-api ]]; then
-        step "end-to-end tests on the ASan+UBSan build (side by side with the next)"
-        e2e_suite e2e-asan "$asan_dir/src" "$logs/e2e-asan.log" &
-        pids+=($!) ran+=(e2e-asan)
-    fi
-    if [[ $built -eq 1 ]]; then
-        step "end-to-end tests with the media in S3"
-        E2E_STORAGE=s3 e2e_suite e2e-s3 "$top" "$logs/e2e-s3.log" &
-        pids+=($!) ran+=(e2e-s3)
-    fi
-    [[ ${#pids[@]} -eq 0 ]] || wait "${pids[@]}"
     for l in "${ran[@]}"; do
         printf '\n== %s (%s)\n' "$l" "$(date -u +%H:%M:%S)"
         cat "$logs/$l.log"
