@@ -13,7 +13,7 @@ set -euo pipefail
 # Building: the toolchain, autotools and every library configure.ac asks for.
 BUILD_PKGS=(
     build-essential autoconf automake pkg-config
-    libfcgi-dev libpq-dev libhiredis-dev libjansson-dev libssl-dev
+    libfcgi-dev libpq-dev libhiredis-dev libjansson-dev libssl-dev libseccomp-dev
     libcurl4-openssl-dev libxml2-dev
     libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev
     libswscale-dev libswresample-dev

@@ -358,6 +358,7 @@ main(int argc, char **argv)
             .cpu_s = cfg->worker_cpu_limit_s,
             .file_mb = cfg->worker_file_limit_mb,
             .nofile = NOFILE_BASE + (int64_t)(a.n_inputs + a.n_layers + 1) + spec->thumbnails.count,
+            .inet = false, /* local files only: no sockets at all */
         };
 
         prog.start_ms = kd_mono_ms();

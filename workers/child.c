@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "sandbox.h"
 
 /* The result pipe's number in the child. */
 #define CHILD_OUT_FD 3
@@ -62,7 +63,7 @@ child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn 
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
     sigset_t none;
-    int out, devnull;
+    int out, devnull, err;
 
     /* Signals: the parent alone decides when a task stops (it kills with
      * SIGKILL), so a SIGTERM sent to the whole service (systemd's default
@@ -138,6 +139,9 @@ child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn 
     if (lim->mem_mb > 0 && !set_limit(RLIMIT_AS, mb(lim->mem_mb), mb(lim->mem_mb)))
         setup_failed(out, "RLIMIT_AS", errno);
 #endif
+    /* The filter last of all: what it refuses, nothing above needs. */
+    if ((err = kd_sandbox_apply(lim->inet)) != 0)
+        setup_failed(out, "seccomp filter", err);
     _exit(fn(ud, out));
 }
 

@@ -2,8 +2,8 @@
  *
  * The worker's parent process never touches media bytes: each task runs in a
  * child forked for it, limited by rlimits, with no new privileges, no
- * inherited descriptors but its result pipe and stderr, and its private work
- * directory as current directory. The child dies with the parent
+ * inherited descriptors but its result pipe and stderr, its private work
+ * directory as current directory, and a system-call filter (sandbox.h). The child dies with the parent
  * (PR_SET_PDEATHSIG), sits in its own process group and ignores SIGTERM and
  * SIGINT: only the parent decides when a task stops, by SIGKILL, or for a
  * cancelled job first by KD_CHILD_STOP_SIGNAL, which asks it to stop
@@ -12,6 +12,7 @@
 #define KD_WORKER_CHILD_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -22,6 +23,7 @@ struct kd_child_limits {
     int64_t cpu_s;    /* RLIMIT_CPU soft limit (SIGXCPU); SIGKILL 5 s later */
     int64_t file_mb;  /* RLIMIT_FSIZE */
     int64_t nofile;   /* RLIMIT_NOFILE */
+    bool inet;        /* Internet sockets allowed (S3 storage; sandbox.h) */
 };
 
 /* The body of a child: runs with out_fd open for the result lines and

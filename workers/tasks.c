@@ -13,6 +13,7 @@
 #include "jobspec.h"
 #include "json.h"
 #include "log.h"
+#include "plan.h"
 #include "policy.h"
 #include "problem.h"
 #include "run.h"
@@ -183,6 +184,19 @@ static const char SQL_MEDIA_INSERT[] =
 static const char SQL_OUTPUT_INSERT[] =
     "INSERT INTO job_outputs (job_id, name, media_id, attempt) VALUES ($1, $2, $3, $4::int) "
     "ON CONFLICT DO NOTHING";
+
+/* The per-user lock the API holds while it checks and takes a unit of a
+ * plan limit (fcgi/quota.c), here for the rest of the transaction: the
+ * storage a job's outputs add is checked and taken under it too. */
+static const char SQL_QUOTA_LOCK[] = "SELECT pg_advisory_xact_lock(hashtext('kadr-quota:' || $1))";
+
+/* The user's plan and the bytes their live media take (as the API counts
+ * them: declared sizes of unfinished uploads included). */
+static const char SQL_QUOTA_USAGE[] =
+    "SELECT u.plan, u.is_admin, (SELECT coalesce(sum(m.size), 0)::bigint FROM media m "
+    "  WHERE m.user_id = u.id AND m.deleted_at IS NULL "
+    "    AND m.status NOT IN ('rejected', 'expired')) "
+    "FROM users u WHERE u.id = $1";
 
 static const char SQL_MEDIA_LOAD[] =
     "SELECT storage_key, status, deleted_at IS NOT NULL, user_id FROM media WHERE id = $1";
@@ -500,6 +514,8 @@ child_limits(const struct kd_config *cfg, int64_t nofile)
         .cpu_s = cfg->worker_cpu_limit_s,
         .file_mb = cfg->worker_file_limit_mb,
         .nofile = nofile,
+        /* The child reads and writes S3 itself (sandbox.h). */
+        .inet = strcmp(cfg->storage_backend, "s3") == 0,
     };
 
     return lim;
@@ -1250,23 +1266,73 @@ out:
     return rc;
 }
 
+/* Inside commit_success's transaction: would the outputs take the user's
+ * storage past their plan's quota? The API refuses a run only once the
+ * user is at the quota, since it cannot know the outputs' size; this is
+ * where that size is known. Taken under the API's per-user quota lock, so
+ * that an upload or another job's outputs checked at the same moment see
+ * these. *over gets a message for the job's error. */
+static enum kd_err
+outputs_over_quota(struct kd_worker *w, const struct kd_slot *s, bool *over, char *msg,
+                   size_t msg_len)
+{
+    struct kd_dbres *res = NULL;
+    const char *p[] = {s->user_id};
+    struct kd_plan_limits lim;
+    int64_t used, adds = 0;
+    enum kd_err rc;
+
+    *over = false;
+    if ((rc = kd_db_query(w->db, SQL_QUOTA_LOCK, 1, p, NULL)) != KD_OK ||
+        (rc = kd_db_query(w->db, SQL_QUOTA_USAGE, 1, p, &res)) != KD_OK)
+        goto out;
+    if (kd_dbres_rows(res) != 1) /* the user is gone: nothing to meter */
+        goto out;
+    kd_plan_limits_get(w->cfg, kd_dbres_get(res, 0, 0), kd_dbres_bool(res, 0, 1), &lim);
+    if (lim.storage_bytes < 0)
+        goto out;
+    used = kd_dbres_i64(res, 0, 2, 0);
+    for (size_t i = 0; i < s->n_stored; i++)
+        if (__builtin_add_overflow(adds, s->stored_sizes[i], &adds))
+            adds = INT64_MAX;
+    if (used > lim.storage_bytes || adds > lim.storage_bytes - used) {
+        *over = true;
+        snprintf(msg, msg_len,
+                 "storage_bytes: the outputs (%lld bytes) would take your storage (%lld bytes in "
+                 "use) past your plan's %lld bytes; delete media and retry the job",
+                 (long long)adds, (long long)used, (long long)lim.storage_bytes);
+    }
+out:
+    kd_dbres_free(res);
+    return rc;
+}
+
 /* Publishes the stored outputs and completes the job in one transaction,
  * provided the lease is still ours; a cancel asked for meanwhile makes it
  * cancelled instead (s->outcome says so; the outputs are not published). */
 static enum kd_err
-commit_success(struct kd_worker *w, struct kd_slot *s, bool *matched)
+commit_success(struct kd_worker *w, struct kd_slot *s, bool *matched, bool *over_quota)
 {
     struct kd_dbres *res = NULL;
     const char *p[] = {s->ref, s->lease_gen};
     double duration = json_number_value(json_object_get(s->result.payload, "duration"));
+    char why[KD_PROTO_TEXT_MAX + 1];
     bool held, cancel;
     enum kd_err rc;
 
-    *matched = false;
+    *matched = *over_quota = false;
     if ((rc = hold_job(w, s, &held, &cancel)) != KD_OK || !held)
         goto out;
     if (cancel) {
         rc = cancel_held(w, s, matched);
+        goto out;
+    }
+    if ((rc = outputs_over_quota(w, s, over_quota, why, sizeof(why))) != KD_OK)
+        goto out;
+    if (*over_quota) {
+        /* The attempt fails for good (retrying makes the same outputs);
+         * the caller removes them and records the failure. */
+        fail_slot(s, "limit_exceeded", why);
         goto out;
     }
     for (size_t i = 0; i < s->n_stored; i++)
@@ -1428,6 +1494,7 @@ out:
 static enum kd_err
 write_edit_outcome(struct kd_worker *w, struct kd_slot *s, bool *matched)
 {
+    bool over_quota = false;
     enum kd_err rc;
 
     *matched = false;
@@ -1439,7 +1506,11 @@ write_edit_outcome(struct kd_worker *w, struct kd_slot *s, bool *matched)
         discard_outputs(w, s);
     switch (s->outcome) {
     case KD_OUTCOME_SUCCESS:
-        rc = commit_success(w, s, matched);
+        rc = commit_success(w, s, matched, &over_quota);
+        if (rc == KD_OK && over_quota) {
+            discard_outputs(w, s);
+            return record_failure(w, s, matched);
+        }
         /* Lost, or cancelled at the last moment: nothing refers to them. */
         if (rc == KD_OK && (!*matched || s->outcome == KD_OUTCOME_CANCELLED))
             discard_outputs(w, s);

@@ -151,6 +151,38 @@ api POST "$U/jobs/$jid/retry"
 expect_status 202
 submit_job "$job" || note "a job below the quota: status $STATUS $(printf '%.200s' "$BODY")"
 
+begin "storage: a job whose outputs would pass the quota fails (limit_exceeded) and publishes nothing"
+KEY=$(premium_user lim-st-out) || note "no user"
+sample_media || note "no sample media"
+size=$(stat -c %s "$E2E_MEDIA/sample.mp4")
+# 1000 bytes below the quota: the job may start, its outputs cannot fit.
+api POST $U/uploads "$(upload_req $((1000000 - size - 1000)))"
+expect_status 201
+n_objects() {
+    if [[ ${E2E_STORAGE:-local} == s3 ]]; then
+        find "$E2E_S3_DATA" -type f | wc -l
+    else
+        find "$KADR_STORAGE/objects/media" -type f | wc -l
+    fi
+}
+before=$(n_objects)
+submit_job "{\"inputs\":[{\"media_id\":\"$MEDIA_ID\"}],\"thumbnails\":{\"count\":1}}" ||
+    note "job: status $STATUS $(printf '%.200s' "$BODY")"
+jid=$JOB_ID
+if wait_job "$jid" 120; then
+    expect_json .status failed
+    expect_json .error.code limit_exceeded
+    expect_jq '.error.message | test("storage_bytes")' "the error does not name storage_bytes"
+    expect_jq '(.outputs // []) | length == 0' "the failed job lists outputs"
+    expect_json .attempts 1
+    check "output media rows: $(sql "SELECT count(*) FROM media WHERE source_job_id = '$jid'")" \
+        test "$(sql "SELECT count(*) FROM media WHERE source_job_id = '$jid'")" -eq 0
+    _objects_back() { [[ $(n_objects) -eq $before ]]; }
+    check "stored outputs left behind: $before before, $(n_objects) after" wait_until 10 _objects_back
+    api GET $U/me
+    expect_json .usage.storage_bytes $((1000000 - 1000))
+fi
+
 begin "an invalid job is refused for itself, not counted"
 KEY=$(premium_user lim-inv) || note "no user"
 for i in 1 2 3 4; do

@@ -3,13 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -237,6 +241,95 @@ START_TEST(work_dirs_are_removed_without_following_links)
 }
 END_TEST
 
+/* errno of a call that returns -1 on failure; 0 when it succeeded. */
+static int
+err_of(long rc)
+{
+    return rc < 0 ? errno : 0;
+}
+
+static int
+socket_err(int domain)
+{
+    int fd = socket(domain, SOCK_STREAM, 0);
+    int e = fd < 0 ? errno : 0;
+
+    if (fd >= 0)
+        close(fd);
+    return e;
+}
+
+static void *
+thread_body(void *arg)
+{
+    return arg;
+}
+
+/* What the filter lets through and what it refuses, as one line. */
+static int
+probe_filter(void *ud, int out_fd)
+{
+    char msg[512];
+    pthread_t t;
+    void *back = NULL;
+    int e_exec = -1, e_thread;
+
+    (void)ud;
+    e_thread = pthread_create(&t, NULL, thread_body, msg);
+    if (e_thread == 0)
+        pthread_join(t, &back);
+#ifndef UNDER_ASAN
+    /* On success this would become /bin/true and report nothing. */
+    e_exec = err_of(execl("/bin/true", "true", (char *)NULL));
+#endif
+    snprintf(msg, sizeof(msg),
+             "inet=%d inet6=%d unix=%d packet=%d unshare=%d clone3=%d uring=%d exec=%d "
+             "thread=%d",
+             socket_err(AF_INET), socket_err(AF_INET6), socket_err(AF_UNIX), socket_err(AF_PACKET),
+             err_of(unshare(CLONE_NEWUSER)), err_of(syscall(SYS_clone3, NULL, (size_t)0)),
+             err_of(syscall(SYS_io_uring_setup, 1, NULL)), e_exec,
+             e_thread == 0 && back == msg ? 0 : e_thread);
+    return kd_proto_send_event(out_fd, "report", msg) == KD_OK ? 0 : 1;
+}
+
+static void
+expect_filter(bool inet)
+{
+    struct kd_child_limits lim = roomy;
+    char out[1024], want[512];
+    int st;
+
+    lim.inet = inet;
+    st = run(&lim, probe_filter, out, sizeof(out));
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(want, sizeof(want),
+             "inet=%d inet6=%d unix=%d packet=%d unshare=%d clone3=%d uring=%d exec=%d thread=0",
+             inet ? 0 : EACCES, inet ? 0 : EACCES, EACCES, EACCES, EPERM, ENOSYS, EPERM,
+#ifdef UNDER_ASAN
+             -1
+#else
+             EPERM
+#endif
+    );
+    ck_assert_msg(strstr(out, want) != NULL, "got %s, want %s", out, want);
+}
+
+/* Local storage: no socket of any kind; no programs, namespaces or
+ * io_uring; threads still start (glibc falls back from clone3). */
+START_TEST(the_filter_refuses_sockets_and_exec)
+{
+    expect_filter(false);
+}
+END_TEST
+
+/* S3 storage: Internet sockets for the child's own S3 requests, nothing
+ * else changes. */
+START_TEST(the_filter_allows_inet_for_s3)
+{
+    expect_filter(true);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -252,6 +345,8 @@ main(void)
     tcase_add_test(tc, file_size_is_limited);
     tcase_add_test(tc, memory_is_limited);
     tcase_add_test(tc, work_dirs_are_removed_without_following_links);
+    tcase_add_test(tc, the_filter_refuses_sockets_and_exec);
+    tcase_add_test(tc, the_filter_allows_inet_for_s3);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
