@@ -26,13 +26,14 @@ RUN_PKGS=(
     fonts-dejavu-core openssl ca-certificates
     util-linux procps curl jq ffmpeg
 )
-# The tests: Check (unit tests), clang and its runtime (the libFuzzer
+# The tests: Check (unit tests), systemd (systemd-analyze verify of the
+# units in init/systemd), clang and its runtime (the libFuzzer
 # harnesses of tests/fuzz/run.sh), python3 (the webhook receiver of
 # tests/e2e), and for the S3 backend's tests s3rver from npm behind a
 # SigV4-verifying front in Node (tests/s3/s3server.sh) with the AWS CLI as an
 # independent client of the store. npm comes with this machine's nodejs
 # package; on a Debian whose nodejs lacks it, add the package npm.
-TEST_PKGS=(check clang-14 libclang-rt-14-dev python3 nodejs awscli)
+TEST_PKGS=(check clang-14 libclang-rt-14-dev python3 nodejs awscli systemd)
 # Benchmarks only (scripts/bench-api.sh; bench/jobs.sh's Celery comparison).
 BENCH_PKGS=(wrk python3-celery python3-redis python3-av)
 

@@ -595,30 +595,17 @@ stop_scheduler() {
 }
 
 # ---------------------------------------------------------------- nginx
+# The stack's values for the templates' markers (scripts/nginx-conf.sh
+# knows the markers; it fails on one left without a value).
 render() {
-    local src=$1 dst=$2
-    sed -e "s|@USER_LINE@|$user_line|g" \
-        -e "s|@NGINX_WORKERS@|${KADR_STACK_NGINX_WORKERS:-2}|g" \
-        -e "s|@NGINX_DIR@|$nginx_dir|g" \
-        -e "s|@LOG_DIR@|$log_dir|g" \
-        -e "s|@TLS_DIR@|$tls_dir|g" \
-        -e "s|@LISTEN_ADDR@|${KADR_STACK_LISTEN:-127.0.0.1}|g" \
-        -e "s|@HTTP_PORT@|$http_port|g" \
-        -e "s|@HTTPS_PORT@|$https_port|g" \
-        -e "s|@API_SOCK@|$api_sock|g" \
-        -e "s|@STORAGE_ROOT@|$storage|g" \
-        -e "s|@BODY_MAX@|$body_max_bytes|g" \
-        -e "s|@UPLOAD_MAX@|$upload_max_bytes|g" \
-        -e "s|@API_RATE@|$api_rate|g" \
-        -e "s|@API_BURST@|$api_burst|g" \
-        -e "s|@AUTH_RATE@|$auth_rate|g" \
-        -e "s|@AUTH_BURST@|$auth_burst|g" \
-        -e "s|@CONN_LIMIT@|$conn_limit|g" \
-        -e "s|@RATE_EXEMPT@|$rate_exempt|g" \
-        "$src" >"$dst"
-    if grep -n '@[A-Z_][A-Z_]*@' "$dst" >&2; then
-        die "$src has a marker stack.sh does not know"
-    fi
+    KN_USER_LINE=$user_line KN_NGINX_WORKERS=${KADR_STACK_NGINX_WORKERS:-2} \
+        KN_NGINX_DIR=$nginx_dir KN_LOG_DIR=$log_dir KN_TLS_DIR=$tls_dir \
+        KN_LISTEN_ADDR=${KADR_STACK_LISTEN:-127.0.0.1} KN_HTTP_PORT=$http_port \
+        KN_HTTPS_PORT=$https_port KN_API_SOCK=$api_sock KN_STORAGE_ROOT=$storage \
+        KN_BODY_MAX=$body_max_bytes KN_UPLOAD_MAX=$upload_max_bytes KN_API_RATE=$api_rate \
+        KN_API_BURST=$api_burst KN_AUTH_RATE=$auth_rate KN_AUTH_BURST=$auth_burst \
+        KN_CONN_LIMIT=$conn_limit KN_RATE_EXEMPT=$rate_exempt \
+        "$top/scripts/nginx-conf.sh" render "$1" "$2" || die "rendering $1 failed"
 }
 
 # nginx's per-address limits (kadr.conf.in), chosen at render time:
