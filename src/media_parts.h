@@ -121,6 +121,13 @@ struct kd_thumbs;
 KD_MUST_CHECK enum kd_err kd_thumbs_new(const char *work_dir, int count, int width,
                                         double duration_s, struct kd_thumbs **out,
                                         char err[KD_MEDIA_ERRLEN]);
+/* The frames pushed are stored turned from how they are shown: a picture
+ * copied as it is keeps its display matrix, so its frames come out of the
+ * decoder unturned. Each thumbnail is then turned by degrees (0, 90, 180
+ * or 270, clockwise, as kd_media_stream_rotation gives it; anything else
+ * counts as 0) and sized from the turned picture. Only before the first
+ * frame is pushed: later calls change nothing. */
+void kd_thumbs_set_rotation(struct kd_thumbs *t, int degrees);
 /* Offers one output frame (pts in tb; the frame is only read, and a
  * reference may be kept until the next call). Cheap when no thumbnail is
  * due. */

@@ -29,9 +29,11 @@ struct kd_thumbs {
     char **paths;     /* count entries, filled as they are written */
     AVFrame *last;    /* the latest frame offered */
     int out_w, out_h; /* fixed by the first frame */
+    int quarter;      /* clockwise quarter turns to apply (kd_thumbs_set_rotation) */
     struct SwsContext *sws;
     AVCodecContext *enc;
-    AVFrame *scaled;
+    AVFrame *scaled;  /* the frame scaled, still unturned */
+    AVFrame *turned;  /* and turned (quarter != 0) */
     AVPacket *pkt;
 };
 
@@ -74,6 +76,7 @@ kd_thumbs_free(struct kd_thumbs *t)
     free(t->paths);
     av_frame_free(&t->last);
     av_frame_free(&t->scaled);
+    av_frame_free(&t->turned);
     av_packet_free(&t->pkt);
     avcodec_free_context(&t->enc);
     sws_freeContext(t->sws);
@@ -81,13 +84,64 @@ kd_thumbs_free(struct kd_thumbs *t)
     free(t);
 }
 
+void
+kd_thumbs_set_rotation(struct kd_thumbs *t, int degrees)
+{
+    if (t->enc != NULL)
+        return;
+    t->quarter = degrees == 90 ? 1 : degrees == 180 ? 2 : degrees == 270 ? 3 : 0;
+}
+
+/* A frame of w x h in yuv420p, for the thumbnail's pictures. */
+static enum kd_err
+new_picture(AVFrame **out, int w, int h, char err[KD_MEDIA_ERRLEN])
+{
+    AVFrame *f = av_frame_alloc();
+    int ret;
+
+    if (f == NULL) {
+        kd_media_seterr(err, "out of memory");
+        return KD_ENOMEM;
+    }
+    f->format = AV_PIX_FMT_YUV420P;
+    f->color_range = AVCOL_RANGE_JPEG;
+    f->width = w;
+    f->height = h;
+    if ((ret = av_frame_get_buffer(f, 0)) < 0) {
+        av_frame_free(&f);
+        return kd_media_averr(NULL, ret, KD_ENOMEM, err, "thumbnail");
+    }
+    *out = f;
+    return KD_OK;
+}
+
+/* One plane of sw x sh turned by q clockwise quarter turns into dst. */
+static void
+turn_plane(const uint8_t *src, int sls, int sw, int sh, uint8_t *dst, int dls, int q)
+{
+    int dw = q == 2 ? sw : sh, dh = q == 2 ? sh : sw;
+
+    for (int y = 0; y < dh; y++) {
+        uint8_t *d = dst + (ptrdiff_t)y * dls;
+
+        for (int x = 0; x < dw; x++) {
+            int sx = q == 1 ? y : q == 2 ? sw - 1 - x : sw - 1 - y;
+            int sy = q == 1 ? sh - 1 - x : q == 2 ? sh - 1 - y : x;
+
+            d[x] = src[(ptrdiff_t)sy * sls + sx];
+        }
+    }
+}
+
 /* Fixes the thumbnail size from the first frame: width as asked, height
- * from the display aspect (sample aspect applied), even, at least 2. */
+ * from the display aspect (sample aspect and rotation applied), even, at
+ * least 2. */
 static enum kd_err
 setup(struct kd_thumbs *t, const AVFrame *f, char err[KD_MEDIA_ERRLEN])
 {
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
     AVRational sar = f->sample_aspect_ratio;
+    enum kd_err rc;
     double dar;
     int ret;
 
@@ -98,14 +152,15 @@ setup(struct kd_thumbs *t, const AVFrame *f, char err[KD_MEDIA_ERRLEN])
     if (sar.num <= 0 || sar.den <= 0)
         sar = (AVRational){1, 1};
     dar = (double)f->width * sar.num / sar.den / f->height;
+    if (t->quarter % 2 == 1)
+        dar = 1.0 / dar;
     t->out_w = t->width;
     t->out_h = (int)lround(t->out_w / dar / 2.0) * 2;
     if (t->out_h < 2)
         t->out_h = 2;
     if (t->out_h > 8192)
         t->out_h = 8192;
-    if (codec == NULL || (t->enc = avcodec_alloc_context3(codec)) == NULL ||
-        (t->scaled = av_frame_alloc()) == NULL) {
+    if (codec == NULL || (t->enc = avcodec_alloc_context3(codec)) == NULL) {
         kd_media_seterr(err, "internal error (no JPEG encoder)");
         return KD_EINTERNAL;
     }
@@ -121,13 +176,14 @@ setup(struct kd_thumbs *t, const AVFrame *f, char err[KD_MEDIA_ERRLEN])
     t->enc->thread_count = 1;
     if ((ret = avcodec_open2(t->enc, codec, NULL)) < 0)
         return kd_media_averr(NULL, ret, KD_EINTERNAL, err, "thumbnail encoder");
-    t->scaled->format = AV_PIX_FMT_YUV420P;
-    t->scaled->color_range = AVCOL_RANGE_JPEG;
-    t->scaled->width = t->out_w;
-    t->scaled->height = t->out_h;
-    if ((ret = av_frame_get_buffer(t->scaled, 0)) < 0)
-        return kd_media_averr(NULL, ret, KD_ENOMEM, err, "thumbnail");
-    return KD_OK;
+    /* Scaled as stored (a quarter turn swaps the sides), then turned. */
+    if (t->quarter % 2 == 1)
+        rc = new_picture(&t->scaled, t->out_h, t->out_w, err);
+    else
+        rc = new_picture(&t->scaled, t->out_w, t->out_h, err);
+    if (rc == KD_OK && t->quarter != 0)
+        rc = new_picture(&t->turned, t->out_w, t->out_h, err);
+    return rc;
 }
 
 /* Scales f, encodes it and writes thumb-<i + 1>.jpg. */
@@ -135,13 +191,15 @@ static enum kd_err
 write_thumb(struct kd_thumbs *t, const AVFrame *f, int i, char err[KD_MEDIA_ERRLEN])
 {
     char path[PATH_MAX];
+    AVFrame *pic;
     enum kd_err rc;
     int ret;
 
     if (t->enc == NULL && (rc = setup(t, f, err)) != KD_OK)
         return rc;
-    t->sws = sws_getCachedContext(t->sws, f->width, f->height, f->format, t->out_w, t->out_h,
-                                  AV_PIX_FMT_YUV420P, SWS_BICUBIC, NULL, NULL, NULL);
+    t->sws = sws_getCachedContext(t->sws, f->width, f->height, f->format, t->scaled->width,
+                                  t->scaled->height, AV_PIX_FMT_YUV420P, SWS_BICUBIC, NULL, NULL,
+                                  NULL);
     if (t->sws == NULL) {
         kd_media_seterr(err, "internal error (thumbnail scaler)");
         return KD_EINTERNAL;
@@ -156,13 +214,26 @@ write_thumb(struct kd_thumbs *t, const AVFrame *f, int i, char err[KD_MEDIA_ERRL
     if ((ret = av_frame_make_writable(t->scaled)) < 0)
         return kd_media_averr(NULL, ret, KD_ENOMEM, err, "thumbnail");
     if (sws_scale(t->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
-                  t->scaled->data, t->scaled->linesize) != t->out_h) {
+                  t->scaled->data, t->scaled->linesize) != t->scaled->height) {
         kd_media_seterr(err, "internal error (scaling a thumbnail)");
         return KD_EINTERNAL;
     }
-    t->scaled->pts = i;
-    t->scaled->quality = t->enc->global_quality;
-    if ((ret = avcodec_send_frame(t->enc, t->scaled)) < 0 ||
+    pic = t->scaled;
+    if (t->quarter != 0) {
+        if ((ret = av_frame_make_writable(t->turned)) < 0)
+            return kd_media_averr(NULL, ret, KD_ENOMEM, err, "thumbnail");
+        for (int p = 0; p < 3; p++) {
+            int sh = p == 0 ? 0 : 1; /* 4:2:0: the chroma planes are half each way */
+
+            turn_plane(t->scaled->data[p], t->scaled->linesize[p], t->scaled->width >> sh,
+                       t->scaled->height >> sh, t->turned->data[p], t->turned->linesize[p],
+                       t->quarter);
+        }
+        pic = t->turned;
+    }
+    pic->pts = i;
+    pic->quality = t->enc->global_quality;
+    if ((ret = avcodec_send_frame(t->enc, pic)) < 0 ||
         (ret = avcodec_receive_packet(t->enc, t->pkt)) < 0)
         return kd_media_averr(NULL, ret, KD_EINTERNAL, err, "thumbnail encoder");
     rc = kd_snprintf(path, sizeof(path), "%s/thumb-%d.jpg", t->work_dir, i + 1);

@@ -2432,6 +2432,43 @@ START_TEST(edit_copies_one_stream_and_decodes_the_other)
 }
 END_TEST
 
+/* Thumbnails of a picture copied with its display matrix are turned as
+ * players show it: upright, the way the command line autorotates. */
+START_TEST(edit_copy_thumbnails_follow_the_rotation)
+{
+    struct job *j = job_new("rot.mp4", "copy_rot.mp4");
+    unsigned char *thumb = malloc(120 * 160), *want = malloc(120 * 160);
+    char kind[16], sha[65], err[KD_MEDIA_ERRLEN], in[512];
+    json_t *p = NULL;
+    ssize_t n;
+
+    j->spec.output.preset[0] = '\0';
+    j->spec.output.video_codec = KD_VCODEC_COPY;
+    j->spec.thumbnails.count = 1;
+    j->spec.thumbnails.width = 120;
+    ck_assert_msg(kd_media_edit(&j->e) == KD_OK, "%s", j->e.err);
+    ck_assert_uint_eq(j->e.n_thumbs, 1);
+    /* 320x240 stored, shown 240x320: 120 wide is 160 high. */
+    ck_assert_int_eq(kd_media_probe(j->e.thumb_paths[0], &lim, &p, kind, sha, err), KD_OK);
+    ck_assert_int_eq(jint(json_array_get(json_object_get(p, "streams"), 0), "width"), 120);
+    ck_assert_int_eq(jint(json_array_get(json_object_get(p, "streams"), 0), "height"), 160);
+    json_decref(p);
+    grab_gray(j->e.thumb_paths[0], 0, 120, 160, thumb);
+    /* The thumbnail is the first frame at or after 0.5 s (1 s, one). */
+    path_of(in, sizeof(in), "rot.mp4");
+    char *argv[] = {"ffmpeg", "-nostdin", "-v",       "error",        "-i",  in,       "-vf",
+                    "trim=start=0.5,scale=120:160",    "-frames:v",    "1",   "-f",     "rawvideo",
+                    "-pix_fmt", "gray",   "-",        NULL};
+    n = run_capture(argv, want, 120 * 160);
+    ck_assert_int_eq(n, 120 * 160);
+    ck_assert_double_le(region_diff(thumb, want, 120, 0, 0, 120, 160), 6.0);
+    kd_edit_clear(&j->e);
+    free(thumb);
+    free(want);
+    free(j);
+}
+END_TEST
+
 START_TEST(edit_copied_picture_sets_the_sound_s_cut)
 {
     /* Keyframes every second: 1.5-2.5 s copies from the keyframe at 1 s,
@@ -2511,6 +2548,7 @@ media_suite(void)
     tcase_add_test(edit_tc, edit_cancels_a_join);
     tcase_add_test(edit_tc, edit_subtitles_burned_and_soft);
     tcase_add_test(edit_tc, edit_thumbnails_from_the_output);
+    tcase_add_test(edit_tc, edit_copy_thumbnails_follow_the_rotation);
     tcase_add_test(edit_tc, edit_copy_remuxes);
     tcase_add_test(edit_tc, edit_refuses_hostile_inputs);
     tcase_add_test(edit_tc, object_probe_and_edit_by_ranges);
