@@ -1,11 +1,15 @@
 #include "child.h"
 
+#include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -14,6 +18,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sandbox.h"
+#include "util.h"
 
 /* The result pipe's number in the child. */
 #define CHILD_OUT_FD 3
@@ -235,4 +240,90 @@ kd_workdir_make(const char *work_dir)
         return KD_EIO;
     }
     return KD_OK;
+}
+
+/* The lock of a run directory; O_NOFOLLOW: a task may not redirect it. */
+static int
+open_lock(const char *dir, int flags)
+{
+    char path[PATH_MAX];
+
+    if (kd_snprintf(path, sizeof(path), "%s/.lock", dir) != KD_OK)
+        return -1;
+    return open(path, flags | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+enum kd_err
+kd_workdir_claim(const char *base, char *out, size_t out_len, int *lock_fd)
+{
+    char tmp[PATH_MAX];
+    enum kd_err rc;
+    int fd = -1;
+
+    *lock_fd = -1;
+    if ((rc = kd_snprintf(tmp, sizeof(tmp), "%s/tmp-run-%d", base, (int)getpid())) != KD_OK ||
+        (rc = kd_snprintf(out, out_len, "%s/run-%d", base, (int)getpid())) != KD_OK)
+        return rc;
+    /* A directory of either name is a dead process's that had this pid. */
+    kd_workdir_remove(out);
+    if ((rc = kd_workdir_make(tmp)) != KD_OK)
+        return rc;
+    if ((fd = open_lock(tmp, O_CREAT | O_EXCL)) < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "worker: cannot lock %s/.lock", tmp);
+        rc = KD_EIO;
+        goto out;
+    }
+    if (rename(tmp, out) != 0) {
+        kd_log_errno(KD_LOG_ERROR, errno, "worker: rename %s", tmp);
+        rc = KD_EIO;
+        goto out;
+    }
+    *lock_fd = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != KD_OK)
+        kd_workdir_remove(tmp);
+    return rc;
+}
+
+int
+kd_workdir_sweep(const char *base)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    int removed = 0;
+    DIR *d = opendir(base);
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        bool half = strncmp(de->d_name, "tmp-run-", 8) == 0;
+        int fd;
+
+        if (strncmp(de->d_name, "run-", 4) != 0 && !half)
+            continue;
+        if (kd_snprintf(path, sizeof(path), "%s/%s", base, de->d_name) != KD_OK ||
+            lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if ((fd = open_lock(path, 0)) < 0) {
+            /* No lock file: a claim that died before making it, or one
+             * under way (a minute is plenty for that). */
+            if (errno != ENOENT || !half || time(NULL) - st.st_mtime < 60)
+                continue;
+        } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd); /* its worker lives */
+            continue;
+        }
+        /* Removed while holding the dead worker's lock: another sweep
+         * waits for it, then finds nothing. */
+        kd_workdir_remove(path);
+        if (fd >= 0)
+            close(fd);
+        removed++;
+    }
+    closedir(d);
+    return removed;
 }

@@ -52,4 +52,21 @@ KD_MUST_CHECK enum kd_err kd_workdir_make(const char *work_dir);
  * links; logs what it could not remove. */
 void kd_workdir_remove(const char *work_dir);
 
+/* A worker process keeps its tasks' work directories in a run directory
+ * of its own, base/run-<pid>, holding a lock (flock on run-<pid>/.lock) for
+ * as long as it lives. A worker that dies (kill -9, a crash, the machine
+ * lost power) leaves its run directory behind with the lock free, so any
+ * worker on the host can tell it from a live one and remove it: no work
+ * directory outlives its worker for longer than the next sweep.
+ *
+ * kd_workdir_claim makes this process's run directory (under a temporary
+ * name until the lock is held, so that no sweep can take it meanwhile) and
+ * writes its path to out. *lock_fd is the lock's descriptor (close-on-exec;
+ * closing it, or the process ending, frees the lock). */
+KD_MUST_CHECK enum kd_err kd_workdir_claim(const char *base, char *out, size_t out_len,
+                                           int *lock_fd);
+/* Removes the run directories under base whose worker is gone, and
+ * half-made ones older than a minute; returns how many it removed. */
+int kd_workdir_sweep(const char *base);
+
 #endif

@@ -207,14 +207,33 @@ stop_all(struct kd_worker *w)
     }
 }
 
+/* Run directories of dead workers on this host (child.h): at start, then
+ * this often, so that a crashed worker's files do not wait for a restart. */
+#define SWEEP_EVERY_MS (10 * 60 * 1000)
+
+static void
+sweep(struct kd_worker *w)
+{
+    int n = kd_workdir_sweep(w->cfg->worker_tmp_dir);
+
+    if (n > 0)
+        kd_log(KD_LOG_INFO, "worker: removed %d work director%s left by workers that died", n,
+               n == 1 ? "y" : "ies");
+}
+
 static void
 run(struct kd_worker *w)
 {
-    int64_t next_take = 0, next_claim = 0, next_announce = 0, shutdown_at = 0;
+    int64_t next_take = 0, next_claim = 0, next_announce = 0, shutdown_at = 0, next_sweep = 0;
     int failures = 0;
 
     for (;;) {
         int64_t now = kd_mono_ms();
+
+        if (now >= next_sweep) {
+            sweep(w);
+            next_sweep = now + SWEEP_EVERY_MS;
+        }
 
         if (stop_signals > 0 && !w->stopping) {
             w->stopping = true;
@@ -286,7 +305,7 @@ main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct kd_config *cfg = NULL;
-    struct kd_worker w = {0};
+    struct kd_worker w = {.run_lock = -1};
     const char *config_path = NULL;
     bool check_only = false;
     char errbuf[512], host[64];
@@ -348,6 +367,12 @@ main(int argc, char **argv)
                      cfg->worker_tmp_dir);
         goto out;
     }
+    if (kd_workdir_claim(cfg->worker_tmp_dir, w.run_dir, sizeof(w.run_dir), &w.run_lock) !=
+        KD_OK) {
+        kd_log(KD_LOG_ERROR, "worker: cannot make its run directory under %s",
+               cfg->worker_tmp_dir);
+        goto out;
+    }
     if ((w.slots = calloc(w.n_slots, sizeof(*w.slots))) == NULL) {
         kd_log(KD_LOG_ERROR, "worker: out of memory");
         goto out;
@@ -398,6 +423,11 @@ main(int argc, char **argv)
     kd_log(KD_LOG_INFO, "worker: %s stopped", w.consumer);
     status = 0;
 out:
+    /* Every task has ended (run returns only then): nothing is left in it. */
+    if (w.run_lock >= 0 && w.run_dir[0] != '\0') {
+        kd_workdir_remove(w.run_dir);
+        close(w.run_lock);
+    }
     free(w.slots);
     kd_storage_close(w.storage);
     kd_queue_close(w.queue);

@@ -553,8 +553,8 @@ dispatch_probe(struct kd_worker *w, const struct kd_queue_msg *msg, struct kd_sl
     s->priority = msg->priority;
     snprintf(s->ref, sizeof(s->ref), "%.36s", msg->ref); /* a valid UUID */
     snprintf(s->user_id, sizeof(s->user_id), "%s", kd_dbres_get(res, 0, 3));
-    rc = kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/probe-%s-%d-%llu",
-                     w->cfg->worker_tmp_dir, msg->ref, (int)getpid(), (unsigned long long)++w->seq);
+    rc = kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/probe-%s-%llu", w->run_dir, msg->ref,
+                     (unsigned long long)++w->seq);
     if (rc != KD_OK || (rc = kd_workdir_make(s->work_dir)) != KD_OK)
         goto out;
     dir_made = true;
@@ -692,14 +692,10 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
         goto out;
     }
     s->container = spec->output.container;
-    /* Earlier attempts' directories on this host were left by a worker
-     * that died (a live one removes its own). */
-    for (int k = 1; k < s->attempt; k++) {
-        if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->cfg->worker_tmp_dir,
-                        s->ref, k) == KD_OK)
-            kd_workdir_remove(s->work_dir);
-    }
-    if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->cfg->worker_tmp_dir, s->ref,
+    /* Earlier attempts' directories are in the run directories of the
+     * workers that ran them, removed by them or, for one that died, by the
+     * next sweep (child.h). */
+    if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->run_dir, s->ref,
                     s->attempt) != KD_OK ||
         kd_workdir_make(s->work_dir) != KD_OK) {
         s->work_dir[0] = '\0';

@@ -20,6 +20,8 @@ struct kd_worker {
     struct kd_queue *queue;
     struct kd_storage *storage;
     char consumer[128];          /* Redis consumer name, also jobs.worker */
+    char run_dir[4096];          /* this process's work directories (kd_workdir_claim) */
+    int run_lock;                /* its lock, held while the process lives */
     int64_t lease_ms;            /* a job's lease lasts this long past each heartbeat */
     struct kd_slot *slots;
     size_t n_slots;

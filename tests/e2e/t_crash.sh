@@ -21,10 +21,16 @@ _running() { api GET "/api/v1/jobs/$job"; [[ $(jqr .status) != pending ]]; }
 if [[ -n $job ]] && wait_until 30 _running && [[ $(jqr .status) == processing ]]; then
     wpid=$(head -n 1 "$KADR_STACK_DIR/worker-1.pid")
     check "the worker has no child running the job" test "$(pgrep -P "$wpid" | wc -l)" -ge 1
+    dead_dir=$KADR_STACK_DIR/tmp/worker/run-$wpid
+    check "the worker's run directory $dead_dir holds no work directory of the job" \
+        compgen -G "$dead_dir/$job-*"
     kill -KILL "$wpid"
     _gone() { [[ -z $(worker_procs) ]]; }
     check "a process of the killed worker outlived it: $(worker_procs | tr '\n' ' ')" wait_until 5 _gone
     if "$E2E_TOP/scripts/stack.sh" start --dir "$KADR_STACK_DIR" >"$E2E_TMP/restart.log" 2>&1; then
+        # The new worker sweeps the dead one's files when it starts.
+        _swept() { [[ ! -e $dead_dir ]]; }
+        check "the killed worker's work directory is left: $(ls "$dead_dir" 2>/dev/null)" wait_until 10 _swept
         if wait_job "$job" 90; then
             expect_json .status completed
             expect_json .attempts 2

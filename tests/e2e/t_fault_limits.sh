@@ -139,8 +139,8 @@ if wait_until 60 _progress; then
                    FROM job_events WHERE job_id = '$job'")
     echo "# cancelled $ms ms after the request as polled, ${ev_ms} ms between the events (lease heartbeat 1 s, cancel read every 250 ms)"
     check "cancelled after $ms ms" test "$ms" -lt 1500
-    _no_dir() { ! compgen -G "$KADR_STACK_DIR/tmp/worker/$job-*" >/dev/null; }
-    check "the work directory is left: $(ls -d "$KADR_STACK_DIR/tmp/worker/$job"-* 2>/dev/null)" wait_until 10 _no_dir
+    _no_dir() { ! compgen -G "$KADR_STACK_DIR/tmp/worker/run-*/$job-*" >/dev/null; }
+    check "the work directory is left: $(ls -d "$KADR_STACK_DIR/tmp/worker/run-"*/"$job"-* 2>/dev/null)" wait_until 10 _no_dir
 else
     note "the job made no progress"
 fi

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -330,6 +332,57 @@ START_TEST(the_filter_allows_inet_for_s3)
 }
 END_TEST
 
+/* Run directories: a dead worker's is swept, a live one's (this
+ * process's) is not, nor a half-made one that may still be under way. */
+START_TEST(run_dirs_of_dead_workers_are_swept)
+{
+    char mine[512], dead[512], half_old[512], half_new[512], file[600];
+    struct timeval old[2] = {{.tv_sec = time(NULL) - 120}, {.tv_sec = time(NULL) - 120}};
+    int lock = -1, st, fd;
+    pid_t pid;
+
+    /* A worker that claims its directory, leaves a file in it and dies
+     * without cleaning up (as kill -9 would leave it). */
+    if ((pid = fork()) == 0) {
+        char d[512];
+        int l;
+
+        if (kd_workdir_claim(base, d, sizeof(d), &l) != KD_OK)
+            _exit(1);
+        snprintf(file, sizeof(file), "%s/job-1", d);
+        _exit(mkdir(file, 0700) == 0 ? 0 : 2);
+    }
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(dead, sizeof(dead), "%s/run-%d", base, (int)pid);
+    ck_assert_int_eq(access(dead, F_OK), 0);
+
+    ck_assert_int_eq(kd_workdir_claim(base, mine, sizeof(mine), &lock), KD_OK);
+    snprintf(file, sizeof(file), "%s/run-%d", base, (int)getpid());
+    ck_assert_str_eq(mine, file);
+    snprintf(half_old, sizeof(half_old), "%s/tmp-run-999999999", base);
+    snprintf(half_new, sizeof(half_new), "%s/tmp-run-999999998", base);
+    ck_assert_int_eq(mkdir(half_old, 0700), 0);
+    ck_assert_int_eq(mkdir(half_new, 0700), 0);
+    ck_assert_int_eq(utimes(half_old, old), 0);
+    /* Something else in the base is none of the sweep's business. */
+    snprintf(file, sizeof(file), "%s/other", base);
+    ck_assert_int_ge(fd = open(file, O_CREAT | O_WRONLY, 0600), 0);
+    close(fd);
+
+    ck_assert_int_eq(kd_workdir_sweep(base), 2);
+    ck_assert_int_ne(access(dead, F_OK), 0);
+    ck_assert_int_ne(access(half_old, F_OK), 0);
+    ck_assert_int_eq(access(half_new, F_OK), 0);
+    ck_assert_int_eq(access(mine, F_OK), 0);
+    ck_assert_int_eq(access(file, F_OK), 0);
+    /* Once this worker is gone too, its directory goes with the next sweep. */
+    close(lock);
+    ck_assert_int_eq(kd_workdir_sweep(base), 1);
+    ck_assert_int_ne(access(mine, F_OK), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -347,6 +400,7 @@ main(void)
     tcase_add_test(tc, work_dirs_are_removed_without_following_links);
     tcase_add_test(tc, the_filter_refuses_sockets_and_exec);
     tcase_add_test(tc, the_filter_allows_inet_for_s3);
+    tcase_add_test(tc, run_dirs_of_dead_workers_are_swept);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
