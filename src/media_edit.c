@@ -1729,7 +1729,8 @@ copier_open(struct run *r, struct copier *c)
          * the thumbnails are turned the way players show it (the call is
          * a no-op once the first thumbnail exists). */
         if (c->cur == 0)
-            kd_thumbs_set_rotation(r->thumbs, kd_media_stream_rotation(c->in->fmt->streams[c->idx]));
+            kd_thumbs_set_rotation(r->thumbs,
+                                   kd_media_stream_rotation(c->in->fmt->streams[c->idx]));
         return kd_media_decoder_open(c->in, c->idx, r->e->lim, r->e->threads, &c->dec, r->e->err);
     }
     return KD_OK;

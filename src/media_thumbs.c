@@ -32,8 +32,8 @@ struct kd_thumbs {
     int quarter;      /* clockwise quarter turns to apply (kd_thumbs_set_rotation) */
     struct SwsContext *sws;
     AVCodecContext *enc;
-    AVFrame *scaled;  /* the frame scaled, still unturned */
-    AVFrame *turned;  /* and turned (quarter != 0) */
+    AVFrame *scaled; /* the frame scaled, still unturned */
+    AVFrame *turned; /* and turned (quarter != 0) */
     AVPacket *pkt;
 };
 
@@ -197,9 +197,9 @@ write_thumb(struct kd_thumbs *t, const AVFrame *f, int i, char err[KD_MEDIA_ERRL
 
     if (t->enc == NULL && (rc = setup(t, f, err)) != KD_OK)
         return rc;
-    t->sws = sws_getCachedContext(t->sws, f->width, f->height, f->format, t->scaled->width,
-                                  t->scaled->height, AV_PIX_FMT_YUV420P, SWS_BICUBIC, NULL, NULL,
-                                  NULL);
+    t->sws =
+        sws_getCachedContext(t->sws, f->width, f->height, f->format, t->scaled->width,
+                             t->scaled->height, AV_PIX_FMT_YUV420P, SWS_BICUBIC, NULL, NULL, NULL);
     if (t->sws == NULL) {
         kd_media_seterr(err, "internal error (thumbnail scaler)");
         return KD_EINTERNAL;

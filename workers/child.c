@@ -113,8 +113,8 @@ child_main(const struct kd_child_limits *lim, const char *work_dir, kd_child_fn 
     }
     if (close_range(CHILD_OUT_FD + 1, ~0U, 0) != 0) {
         struct rlimit rl;
-        int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
-                                                                              : 65536;
+        int max =
+            getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
 
         for (int fd = CHILD_OUT_FD + 1; fd < max; fd++)
             close(fd);

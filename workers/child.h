@@ -3,11 +3,12 @@
  * The worker's parent process never touches media bytes: each task runs in a
  * child forked for it, limited by rlimits, with no new privileges, no
  * inherited descriptors but its result pipe and stderr, its private work
- * directory as current directory, and a system-call filter (sandbox.h). The child dies with the parent
- * (PR_SET_PDEATHSIG), sits in its own process group and ignores SIGTERM and
- * SIGINT: only the parent decides when a task stops, by SIGKILL, or for a
- * cancelled job first by KD_CHILD_STOP_SIGNAL, which asks it to stop
- * cleanly (a child that does not handle it dies of it). */
+ * directory as current directory, and a system-call filter (sandbox.h).
+ * The child dies with the parent (PR_SET_PDEATHSIG), sits in its own
+ * process group and ignores SIGTERM and SIGINT: only the parent decides
+ * when a task stops, by SIGKILL, or for a cancelled job first by
+ * KD_CHILD_STOP_SIGNAL, which asks it to stop cleanly (a child that does
+ * not handle it dies of it). */
 #ifndef KD_WORKER_CHILD_H
 #define KD_WORKER_CHILD_H
 
@@ -19,11 +20,11 @@
 #include "err.h"
 
 struct kd_child_limits {
-    int64_t mem_mb;   /* RLIMIT_AS; 0: none (sanitizer builds cannot have one) */
-    int64_t cpu_s;    /* RLIMIT_CPU soft limit (SIGXCPU); SIGKILL 5 s later */
-    int64_t file_mb;  /* RLIMIT_FSIZE */
-    int64_t nofile;   /* RLIMIT_NOFILE */
-    bool inet;        /* Internet sockets allowed (S3 storage; sandbox.h) */
+    int64_t mem_mb;  /* RLIMIT_AS; 0: none (sanitizer builds cannot have one) */
+    int64_t cpu_s;   /* RLIMIT_CPU soft limit (SIGXCPU); SIGKILL 5 s later */
+    int64_t file_mb; /* RLIMIT_FSIZE */
+    int64_t nofile;  /* RLIMIT_NOFILE */
+    bool inet;       /* Internet sockets allowed (S3 storage; sandbox.h) */
 };
 
 /* The body of a child: runs with out_fd open for the result lines and

@@ -367,10 +367,8 @@ main(int argc, char **argv)
                      cfg->worker_tmp_dir);
         goto out;
     }
-    if (kd_workdir_claim(cfg->worker_tmp_dir, w.run_dir, sizeof(w.run_dir), &w.run_lock) !=
-        KD_OK) {
-        kd_log(KD_LOG_ERROR, "worker: cannot make its run directory under %s",
-               cfg->worker_tmp_dir);
+    if (kd_workdir_claim(cfg->worker_tmp_dir, w.run_dir, sizeof(w.run_dir), &w.run_lock) != KD_OK) {
+        kd_log(KD_LOG_ERROR, "worker: cannot make its run directory under %s", cfg->worker_tmp_dir);
         goto out;
     }
     if ((w.slots = calloc(w.n_slots, sizeof(*w.slots))) == NULL) {

@@ -695,8 +695,8 @@ start_edit(struct kd_worker *w, struct kd_slot *s, const char *spec_text,
     /* Earlier attempts' directories are in the run directories of the
      * workers that ran them, removed by them or, for one that died, by the
      * next sweep (child.h). */
-    if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->run_dir, s->ref,
-                    s->attempt) != KD_OK ||
+    if (kd_snprintf(s->work_dir, sizeof(s->work_dir), "%s/%s-%d", w->run_dir, s->ref, s->attempt) !=
+            KD_OK ||
         kd_workdir_make(s->work_dir) != KD_OK) {
         s->work_dir[0] = '\0';
         fail_slot(s, "internal", "could not make the job's work directory");

@@ -19,16 +19,16 @@ struct kd_worker {
     struct kd_db *db;
     struct kd_queue *queue;
     struct kd_storage *storage;
-    char consumer[128];          /* Redis consumer name, also jobs.worker */
-    char run_dir[4096];          /* this process's work directories (kd_workdir_claim) */
-    int run_lock;                /* its lock, held while the process lives */
-    int64_t lease_ms;            /* a job's lease lasts this long past each heartbeat */
+    char consumer[128]; /* Redis consumer name, also jobs.worker */
+    char run_dir[4096]; /* this process's work directories (kd_workdir_claim) */
+    int run_lock;       /* its lock, held while the process lives */
+    int64_t lease_ms;   /* a job's lease lasts this long past each heartbeat */
     struct kd_slot *slots;
     size_t n_slots;
-    uint64_t seq;                /* makes probe work directories unique */
-    int db_failures;             /* heartbeats that met PostgreSQL down, in a row */
-    int64_t db_retry_ms;         /* no heartbeat before this (kd_mono_ms) */
-    bool stopping;               /* SIGTERM seen: finish, take nothing new */
+    uint64_t seq;        /* makes probe work directories unique */
+    int db_failures;     /* heartbeats that met PostgreSQL down, in a row */
+    int64_t db_retry_ms; /* no heartbeat before this (kd_mono_ms) */
+    bool stopping;       /* SIGTERM seen: finish, take nothing new */
 };
 
 #endif

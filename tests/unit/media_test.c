@@ -2456,9 +2456,10 @@ START_TEST(edit_copy_thumbnails_follow_the_rotation)
     grab_gray(j->e.thumb_paths[0], 0, 120, 160, thumb);
     /* The thumbnail is the first frame at or after 0.5 s (1 s, one). */
     path_of(in, sizeof(in), "rot.mp4");
-    char *argv[] = {"ffmpeg", "-nostdin", "-v",       "error",        "-i",  in,       "-vf",
-                    "trim=start=0.5,scale=120:160",    "-frames:v",    "1",   "-f",     "rawvideo",
-                    "-pix_fmt", "gray",   "-",        NULL};
+    char *argv[] = {"ffmpeg",    "-nostdin", "-v",  "error",
+                    "-i",        in,         "-vf", "trim=start=0.5,scale=120:160",
+                    "-frames:v", "1",        "-f",  "rawvideo",
+                    "-pix_fmt",  "gray",     "-",   NULL};
     n = run_capture(argv, want, 120 * 160);
     ck_assert_int_eq(n, 120 * 160);
     ck_assert_double_le(region_diff(thumb, want, 120, 0, 0, 120, 160), 6.0);

@@ -48,7 +48,7 @@ mkdir -p tls storage/objects storage/tmp
 printf 'storage_root = %s/storage\nupload_max_bytes = 2G\nbody_max_bytes = 65536\n' "$tmp" >kadr.conf
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
     -keyout tls/key.pem -out tls/cert.pem >/dev/null 2>&1 || { echo "FAIL: openssl"; exit 1; }
-if ! KN_USER_LINE= KN_LOG_DIR=$tmp/logs KN_TLS_DIR=$tmp/tls KN_HTTP_PORT=18080 KN_HTTPS_PORT=18443 \
+if ! KN_USER_LINE='' KN_LOG_DIR=$tmp/logs KN_TLS_DIR=$tmp/tls KN_HTTP_PORT=18080 KN_HTTPS_PORT=18443 \
     KN_API_SOCK=$tmp/api.sock "$src/scripts/nginx-conf.sh" server --config "$tmp/kadr.conf" \
     --kadrctl "$top/tools/kadrctl" --prefix "$tmp/nginx"; then
     echo "FAIL: nginx-conf.sh server"

@@ -80,7 +80,10 @@ run(const struct kd_child_limits *lim, kd_child_fn *fn, char *out, size_t out_le
 }
 
 static const struct kd_child_limits roomy = {
-    .mem_mb = 1024, .cpu_s = 60, .file_mb = 16, .nofile = 20,
+    .mem_mb = 1024,
+    .cpu_s = 60,
+    .file_mb = 16,
+    .nofile = 20,
 };
 
 static int
@@ -189,7 +192,7 @@ allocate_a_lot(void *ud, int out_fd)
     if (p != NULL)
         memset(p, 1, n);
     return kd_proto_send_event(out_fd, "report", p == NULL ? "refused" : "allowed") == KD_OK ? 0
-                                                                                           : 1;
+                                                                                             : 1;
 }
 #endif
 
