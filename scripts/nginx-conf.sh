@@ -42,11 +42,23 @@ markers=(USER_LINE NGINX_WORKERS NGINX_DIR LOG_DIR TLS_DIR LISTEN_ADDR HTTP_PORT
 
 die() { echo "nginx-conf.sh: $*" >&2; exit 1; }
 
-# A value goes into sed's replacement: | and & and \ would change its meaning.
+# A value goes into sed's replacement and then into nginx's syntax: | & \
+# would change the first, ; { } quotes or white space the second (a path
+# like "/x; include /y" would add a directive). Each marker takes only
+# the shape it needs; the two free-form ones (whole directives) still
+# cannot hold braces, quotes or sed's characters.
 check_value() {
-    case $2 in
-    *'|'* | *'&'* | *\\* | *$'\n'*) die "KN_$1 holds a character a template cannot take: $2" ;;
+    local m=$1 v=$2 re
+    case $m in
+    NGINX_DIR | LOG_DIR | TLS_DIR | API_SOCK | STORAGE_ROOT) re='^/[A-Za-z0-9._/+@-]*$' ;;
+    NGINX_WORKERS) re='^(auto|[1-9][0-9]*)$' ;;
+    HTTP_PORT | HTTPS_PORT | BODY_MAX | UPLOAD_MAX | API_BURST | AUTH_BURST | CONN_LIMIT)
+        re='^[0-9]+$' ;;
+    API_RATE | AUTH_RATE) re='^[1-9][0-9]*r/[sm]$' ;;
+    LISTEN_ADDR) re='^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.:*-]+)$' ;;
+    *) re='^[^][|&\\{}"'"'"'$`]*$' ;;
     esac
+    [[ $v =~ $re && $v != *$'\n'* ]] || die "KN_$m = \"$v\" is not a value nginx's configuration can take here"
 }
 
 render() {

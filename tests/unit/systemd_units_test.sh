@@ -58,3 +58,19 @@ for want in "client_max_body_size 65536;" "client_max_body_size 2147483648;" "$t
     grep -qF "$want" nginx/conf/kadr-site.conf || { echo "FAIL: kadr-site.conf lacks $want"; exit 1; }
 done
 echo "PASS: nginx-conf.sh server renders a configuration nginx -t accepts"
+
+# A value that would add a directive to nginx's configuration is refused,
+# and nothing is rendered from it.
+printf 'storage_root = %s/storage; include /etc/passwd\n' "$tmp" >evil.conf
+if KN_USER_LINE='' KN_LOG_DIR=$tmp/logs KN_TLS_DIR=$tmp/tls KN_API_SOCK=$tmp/api.sock \
+    "$src/scripts/nginx-conf.sh" server --config "$tmp/evil.conf" --kadrctl "$top/tools/kadrctl" \
+    --prefix "$tmp/evil" 2>evil.err; then
+    echo "FAIL: nginx-conf.sh rendered a storage_root holding a directive"
+    exit 1
+fi
+grep -q 'not a value' evil.err || { cat evil.err; echo "FAIL: no clear refusal"; exit 1; }
+if [ -e "$tmp/evil/conf/kadr-site.conf" ]; then
+    echo "FAIL: a configuration was written"
+    exit 1
+fi
+echo "PASS: a storage_root holding a directive is refused"
