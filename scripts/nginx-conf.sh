@@ -33,6 +33,8 @@
 #   CONN_LIMIT     KN_CONN_LIMIT     connections per address  [100]
 #   RATE_EXEMPT    KN_RATE_EXEMPT    geo lines of addresses the limits skip
 #                                    [127.0.0.1 1; ::1 1; ]
+# Each value must have its marker's shape (paths absolute, without white
+# space or nginx syntax; numbers; rates like 200r/s), else nothing renders.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -128,6 +130,6 @@ server() {
 case ${1:-} in
 render) [[ $# -eq 3 ]] || die "usage: nginx-conf.sh render SRC DST"; render "$2" "$3" ;;
 server) shift; server "$@" ;;
--h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+-h|--help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
 *) die "usage: nginx-conf.sh render SRC DST | server [--config FILE] [--prefix DIR]" ;;
 esac
