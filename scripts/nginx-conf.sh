@@ -130,6 +130,6 @@ server() {
 case ${1:-} in
 render) [[ $# -eq 3 ]] || die "usage: nginx-conf.sh render SRC DST"; render "$2" "$3" ;;
 server) shift; server "$@" ;;
--h|--help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+-h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
 *) die "usage: nginx-conf.sh render SRC DST | server [--config FILE] [--prefix DIR]" ;;
 esac
