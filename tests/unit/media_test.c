@@ -139,6 +139,34 @@ read_all(const char *name, size_t *len)
     return (unsigned char *)data;
 }
 
+/* Makes the fixture name with the ffmpeg command line from two lavfi
+ * sources, a picture and a sound, secs long, with the output options in
+ * opts (NULL-terminated). */
+static void
+make_clip(const char *name, const char *picture, const char *sound, const char *secs,
+          char *const opts[])
+{
+    char path[512], *argv[64];
+    char *const head[] = {"ffmpeg",    "-nostdin",      "-v", "error", "-y", "-f",          "lavfi",
+                          "-i",        (char *)picture, "-f", "lavfi", "-i", (char *)sound, "-t",
+                          (char *)secs};
+    size_t n = 0;
+
+    path_of(path, sizeof(path), name);
+    for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+        argv[n++] = head[i];
+    for (size_t i = 0; opts[i] != NULL; i++) {
+        if (n + 2 >= sizeof(argv) / sizeof(argv[0])) {
+            fprintf(stderr, "media_test: too many options for %s\n", name);
+            exit(1);
+        }
+        argv[n++] = opts[i];
+    }
+    argv[n++] = path;
+    argv[n] = NULL;
+    run_ok(argv);
+}
+
 /* Makes the test media with the ffmpeg command line. */
 static void
 make_media(void)
@@ -148,30 +176,10 @@ make_media(void)
     unsigned char *data;
 
 #define FF "ffmpeg", "-nostdin", "-v", "error", "-y"
-    path_of(p, sizeof(p), "av.mp4");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc2=size=320x240:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=frequency=440:sample_rate=48000",
-                      "-t",
-                      "3",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-g",
-                      "25",
-                      "-pix_fmt",
-                      "yuv420p",
-                      "-c:a",
-                      "aac",
-                      p,
-                      NULL});
+    make_clip("av.mp4", "testsrc2=size=320x240:rate=25", "sine=frequency=440:sample_rate=48000",
+              "3",
+              (char *[]){"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt",
+                         "yuv420p", "-c:a", "aac", NULL});
     path_of(p, sizeof(p), "blue.mp4");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "color=c=blue:size=320x240:rate=25", "-t", "3",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p, NULL});
@@ -190,28 +198,10 @@ make_media(void)
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
                       "-c:a", "libmp3lame", p, NULL});
     /* HEVC pictures and MP3 sound in MP4: omitted codecs keep them. */
-    path_of(p, sizeof(p), "hevc_mp3.mp4");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc2=size=320x240:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=frequency=440:sample_rate=44100",
-                      "-t",
-                      "1",
-                      "-c:v",
-                      "libx265",
-                      "-preset",
-                      "ultrafast",
-                      "-x265-params",
-                      "log-level=error",
-                      "-c:a",
-                      "libmp3lame",
-                      p,
-                      NULL});
+    make_clip("hevc_mp3.mp4", "testsrc2=size=320x240:rate=25",
+              "sine=frequency=440:sample_rate=44100", "1",
+              (char *[]){"-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+                         "log-level=error", "-c:a", "libmp3lame", NULL});
     path_of(p, sizeof(p), "tone.wav");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "1", p,
                       NULL});
@@ -220,28 +210,9 @@ make_media(void)
     path_of(p, sizeof(p), "pic.jpg");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", p, NULL});
     /* MPEG-TS has no index: seeking may land past the keyframe asked for. */
-    path_of(p, sizeof(p), "gop.ts");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc2=size=320x240:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=sample_rate=48000",
-                      "-t",
-                      "8",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-g",
-                      "50",
-                      "-c:a",
-                      "aac",
-                      p,
-                      NULL});
+    make_clip(
+        "gop.ts", "testsrc2=size=320x240:rate=25", "sine=sample_rate=48000", "8",
+        (char *[]){"-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", NULL});
     path_of(p, sizeof(p), "anim.gif");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", p, NULL});
     path_of(p, sizeof(p), "one.gif");
@@ -250,52 +221,14 @@ make_media(void)
     path_of(p, sizeof(p), "red.mp4");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "color=c=red:size=160x120:rate=25", "-t", "1",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p, NULL});
-    path_of(p, sizeof(p), "wide.mp4");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc2=size=640x360:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=frequency=440:sample_rate=48000",
-                      "-t",
-                      "1",
-                      "-ac",
-                      "2",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-pix_fmt",
-                      "yuv420p",
-                      "-c:a",
-                      "aac",
-                      p,
-                      NULL});
-    path_of(p, sizeof(p), "narrow.mp4");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "color=c=green:size=320x240:rate=30",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=frequency=660:sample_rate=44100",
-                      "-t",
-                      "1",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-pix_fmt",
-                      "yuv444p",
-                      "-c:a",
-                      "aac",
-                      p,
-                      NULL});
+    make_clip("wide.mp4", "testsrc2=size=640x360:rate=25", "sine=frequency=440:sample_rate=48000",
+              "1",
+              (char *[]){"-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+                         "yuv420p", "-c:a", "aac", NULL});
+    make_clip("narrow.mp4", "color=c=green:size=320x240:rate=30",
+              "sine=frequency=660:sample_rate=44100", "1",
+              (char *[]){"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", "-c:a",
+                         "aac", NULL});
     /* Picture for 1 s, sound for 2 s: the file says 2 s. */
     path_of(p, sizeof(p), "shortpic.mp4");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-f",
@@ -304,54 +237,13 @@ make_media(void)
                       NULL});
     /* A recording whose picture size, pixel format, sample rate and
      * layout change midway: two MPEG-TS segments end to end. */
-    path_of(p, sizeof(p), "seg1.ts");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc2=size=320x240:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=frequency=440:sample_rate=48000",
-                      "-t",
-                      "2",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-c:a",
-                      "aac",
-                      "-ac",
-                      "2",
-                      p,
-                      NULL});
-    path_of(q, sizeof(q), "seg2.ts");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "color=c=red:size=160x90:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=frequency=660:sample_rate=44100",
-                      "-t",
-                      "2",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-pix_fmt",
-                      "yuv444p",
-                      "-c:a",
-                      "aac",
-                      "-ac",
-                      "1",
-                      "-output_ts_offset",
-                      "2",
-                      q,
-                      NULL});
+    make_clip(
+        "seg1.ts", "testsrc2=size=320x240:rate=25", "sine=frequency=440:sample_rate=48000", "2",
+        (char *[]){"-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2", NULL});
+    make_clip("seg2.ts", "color=c=red:size=160x90:rate=25", "sine=frequency=660:sample_rate=44100",
+              "2",
+              (char *[]){"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", "-c:a",
+                         "aac", "-ac", "1", "-output_ts_offset", "2", NULL});
     {
         size_t l1, l2;
         unsigned char *d1 = read_all("seg1.ts", &l1), *d2 = read_all("seg2.ts", &l2);
@@ -367,32 +259,9 @@ make_media(void)
         free(d2);
     }
     /* A browser-style WebM: no duration in its header. */
-    path_of(p, sizeof(p), "live.webm");
-    run_ok((char *[]){FF,
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc2=size=160x120:rate=25",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "sine=sample_rate=48000",
-                      "-t",
-                      "2",
-                      "-c:v",
-                      "libvpx-vp9",
-                      "-deadline",
-                      "realtime",
-                      "-cpu-used",
-                      "8",
-                      "-c:a",
-                      "libopus",
-                      "-f",
-                      "webm",
-                      "-live",
-                      "1",
-                      p,
-                      NULL});
+    make_clip("live.webm", "testsrc2=size=160x120:rate=25", "sine=sample_rate=48000", "2",
+              (char *[]){"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a",
+                         "libopus", "-f", "webm", "-live", "1", NULL});
     path_of(p, sizeof(p), "music.wav");
     run_ok((char *[]){FF, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t", "0.5",
                       "-af", "volume=2", p, NULL});
