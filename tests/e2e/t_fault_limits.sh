@@ -138,7 +138,11 @@ if wait_until 60 _progress; then
                                    - max(at) FILTER (WHERE event = 'cancel_requested')) * 1000)
                    FROM job_events WHERE job_id = '$job'")
     echo "# cancelled $ms ms after the request as polled, ${ev_ms} ms between the events (lease heartbeat 1 s, cancel read every 250 ms)"
-    check "cancelled after $ms ms" test "$ms" -lt 1500
+    # The bound is on the database's clock: the time as polled adds this
+    # script's own requests and psql runs, which a loaded machine (the
+    # sanitizer suite beside the S3 one) slows by a second or more.
+    check "cancelled ${ev_ms:-?} ms after the cancel was recorded" test "${ev_ms:-99999}" -lt 1500
+    check "the cancel showed only $ms ms after the request, as polled" test "$ms" -lt 5000
     _no_dir() { ! compgen -G "$KADR_STACK_DIR/tmp/worker/run-*/$job-*" >/dev/null; }
     check "the work directory is left: $(ls -d "$KADR_STACK_DIR/tmp/worker/run-"*/"$job"-* 2>/dev/null)" wait_until 10 _no_dir
 else
